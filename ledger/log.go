@@ -108,6 +108,9 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
+	if cp.Origin != l.opts.Origin {
+		return fmt.Errorf("this log's origin is %q, not %q (check --origin)", cp.Origin, l.opts.Origin)
+	}
 	if err := l.rebuildTree(cp); err != nil {
 		return err
 	}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/provledger/provledger/ledger"
+)
+
+var errHelp = errors.New("help requested")
+
+// config is every setting of a node, from flags or PROVLEDGER_* variables.
+type config struct {
+	dev             bool
+	dataDir         string
+	grpcAddr        string
+	httpAddr        string
+	origin          string
+	logKeyPath      string
+	trustFile       string
+	maxEnvelopeSize int
+	maxBatch        int
+	payloadTypes    string
+	anyPayloadType  bool
+	logFormat       string
+	logLevel        string
+}
+
+const usageHeader = `provd — the provledger node.
+
+Serves one append-only, verifiable provenance log: appends of DSSE-signed
+records over gRPC, and the C2SP tlog-tiles read API over HTTP.
+
+  provd --dev                      # one node on loopback, data in ./data
+
+Every flag can also be set with an environment variable PROVLEDGER_<FLAG>,
+e.g. PROVLEDGER_GRPC_ADDR=127.0.0.1:7400.
+
+Flags:
+`
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("provd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.dev, "dev", false, "development mode: trust any key that signs validly (trust on first use, recorded in DATA/tofu-keys.pem) — never in production")
+	fs.StringVar(&c.dataDir, "data", "./data", "data directory (Pebble store, log key, TOFU keys)")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:7400", "gRPC listen address")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:7401", "HTTP listen address (C2SP tlog-tiles read API)")
+	fs.StringVar(&c.origin, "origin", "", "log origin, the checkpoint's first line and the note key name (default: provledger.local/dev with --dev; required otherwise)")
+	fs.StringVar(&c.logKeyPath, "log-key", "", "PEM Ed25519 private key of the log (default DATA/log.key, generated on first start; its public key is written to DATA/log.pub)")
+	fs.StringVar(&c.trustFile, "trust", "", "file of PEM public keys whose signatures are accepted (required unless --dev)")
+	fs.IntVar(&c.maxEnvelopeSize, "max-envelope-size", ledger.DefaultMaxEnvelopeSize, "largest accepted envelope, in bytes of canonical DSSE JSON")
+	fs.IntVar(&c.maxBatch, "max-batch", 1024, "most entries group-committed in one synced batch")
+	fs.StringVar(&c.payloadTypes, "payload-types", "", "comma-separated payload types accepted in addition to the built-in five")
+	fs.BoolVar(&c.anyPayloadType, "allow-any-payload-type", false, "accept any payload type")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHeader)
+		fs.PrintDefaults()
+	}
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("PROVLEDGER")); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (see provd --help)", fs.Args())
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	if c.origin == "" {
+		if !c.dev {
+			return errors.New("--origin is required (e.g. --origin ledger.example/prod), or use --dev")
+		}
+		c.origin = "provledger.local/dev"
+	}
+	if strings.ContainsAny(c.origin, " \n\t+") {
+		return fmt.Errorf("--origin %q must not contain spaces, newlines or '+'", c.origin)
+	}
+	if c.trustFile == "" && !c.dev {
+		return errors.New("--trust FILE (PEM public keys of the signers) is required, or use --dev")
+	}
+	for _, a := range []struct{ name, addr string }{{"--grpc-addr", c.grpcAddr}, {"--http-addr", c.httpAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s %q: %v", a.name, a.addr, err)
+		}
+	}
+	if c.maxEnvelopeSize <= 0 || c.maxBatch <= 0 {
+		return errors.New("--max-envelope-size and --max-batch must be positive")
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	return nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(c.logLevel))
+	o := &slog.HandlerOptions{Level: lv}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}

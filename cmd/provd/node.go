@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/provledger/provledger/api/server"
+	"github.com/provledger/provledger/api/service"
+	"github.com/provledger/provledger/crypto/checkpoint"
+	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/ledger"
+)
+
+// node is a running provd: the log, its sequencer and the API servers.
+type node struct {
+	log    *slog.Logger
+	ledger *ledger.Log
+	seq    *ledger.LocalSequencer
+	srv    *server.Server
+	errc   chan error
+}
+
+func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node, error) {
+	lg := c.logger(stderr)
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	priv, pubPath, err := loadOrCreateLogKey(c, lg)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := checkpoint.NewSigner(c.origin, priv)
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	vkey, err := checkpoint.VerifierKey(c.origin, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+
+	keyring, err := keys.NewKeyring()
+	if err != nil {
+		return nil, err
+	}
+	if c.trustFile != "" {
+		if keyring, err = keys.LoadKeyringFile(c.trustFile); err != nil {
+			return nil, fmt.Errorf("--trust: %w", err)
+		}
+	}
+	tofu := &tofuStore{path: filepath.Join(c.dataDir, "tofu-keys.pem"), log: lg}
+	if c.dev {
+		lg.Warn("DEVELOPMENT MODE: any key that signs validly is trusted on first use; do not use --dev in production", "tofu_keys", tofu.path)
+		if err := tofu.loadInto(keyring); err != nil {
+			return nil, err
+		}
+	}
+
+	l, err := ledger.Open(filepath.Join(c.dataDir, "ledger"), ledger.Options{
+		Origin:          c.origin,
+		Signer:          signer,
+		MaxEnvelopeSize: c.maxEnvelopeSize,
+		Logger:          lg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	seq, err := ledger.NewLocalSequencer(l, ledger.SequencerOptions{MaxBatch: c.maxBatch})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	svc := service.Config{
+		Log:                 l,
+		Sequencer:           seq,
+		Verifier:            &envelope.Verifier{Keyring: keyring, TrustOnFirstUse: c.dev},
+		AllowAnyPayloadType: c.anyPayloadType,
+		MaxEnvelopeSize:     c.maxEnvelopeSize,
+		Logger:              lg,
+	}
+	if c.payloadTypes != "" {
+		svc.PayloadTypes = append(service.DefaultPayloadTypes(), strings.Split(c.payloadTypes, ",")...)
+	}
+	if c.dev {
+		svc.OnNewKey = func(pub crypto.PublicKey) { tofu.add(keyring, pub) }
+	}
+	grpcLis, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		seq.Close()
+		l.Close()
+		return nil, fmt.Errorf("listen on --grpc-addr: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		grpcLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, fmt.Errorf("listen on --http-addr: %w", err)
+	}
+	srv, err := server.New(server.Config{Service: svc, GRPCListener: grpcLis, HTTPListener: httpLis, Logger: lg})
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, err
+	}
+	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1)}
+	go func() { n.errc <- srv.Serve() }()
+
+	cp := l.Latest()
+	fmt.Fprintf(stdout, `provd is serving log %q (size %d)
+  gRPC:       %s
+  HTTP tiles: http://%s/checkpoint
+  log key:    %s
+  verifier:   %s
+
+Try, in another shell:
+  ./bin/prov keygen --out ./keys
+  ./bin/prov append --key ./keys/signer.key --type openlineage examples/openlineage-run.json
+  ./bin/prov get 0
+  ./bin/prov verify --log-key %s 0
+  ./bin/prov audit --log-key %s
+`, c.origin, cp.Size, grpcLis.Addr(), httpLis.Addr(), pubPath, vkey, pubPath, pubPath)
+	return n, nil
+}
+
+// wait serves until ctx ends (a signal) or the servers fail, then shuts
+// down in order: stop taking requests, finish the batch in flight, close
+// the store.
+func (n *node) wait(ctx context.Context) error {
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		n.log.Info("shutting down")
+	case serveErr = <-n.errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.srv.Stop(sctx)
+	n.seq.Close()
+	if err := n.ledger.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
+		return fmt.Errorf("close ledger: %w", err)
+	}
+	return serveErr
+}
+
+// loadOrCreateLogKey reads the log's Ed25519 key, generating it (and
+// DATA/log.pub) on first start when no --log-key was given.
+func loadOrCreateLogKey(c *config, lg *slog.Logger) (ed25519.PrivateKey, string, error) {
+	path := c.logKeyPath
+	pubPath := filepath.Join(c.dataDir, "log.pub")
+	if path == "" {
+		path = filepath.Join(c.dataDir, "log.key")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			k, err := keys.Generate("ed25519")
+			if err != nil {
+				return nil, "", err
+			}
+			pem, err := keys.MarshalPrivatePEM(k)
+			if err != nil {
+				return nil, "", err
+			}
+			if err := writeFileAtomic(path, pem, 0o600); err != nil {
+				return nil, "", fmt.Errorf("write log key: %w", err)
+			}
+			lg.Info("generated a new log key", "path", path)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read log key: %w", err)
+	}
+	k, err := keys.ParsePrivatePEM(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("log key %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, "", fmt.Errorf("log key %s: must be Ed25519 (C2SP checkpoints are signed with Ed25519), got %T", path, k)
+	}
+	pub, err := keys.MarshalPublicPEM(priv.Public())
+	if err != nil {
+		return nil, "", err
+	}
+	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
+		return nil, "", fmt.Errorf("write log public key: %w", err)
+	}
+	return priv, pubPath, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// tofuStore records keys trusted on first use in --dev mode, so that they
+// stay trusted across restarts and auditors can re-check signatures.
+type tofuStore struct {
+	path string
+	log  *slog.Logger
+	mu   sync.Mutex
+}
+
+func (t *tofuStore) loadInto(k *keys.Keyring) error {
+	b, err := os.ReadFile(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.path, err)
+	}
+	pubs, err := keys.ParsePublicPEMs(b)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.path, err)
+	}
+	for _, p := range pubs {
+		if _, err := k.Add(p); err != nil {
+			return fmt.Errorf("read %s: %w", t.path, err)
+		}
+	}
+	return nil
+}
+
+func (t *tofuStore) add(k *keys.Keyring, pub crypto.PublicKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, err := keys.IDOf(pub)
+	if err != nil {
+		return
+	}
+	if _, ok := k.Lookup(id); ok {
+		return
+	}
+	pem, err := keys.MarshalPublicPEM(pub)
+	if err != nil {
+		return
+	}
+	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err == nil {
+		_, err = f.Write(pem)
+		if err == nil {
+			err = f.Sync()
+		}
+		f.Close()
+	}
+	if err != nil {
+		t.log.Error("cannot record trusted-on-first-use key", "key_id", id, "err", err)
+		return
+	}
+	if _, err := k.Add(pub); err != nil {
+		return
+	}
+	t.log.Warn("trusted a new key on first use (--dev)", "key_id", id)
+}
