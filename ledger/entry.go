@@ -50,7 +50,7 @@ func (e *Entry) record(t time.Time, digest [32]byte) record.Record {
 }
 
 // Digest is the SHA-256 of the envelope: its content address and dedup key.
-func (e *Entry) Digest() [32]byte { return sha256.Sum256(e.Envelope) }
+func (e Entry) Digest() [32]byte { return sha256.Sum256(e.Envelope) }
 
 // Batch is a group of entries integrated atomically, in order, with one
 // integration time. The sequencer assigns Time when it proposes the batch.
