@@ -305,11 +305,11 @@ func TestParsePublicPEMs(t *testing.T) {
 	rs := readFile(t, "rsa2048-pkcs1.pub.pem")
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	tests := []struct {
-		name  string
-		in    []byte
-		n     int
-		want  error
-		one   error // ParsePublicPEM's error
+		name string
+		in   []byte
+		n    int
+		want error
+		one  error // ParsePublicPEM's error
 	}{
 		{"empty", nil, 0, nil, ErrNoPEM},
 		{"comment only", []byte("# nothing trusted yet\n"), 0, nil, ErrNoPEM},
