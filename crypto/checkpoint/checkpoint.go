@@ -1,10 +1,3 @@
-// Package checkpoint reads and writes C2SP tlog-checkpoint bodies signed as
-// C2SP signed notes with the log's Ed25519 key (golang.org/x/mod/sumdb/note).
-//
-// A checkpoint body is three lines — origin, tree size in decimal, base64
-// root hash — optionally followed by extension lines; the note's key name is
-// the origin. See https://c2sp.org/tlog-checkpoint and
-// https://c2sp.org/signed-note.
 package checkpoint
 
 import (
@@ -16,70 +9,125 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Errors callers act on; every error of this package wraps one of them.
+// Sentinel errors; callers branch on them with errors.Is.
 var (
-	ErrMalformed    = errors.New("malformed checkpoint")
-	ErrBadSignature = errors.New("checkpoint signature does not verify")
-	ErrWrongOrigin  = errors.New("checkpoint origin mismatch")
+	// ErrMalformed: the checkpoint body or signed note is not well-formed.
+	ErrMalformed = errors.New("checkpoint: malformed checkpoint")
+	// ErrBadSignature: the note carries no valid signature by the log key,
+	// or a known key's signature does not verify.
+	ErrBadSignature = errors.New("checkpoint: bad checkpoint signature")
+	// ErrWrongOrigin: the checkpoint's origin is not the expected log's.
+	ErrWrongOrigin = errors.New("checkpoint: wrong origin")
+	// ErrInvalidKey: a key or key name cannot be used (wrong size, or the
+	// origin is not a valid note key name: empty, or containing spaces or '+').
+	ErrInvalidKey = errors.New("checkpoint: invalid log key")
 )
 
-// Checkpoint is a signed tree head: the log's origin, the tree size and the
-// RFC 6962 root hash.
+// algEd25519 is the C2SP signed-note signature type of Ed25519.
+const algEd25519 = 0x01
+
+// Checkpoint is a tlog-checkpoint: the log's origin, tree size and RFC 6962 root hash.
 type Checkpoint struct {
 	Origin string
 	Size   uint64
 	Hash   [32]byte
 }
 
-// Body returns the C2SP tlog-checkpoint text: origin\nsize\nbase64(hash)\n.
+// Body is the C2SP tlog-checkpoint text: origin\nsize\nbase64(hash)\n
+// (standard padded base64, size in decimal without leading zeros). For any
+// c with a valid origin, ParseBody(c.Body()) == c.
 func (c Checkpoint) Body() []byte {
-	return fmt.Appendf(nil, "%s\n%d\n%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Hash[:]))
+	b := make([]byte, 0, len(c.Origin)+80)
+	b = append(b, c.Origin...)
+	b = append(b, '\n')
+	b = strconv.AppendUint(b, c.Size, 10)
+	b = append(b, '\n')
+	b = base64.StdEncoding.AppendEncode(b, c.Hash[:])
+	return append(b, '\n')
 }
 
-// ParseBody parses a checkpoint body strictly: a non-empty origin, a size in
-// decimal with no sign and no leading zeros, a base64 32-byte hash, each on
-// its own line; extension lines after them are allowed and ignored. The body
-// must end with a newline.
+// ParseBody parses a checkpoint body strictly: no leading zeros in size (except "0"), 32-byte hash, origin non-empty; extension lines allowed and ignored.
+//
+// Also required: valid UTF-8 without control characters other than the
+// line feeds, a final newline, the hash in canonical standard padded
+// base64, and non-empty extension lines. Errors wrap ErrMalformed and name
+// the line.
 func ParseBody(b []byte) (Checkpoint, error) {
-	s := string(b)
-	if !strings.HasSuffix(s, "\n") {
-		return Checkpoint{}, fmt.Errorf("%w: body does not end with a newline", ErrMalformed)
-	}
-	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-	if len(lines) < 3 {
-		return Checkpoint{}, fmt.Errorf("%w: need origin, size and hash lines, got %d lines", ErrMalformed, len(lines))
-	}
-	var c Checkpoint
-	c.Origin = lines[0]
-	if c.Origin == "" {
-		return Checkpoint{}, fmt.Errorf("%w: empty origin line", ErrMalformed)
-	}
-	size, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil || strconv.FormatUint(size, 10) != lines[1] {
-		return Checkpoint{}, fmt.Errorf("%w: size %q is not a decimal number without leading zeros", ErrMalformed, lines[1])
-	}
-	c.Size = size
-	h, err := base64.StdEncoding.Strict().DecodeString(lines[2])
-	if err != nil || len(h) != 32 {
-		return Checkpoint{}, fmt.Errorf("%w: root hash %q is not base64 of 32 bytes", ErrMalformed, lines[2])
-	}
-	copy(c.Hash[:], h)
-	for i, ext := range lines[3:] {
-		if ext == "" {
-			return Checkpoint{}, fmt.Errorf("%w: empty extension line %d", ErrMalformed, i+1)
-		}
+	c, err := parseBody(b)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return c, nil
 }
 
-const algEd25519 = 0x01
+func parseBody(b []byte) (Checkpoint, error) {
+	if !utf8.Valid(b) {
+		return Checkpoint{}, errors.New("body is not valid UTF-8")
+	}
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return Checkpoint{}, errors.New("body does not end with a newline")
+	}
+	lines := strings.Split(string(b[:len(b)-1]), "\n")
+	if len(lines) < 3 {
+		return Checkpoint{}, fmt.Errorf("body has %d lines, want at least 3 (origin, size, root hash)", len(lines))
+	}
+	for i, l := range lines {
+		for _, r := range l {
+			if r < 0x20 || r == 0x7f {
+				return Checkpoint{}, fmt.Errorf("line %d contains control character %U", i+1, r)
+			}
+		}
+		if i >= 3 && l == "" {
+			return Checkpoint{}, fmt.Errorf("extension line %d is empty", i+1)
+		}
+	}
+	var c Checkpoint
+	c.Origin = lines[0]
+	if c.Origin == "" {
+		return Checkpoint{}, errors.New("line 1: origin is empty")
+	}
+	size := lines[1]
+	if size == "" || len(size) > 1 && size[0] == '0' {
+		return Checkpoint{}, fmt.Errorf("line 2: size %q is not a decimal number without leading zeros", trunc(size))
+	}
+	for i := 0; i < len(size); i++ {
+		if size[i] < '0' || size[i] > '9' {
+			return Checkpoint{}, fmt.Errorf("line 2: size %q is not a decimal number", trunc(size))
+		}
+	}
+	n, err := strconv.ParseUint(size, 10, 64)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("line 2: size %q: out of range", trunc(size))
+	}
+	c.Size = n
+	h, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("line 3: root hash is not base64: %v", err)
+	}
+	if len(h) != len(c.Hash) {
+		return Checkpoint{}, fmt.Errorf("line 3: root hash has %d bytes, want %d", len(h), len(c.Hash))
+	}
+	copy(c.Hash[:], h)
+	if base64.StdEncoding.EncodeToString(h) != lines[2] {
+		return Checkpoint{}, errors.New("line 3: root hash is not in canonical base64")
+	}
+	return c, nil
+}
 
-// keyHash is the signed-note key id: the first 4 bytes of
-// SHA-256(name || "\n" || 0x01 || pub), big-endian.
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// keyHash is the C2SP signed-note key id: the first 4 bytes (big-endian) of
+// SHA-256(name || "\n" || 0x01 || pub).
 func keyHash(name string, pub ed25519.PublicKey) uint32 {
 	h := sha256.New()
 	h.Write([]byte(name))
@@ -88,84 +136,143 @@ func keyHash(name string, pub ed25519.PublicKey) uint32 {
 	return binary.BigEndian.Uint32(h.Sum(nil))
 }
 
-// NewSigner returns a note signer named origin for the log's Ed25519 key.
-func NewSigner(origin string, priv ed25519.PrivateKey) (note.Signer, error) {
-	if len(priv) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("checkpoint signer: Ed25519 private key has %d bytes", len(priv))
+// checkName reports whether origin is usable as a note key name.
+func checkName(origin string) error {
+	if origin == "" || !utf8.ValidString(origin) || strings.ContainsFunc(origin, func(r rune) bool { return r == '+' || r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: origin %q is not a valid note key name (non-empty, no spaces, control characters or '+')", ErrInvalidKey, trunc(origin))
 	}
-	skey := fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", origin, keyHash(origin, priv.Public().(ed25519.PublicKey)),
+	return nil
+}
+
+// VerifierKey returns the C2SP verifier key string name+hexkeyid+base64(0x01||pub), as `note.NewVerifier` accepts.
+// Errors wrap ErrInvalidKey.
+func VerifierKey(origin string, pub ed25519.PublicKey) (string, error) {
+	if err := checkName(origin); err != nil {
+		return "", err
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("%w: Ed25519 public key has %d bytes, want %d", ErrInvalidKey, len(pub), ed25519.PublicKeySize)
+	}
+	vkey, err := note.NewEd25519VerifierKey(origin, pub)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	return vkey, nil
+}
+
+// NewSigner returns a golang.org/x/mod/sumdb/note Signer whose key name is origin, for an Ed25519 private key.
+// Its KeyHash is the C2SP key id of (origin, priv.Public()). Errors wrap ErrInvalidKey.
+func NewSigner(origin string, priv ed25519.PrivateKey) (note.Signer, error) {
+	if err := checkName(origin); err != nil {
+		return nil, err
+	}
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: Ed25519 private key has %d bytes, want %d", ErrInvalidKey, len(priv), ed25519.PrivateKeySize)
+	}
+	pub := priv.Public().(ed25519.PublicKey)
+	skey := fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", origin, keyHash(origin, pub),
 		base64.StdEncoding.EncodeToString(append([]byte{algEd25519}, priv.Seed()...)))
 	s, err := note.NewSigner(skey)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint signer for %q: %w", origin, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
 	return s, nil
 }
 
-// VerifierKey returns the C2SP verifier key string of the log,
-// <origin>+<hex key id>+<base64(0x01 || pub)>, as note.NewVerifier reads it.
-func VerifierKey(origin string, pub ed25519.PublicKey) (string, error) {
-	k, err := note.NewEd25519VerifierKey(origin, pub)
-	if err != nil {
-		return "", fmt.Errorf("verifier key for %q: %w", origin, err)
-	}
-	return k, nil
-}
-
-// NewVerifier returns a note verifier named origin for the log's public key.
+// NewVerifier returns a note Verifier for the log key (origin, pub), the
+// counterpart of NewSigner. Errors wrap ErrInvalidKey.
 func NewVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
-	k, err := VerifierKey(origin, pub)
+	vkey, err := VerifierKey(origin, pub)
 	if err != nil {
 		return nil, err
 	}
-	v, err := note.NewVerifier(k)
+	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, fmt.Errorf("verifier for %q: %w", origin, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
 	return v, nil
 }
 
-// Sign returns the signed note text of c (the body, a blank line, and the
-// signature line).
+// Sign returns the signed note text for c.
+//
+// c.Origin must equal s.Name() (the log signs only its own checkpoints;
+// ErrWrongOrigin otherwise) and be a valid origin (ErrMalformed otherwise).
+// The result is c.Body(), a blank line and one signature line.
 func Sign(s note.Signer, c Checkpoint) ([]byte, error) {
-	b, err := note.Sign(&note.Note{Text: string(c.Body())}, s)
-	if err != nil {
-		return nil, fmt.Errorf("sign checkpoint: %w", err)
+	if s == nil {
+		return nil, fmt.Errorf("checkpoint: sign: nil signer")
 	}
-	return b, nil
+	if c.Origin != s.Name() {
+		return nil, fmt.Errorf("%w: checkpoint origin %q, signer key name %q", ErrWrongOrigin, trunc(c.Origin), trunc(s.Name()))
+	}
+	body := c.Body()
+	if _, err := ParseBody(body); err != nil {
+		return nil, fmt.Errorf("checkpoint: sign: %w", err)
+	}
+	signed, err := note.Sign(&note.Note{Text: string(body)}, s)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: sign size %d: %w", c.Size, err)
+	}
+	return signed, nil
 }
 
-// Open verifies signed with v (other verifiers, e.g. witnesses, may be given;
-// signatures by unknown keys are ignored), checks the origin line equals
-// v.Name(), and returns the checkpoint.
+// Open verifies a signed checkpoint with v (other verifiers, e.g. witnesses, may be passed in others and unknown signatures are ignored) and that its origin equals v.Name(); returns the checkpoint.
+//
+// Errors: ErrMalformed (not a signed note, or the body does not parse),
+// ErrBadSignature (no valid signature by v, or a signature by v or by one
+// of others that does not verify), ErrWrongOrigin (the body's origin is
+// not v.Name()). Verifiers in others that repeat a name and key id already
+// given are ignored. The body
+// is only parsed after v's signature has verified.
 func Open(signed []byte, v note.Verifier, others ...note.Verifier) (Checkpoint, error) {
-	n, err := note.Open(signed, note.VerifierList(append([]note.Verifier{v}, others...)...))
+	if v == nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint: open: nil verifier")
+	}
+	// note.VerifierList refuses two verifiers with one name and key id, so
+	// drop repeats (the first, v, wins).
+	type nameHash struct {
+		name string
+		hash uint32
+	}
+	seen := map[nameHash]bool{{v.Name(), v.KeyHash()}: true}
+	vs := []note.Verifier{v}
+	for _, o := range others {
+		if o == nil || seen[nameHash{o.Name(), o.KeyHash()}] {
+			continue
+		}
+		seen[nameHash{o.Name(), o.KeyHash()}] = true
+		vs = append(vs, o)
+	}
+	n, err := note.Open(signed, note.VerifierList(vs...))
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
-		if errors.As(err, &unverified) {
-			return Checkpoint{}, fmt.Errorf("%w: no valid signature by %s: %v", ErrBadSignature, v.Name(), err)
-		}
 		var invalid *note.InvalidSignatureError
-		if errors.As(err, &invalid) {
+		switch {
+		case errors.As(err, &unverified):
+			return Checkpoint{}, fmt.Errorf("%w: no signature by log key %s+%08x", ErrBadSignature, v.Name(), v.KeyHash())
+		case errors.As(err, &invalid):
 			return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		default:
+			return Checkpoint{}, fmt.Errorf("%w: signed note: %v", ErrMalformed, err)
 		}
-		return Checkpoint{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	signedByV := false
+	signedByLog := false
 	for _, s := range n.Sigs {
 		if s.Name == v.Name() && s.Hash == v.KeyHash() {
-			signedByV = true
+			signedByLog = true
+			break
 		}
 	}
-	if !signedByV {
-		return Checkpoint{}, fmt.Errorf("%w: not signed by the log key %s", ErrBadSignature, v.Name())
+	if !signedByLog {
+		return Checkpoint{}, fmt.Errorf("%w: no signature by log key %s+%08x (only by others)", ErrBadSignature, v.Name(), v.KeyHash())
 	}
 	c, err := ParseBody([]byte(n.Text))
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	if c.Origin != v.Name() {
-		return Checkpoint{}, fmt.Errorf("%w: checkpoint origin %q, log key is for %q", ErrWrongOrigin, c.Origin, v.Name())
+		return Checkpoint{}, fmt.Errorf("%w: checkpoint origin %q, want %q", ErrWrongOrigin, trunc(c.Origin), trunc(v.Name()))
 	}
 	return c, nil
 }
+
