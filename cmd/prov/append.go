@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/provledger/provledger/api/client"
+	"github.com/provledger/provledger/api/provledgerpb"
+	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/keys"
+)
+
+// payloadTypes maps the --type shorthands to DSSE payload types.
+var payloadTypes = map[string]string{
+	"openlineage": "application/vnd.openlineage.run-event+json",
+	"in-toto":     "application/vnd.in-toto+json",
+	"cost":        "application/vnd.provledger.cost+json",
+	"finding":     "application/vnd.provledger.finding+json",
+	"policy":      "application/vnd.provledger.policy+json",
+}
+
+// resolvePayloadType expands a shorthand; anything containing a '/' is
+// taken as a full payload type.
+func resolvePayloadType(t string) (string, error) {
+	if full, ok := payloadTypes[t]; ok {
+		return full, nil
+	}
+	if strings.Contains(t, "/") {
+		return t, nil
+	}
+	return "", usagef("--type %q: not a payload type (type/subtype) nor one of the shorthands openlineage, in-toto, cost, finding, policy", t)
+}
+
+func (a *app) appendCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("prov append", flag.ContinueOnError)
+	key := fs.String("key", "", "PEM private key to sign with (from prov keygen, or openssl: PKCS#8, SEC1 EC, PKCS#1 RSA; required)")
+	typ := fs.String("type", "", "payload type, or a shorthand: openlineage, in-toto, cost, finding, policy (required)")
+	ns := fs.String("namespace", "default", "namespace that owns the entry (e.g. the OpenLineage job namespace)")
+	receipts := fs.String("receipts", "./receipts", "directory to save receipts in, as <dir>/<origin>/<index>.tlog-proof")
+	return &ffcli.Command{
+		Name:       "append",
+		ShortUsage: "prov append --key FILE --type TYPE [--namespace NS] [--receipts DIR] FILE|-",
+		ShortHelp:  "sign a payload and append it to the log",
+		LongHelp: strings.TrimSpace(`
+Signs FILE (or standard input, with -) into a DSSE envelope with --key,
+appends it under --namespace, and checks the receipt the node returns: the
+entry record names this envelope, hashes to the leaf, and the inclusion
+proof leads to the root of the returned checkpoint, signed by the log
+(checked with --log-key; without a log key prov says loudly that it could
+not check the signature). Then it saves the receipt as a C2SP tlog-proof
+file, whose extra line is the entry record, and prints the index, the leaf
+hash and the receipt's path. Appending an envelope already in the log
+returns the original index and says duplicate.
+
+Payload type shorthands:
+  openlineage  application/vnd.openlineage.run-event+json
+  in-toto      application/vnd.in-toto+json
+  cost         application/vnd.provledger.cost+json
+  finding      application/vnd.provledger.finding+json
+  policy       application/vnd.provledger.policy+json`),
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return usagef("append takes one argument, the payload file (or - for standard input)")
+			}
+			if *key == "" {
+				return usagef("append: --key FILE is required")
+			}
+			if *typ == "" {
+				return usagef("append: --type is required (e.g. --type openlineage)")
+			}
+			pt, err := resolvePayloadType(*typ)
+			if err != nil {
+				return err
+			}
+			return a.appendEntry(ctx, *key, pt, *ns, *receipts, args[0])
+		},
+	}
+}
+
+type appendResult struct {
+	Index             uint64 `json:"index"`
+	LeafHash          string `json:"leaf_hash"`
+	Duplicate         bool   `json:"duplicate"`
+	Receipt           string `json:"receipt"`
+	Origin            string `json:"origin"`
+	TreeSize          uint64 `json:"tree_size"`
+	EnvelopeDigest    string `json:"envelope_digest"`
+	KeyID             string `json:"key_id"`
+	SignatureVerified bool   `json:"checkpoint_signature_verified"`
+}
+
+func (a *app) appendEntry(ctx context.Context, keyPath, payloadType, namespace, receiptDir, file string) error {
+	var payload []byte
+	var err error
+	if file == "-" {
+		payload, err = io.ReadAll(a.stdin)
+	} else {
+		payload, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return fmt.Errorf("append: read payload: %w", err)
+	}
+	if strings.HasSuffix(payloadType, "+json") && !json.Valid(payload) {
+		return fmt.Errorf("append: %s is not valid JSON, and payload type %s wants JSON", displayName(file), payloadType)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return fmt.Errorf("append: --key: %w", err)
+	}
+	priv, err := keys.ParsePrivatePEM(keyPEM)
+	if err != nil {
+		return fmt.Errorf("append: --key %s: %w", keyPath, err)
+	}
+	signer, err := keys.NewSigner(priv)
+	if err != nil {
+		return fmt.Errorf("append: --key %s: %w", keyPath, err)
+	}
+	pubPEM, err := keys.MarshalPublicPEM(priv.Public())
+	if err != nil {
+		return fmt.Errorf("append: --key %s: %w", keyPath, err)
+	}
+	keyID, err := keys.IDOf(priv.Public())
+	if err != nil {
+		return fmt.Errorf("append: --key %s: %w", keyPath, err)
+	}
+	env, err := envelope.Sign(payloadType, payload, signer)
+	if err != nil {
+		return fmt.Errorf("append: sign: %w", err)
+	}
+	canonical := env.Marshal()
+
+	c, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := a.rpcCtx(ctx)
+	defer cancel()
+	resp, err := c.Append(rctx, &provledgerpb.AppendRequest{
+		Namespace:  namespace,
+		Body:       &provledgerpb.AppendRequest_Envelope{Envelope: toProtoEnvelope(env)},
+		PublicKeys: [][]byte{pubPEM},
+	})
+	if err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	if e := resp.GetError(); e != nil {
+		return fmt.Errorf("append: the server refused it (code %d): %s", e.GetCode(), e.GetMessage())
+	}
+
+	v, err := a.verifierFor(resp.GetCheckpoint(), false)
+	if err != nil {
+		return fmt.Errorf("append: entry %d was appended, but: %w", resp.GetIndex(), err)
+	}
+	if err := client.VerifyReceipt(resp, canonical, v); err != nil {
+		return fmt.Errorf("append: the server says entry %d was appended, but its receipt does not verify: %w", resp.GetIndex(), err)
+	}
+	if v == nil {
+		a.warnUnverified("receipt")
+	}
+	cp, err := client.OpenCheckpoint(resp.GetCheckpoint(), v)
+	if err != nil {
+		return err
+	}
+	receipt := client.ReceiptFromResponse(resp)
+	dir := filepath.Join(receiptDir, sanitizeOrigin(cp.Origin))
+	path := filepath.Join(dir, strconv.FormatUint(resp.GetIndex(), 10)+".tlog-proof")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("append: entry %d was appended, but saving its receipt failed: %w", resp.GetIndex(), err)
+	}
+	if err := writeFileAtomic(path, receipt.Marshal(), 0o644); err != nil {
+		return fmt.Errorf("append: entry %d was appended, but saving its receipt failed: %w", resp.GetIndex(), err)
+	}
+	digest := env.Digest()
+	res := appendResult{
+		Index: resp.GetIndex(), LeafHash: hex.EncodeToString(resp.GetLeafHash()), Duplicate: resp.GetDuplicate(),
+		Receipt: path, Origin: cp.Origin, TreeSize: cp.Size, EnvelopeDigest: hex.EncodeToString(digest[:]),
+		KeyID: keyID.String(), SignatureVerified: v != nil,
+	}
+	if a.json {
+		return a.printJSON(res)
+	}
+	dup := "no"
+	if res.Duplicate {
+		dup = "yes (this envelope was already in the log; this is its original index)"
+	}
+	verified := "verified (inclusion proof and log signature)"
+	if v == nil {
+		verified = "inclusion proof verified; log signature NOT checked (no --log-key)"
+	}
+	fmt.Fprintf(a.stdout, "index:     %d\nleaf hash: %s\nduplicate: %s\nreceipt:   %s (%s)\nlog:       %s, tree size %d\n",
+		res.Index, res.LeafHash, dup, res.Receipt, verified, res.Origin, res.TreeSize)
+	return nil
+}
+
+func toProtoEnvelope(e *envelope.Envelope) *provledgerpb.Envelope {
+	pe := &provledgerpb.Envelope{PayloadType: e.PayloadType, Payload: e.Payload}
+	for _, s := range e.Signatures {
+		pe.Signatures = append(pe.Signatures, &provledgerpb.Signature{Keyid: s.KeyID, Sig: s.Sig})
+	}
+	return pe
+}
+
+// sanitizeOrigin turns a log origin into one safe path element: letters,
+// digits, '.', '-' and '_' are kept, everything else becomes '_'.
+func sanitizeOrigin(origin string) string {
+	var b strings.Builder
+	for _, r := range origin {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if s == "" || strings.Trim(s, ".") == "" {
+		s = "_" + s
+	}
+	return s
+}
+
+func displayName(file string) string {
+	if file == "-" {
+		return "standard input"
+	}
+	return file
+}
