@@ -275,4 +275,3 @@ func Open(signed []byte, v note.Verifier, others ...note.Verifier) (Checkpoint, 
 	}
 	return c, nil
 }
-
