@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
-	if err := root.Parse(args); err != nil {
+	if err := root.Parse(reorderArgs(root, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
@@ -72,6 +72,80 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		a.client.Close()
 	}
 	return a.exitCode(err)
+}
+
+// reorderArgs lets a command's flags follow its arguments (`prov prove 0
+// --out f` as well as `prov prove --out f 0`): Go's flag package stops at
+// the first argument, so the command's flags are moved before its
+// arguments, which go after a "--". Everything after a "--" given by the
+// user stays an argument.
+func reorderArgs(root *ffcli.Command, args []string) []string {
+	i := skipFlags(root.FlagSet, args)
+	if i >= len(args) {
+		return args
+	}
+	for _, sub := range root.Subcommands {
+		if strings.EqualFold(args[i], sub.Name) {
+			out := append([]string{}, args[:i+1]...)
+			return append(out, moveFlagsFirst(sub.FlagSet, args[i+1:])...)
+		}
+	}
+	return args
+}
+
+// skipFlags returns the index of the first non-flag argument.
+func skipFlags(fs *flag.FlagSet, args []string) int {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return i
+		}
+		if takesValue(fs, a) {
+			i++
+		}
+	}
+	return len(args)
+}
+
+// takesValue reports whether flag argument a (-name or --name, without
+// =value) consumes the next argument.
+func takesValue(fs *flag.FlagSet, a string) bool {
+	name := strings.TrimLeft(a, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+		return false
+	}
+	return true
+}
+
+func moveFlagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		if takesValue(fs, a) && i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	if len(pos) == 0 {
+		return flags
+	}
+	return append(append(flags, "--"), pos...)
 }
 
 // usageError marks errors in how prov was called.
@@ -133,18 +207,20 @@ func unreachable(err error) bool {
 	return s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded
 }
 
-// grpcMessage turns a gRPC status error into "message (code)"; other errors
-// print as they are. The wrapping context is kept.
+// grpcMessage prints err with its gRPC status (if any) as "message (Code)"
+// instead of grpc's "rpc error: code = Code desc = message"; the context
+// wrapped around it is kept.
 func grpcMessage(err error) string {
-	s, ok := status.FromError(err)
-	if !ok || s.Code() == codes.OK {
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
 		return err.Error()
 	}
-	msg := err.Error()
-	// Replace the "rpc error: code = X desc = " prefix that grpc puts in
-	// the middle of wrapped errors with something readable.
-	raw := fmt.Sprintf("rpc error: code = %s desc = %s", s.Code(), s.Message())
-	return strings.Replace(msg, raw, fmt.Sprintf("%s (%s)", s.Message(), s.Code()), 1)
+	s := se.GRPCStatus()
+	if s == nil || s.Code() == codes.OK {
+		return err.Error()
+	}
+	inner := fmt.Sprintf("rpc error: code = %s desc = %s", s.Code(), s.Message())
+	return strings.Replace(err.Error(), inner, fmt.Sprintf("%s (%s)", s.Message(), s.Code()), 1)
 }
 
 // globalFlags are accepted before the command and after it

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/provledger/provledger/api/server"
 	"github.com/provledger/provledger/api/service"
@@ -265,7 +269,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// prove
 	proofFile := filepath.Join(dir, "entry0.tlog-proof")
-	mustProv(t, ts.args("prove", "--out", proofFile, "0")...)
+	mustProv(t, ts.args("prove", "0", "--out", proofFile)...) // flags after the argument work too
 	b, err := os.ReadFile(proofFile)
 	if err != nil {
 		t.Fatal(err)
@@ -561,5 +565,39 @@ func TestEnvVars(t *testing.T) {
 	mustProv(t, "verify", "--server", ts.addr, "0")
 	if r := prov(t, "", "--timeout", "2s", "verify", "0"); r.code != exitUnreachable {
 		t.Fatalf("env server unreachable: exit %d", r.code)
+	}
+}
+
+func TestReorderArgs(t *testing.T) {
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	root := a.rootCommand()
+	for _, tc := range []struct{ in, want string }{
+		{"prove 0 --out f", "prove --out f -- 0"},
+		{"prove --out f 0", "prove --out f -- 0"},
+		{"--server x verify 0 --log-key k", "--server x verify --log-key k -- 0"},
+		{"--json get 3 --trust t --json", "--json get --trust t --json -- 3"},
+		{"append --key k - --type cost", "append --key k --type cost -- -"},
+		{"append --key k -- -x", "append --key k -- -x"},
+		{"audit", "audit"},
+		{"nosuch 1 --x", "nosuch 1 --x"},
+		{"keygen --out=d --alg ed25519", "keygen --out=d --alg ed25519"},
+	} {
+		got := strings.Join(reorderArgs(root, strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("reorderArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestGRPCMessage(t *testing.T) {
+	err := fmt.Errorf("get entry 5: %w", status.Error(codes.OutOfRange, "index 5 is not below the log size 2"))
+	if got, want := grpcMessage(err), "get entry 5: index 5 is not below the log size 2 (OutOfRange)"; got != want {
+		t.Fatalf("grpcMessage = %q, want %q", got, want)
+	}
+	if got := grpcMessage(io.EOF); got != "EOF" {
+		t.Fatalf("grpcMessage(EOF) = %q", got)
+	}
+	if !unreachable(fmt.Errorf("x: %w", status.Error(codes.Unavailable, "down"))) || unreachable(err) {
+		t.Fatal("unreachable misclassifies")
 	}
 }

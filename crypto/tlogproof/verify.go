@@ -29,7 +29,7 @@ func Verify(p *Proof, v note.Verifier, leaf func(extra []byte) ([32]byte, error)
 	}
 	cp, err := checkpoint.Open(p.Checkpoint, v)
 	if err != nil {
-		return checkpoint.Checkpoint{}, fmt.Errorf("verify tlog-proof: checkpoint: %w", err)
+		return checkpoint.Checkpoint{}, fmt.Errorf("verify tlog-proof: %w", err)
 	}
 	if cp.Origin != v.Name() {
 		return checkpoint.Checkpoint{}, fmt.Errorf("verify tlog-proof: checkpoint is for log %q, the key is for %q", cp.Origin, v.Name())
