@@ -73,7 +73,7 @@ func (a *app) loadLogKey(required bool) (ed25519.PublicKey, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usagef("--log-key %s: no such file", p)
 		}
-		return nil, fmt.Errorf("--log-key %s: %w", p, err)
+		return nil, usagef("--log-key %s: %v", p, err)
 	}
 	return pub, nil
 }
