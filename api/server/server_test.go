@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -96,6 +95,11 @@ func TestAppendErrors(t *testing.T) {
 			return r
 		}(), codes.InvalidArgument, "public_keys[0] is not a PEM public key"},
 		{"malformed keyid", withEnv(&provledgerpb.Envelope{PayloadType: apitest.PayloadType, Payload: apitest.Payload(104), Signatures: []*provledgerpb.Signature{{Keyid: "xyz", Sig: []byte{1}}}}), codes.InvalidArgument, "signatures[0].keyid"},
+		{"duplicate keyid", func() *provledgerpb.AppendRequest {
+			e := apitest.Sign(apitest.PayloadType, apitest.Payload(106), apitest.TrustedKey)
+			e.Signatures = append(e.Signatures, e.Signatures[0])
+			return withEnv(e)
+		}(), codes.InvalidArgument, "already signed"},
 		{"wrong key for signature", func() *provledgerpb.AppendRequest {
 			// The signature names OtherKey, and the PEM sent is TrustedKey's.
 			r := withEnv(apitest.Sign(apitest.PayloadType, apitest.Payload(105), apitest.OtherKey))
@@ -482,7 +486,6 @@ func TestConcurrentAppends(t *testing.T) {
 	if size := env.Log.Latest().Size; size != 320 {
 		t.Fatalf("size %d, want 320", size)
 	}
-	_ = errors.New
 }
 
 func seq(a, b uint64) []uint64 {
