@@ -338,6 +338,7 @@ func TestReads(t *testing.T) {
 			{10, 0, nil, codes.OK},
 			{0, 11, nil, codes.OutOfRange},
 			{7, 3, nil, codes.InvalidArgument},
+			{11, 0, nil, codes.OutOfRange},
 		} {
 			st, err := c.GetEntries(ctx, &provledgerpb.GetEntriesRequest{Start: tc.start, End: tc.end})
 			if err != nil {

@@ -62,9 +62,9 @@ func (s *Service) GetEntries(req *provledgerpb.GetEntriesRequest, stream grpc.Se
 	if end == 0 {
 		end = s.log.Latest().Size
 	}
-	if start > end {
+	if start > end && req.GetEnd() != 0 {
 		return invalidRange(start, end)
-	}
+	} // start beyond the latest size is OutOfRange, from Records
 	err := s.log.Records(start, end, func(i uint64, rec []byte) error {
 		if err := ctxErr(ctx); err != nil {
 			return err
