@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -111,6 +112,9 @@ func (l *Log) Apply(b Batch, o ApplyOptions) (*Applied, error) {
 	if len(indexed) > 0 {
 		l.lastTime = t
 	}
+	if l.filter.full() {
+		l.rebuildFilter()
+	}
 	if o.RaftIndex != 0 {
 		l.applied.Store(o.RaftIndex)
 	}
@@ -147,11 +151,13 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 			results[i].Duplicate = true
 			continue
 		}
-		if dup, err := l.existing(d); err == nil {
-			results[i] = dup
-			continue
-		} else if !errors.Is(err, ErrNotFound) {
-			return nil, nil, fmt.Errorf("apply batch: dedup lookup: %w", err)
+		if l.filter.mayContain(d) {
+			if dup, err := l.existing(d); err == nil {
+				results[i] = dup
+				continue
+			} else if !errors.Is(err, ErrNotFound) {
+				return nil, nil, fmt.Errorf("apply batch: dedup lookup: %w", err)
+			}
 		}
 		rec := e.record(time.UnixMilli(t), d)
 		raw := rec.AppendTo(make([]byte, 0, record.MaxEncodedSize))
@@ -163,10 +169,12 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 		if visitErr != nil {
 			return nil, nil, fmt.Errorf("apply batch: append leaf %d: %w", idx, visitErr)
 		}
+		env := make([]byte, 8, 8+len(e.Envelope))
+		binary.BigEndian.PutUint64(env, idx)
+		env = append(env, e.Envelope...)
 		for _, kv := range [...]struct{ k, v []byte }{
 			{u64Key(prefixRecord, idx), raw},
-			{hashKey(prefixEnvelope, d), e.Envelope},
-			{hashKey(prefixDedup, d), u64Value(idx)},
+			{hashKey(prefixEnvelope, d), env},
 			{hashKey(prefixLeaf, leaf), u64Value(idx)},
 		} {
 			if err := pb.Set(kv.k, kv.v, nil); err != nil {
@@ -178,6 +186,7 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 			seen = map[[32]byte]int{}
 		}
 		seen[d] = i
+		l.filter.add(d)
 		indexed = append(indexed, IndexedEntry{Index: idx, LeafHash: leaf, Record: rec, RawRecord: raw, Envelope: e.Envelope})
 	}
 	for id, tn := range touched {
@@ -190,11 +199,14 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 
 // existing returns the result of the first append of envelope digest d.
 func (l *Log) existing(d [32]byte) (Result, error) {
-	v, err := l.get(hashKey(prefixDedup, d))
+	v, err := l.get(hashKey(prefixEnvelope, d))
 	if err != nil {
 		return Result{}, err
 	}
-	idx := beUint64(v)
+	if len(v) < 8 {
+		return Result{}, fmt.Errorf("%w: envelope %x value has %d bytes", ErrCorrupt, d, len(v))
+	}
+	idx := beUint64(v[:8])
 	raw, err := l.get(u64Key(prefixRecord, idx))
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: dedup names index %d: %v", ErrCorrupt, idx, err)
@@ -213,6 +225,20 @@ func (l *Log) rollback() {
 		l.log.Error("cannot rebuild tree after failed batch; closing log", "err", err)
 		l.closed.Store(true)
 	}
+}
+
+// rebuildFilter replaces the dedup filter with one of twice the capacity.
+// It runs inside Apply (appends wait for it): about a second per ten million
+// entries, once per doubling of the log.
+func (l *Log) rebuildFilter() {
+	start := time.Now()
+	f, err := buildDigestFilter(l.db, l.tree.End())
+	if err != nil {
+		l.log.Error("rebuild dedup filter; keeping the old one (more lookups, same results)", "err", err)
+		return
+	}
+	l.filter = f
+	l.log.Info("rebuilt dedup filter", "entries", f.n, "capacity", f.capacity, "took", time.Since(start))
 }
 
 func batchSizeHint(entries []Entry) int {

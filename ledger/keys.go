@@ -7,8 +7,7 @@ import "encoding/binary"
 // query uses 'q', the scanner 's'.
 const (
 	prefixCheckpoint = 'c' // c<size u64> → signed checkpoint note
-	prefixDedup      = 'd' // d<envelope sha256> → index u64
-	prefixEnvelope   = 'e' // e<envelope sha256> → canonical envelope JSON
+	prefixEnvelope   = 'e' // e<envelope sha256> → index u64 || canonical envelope JSON (index only once redacted)
 	prefixLeaf       = 'h' // h<leaf hash> → index u64
 	prefixMeta       = 'm' // m<name> → value
 	prefixRecord     = 'r' // r<index u64> → entry record

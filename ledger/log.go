@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -43,6 +44,9 @@ type Log struct {
 	cacheMu sync.Mutex
 	cache   *tileCache
 
+	// filter answers "is this envelope maybe in the log?"; guarded by applyMu.
+	filter *digestFilter
+
 	latest  atomic.Pointer[Checkpoint]
 	applied atomic.Uint64 // raft index of the last applied batch
 	closed  atomic.Bool
@@ -65,9 +69,15 @@ func Open(dir string, opts Options) (*Log, error) {
 	cache := pebble.NewCache(opts.PebbleCacheSize)
 	defer cache.Unref()
 	popts := &pebble.Options{
-		Cache:        cache,
-		Logger:       pebbleLogger{opts.Logger},
-		MemTableSize: 64 << 20,
+		Cache:              cache,
+		Logger:             pebbleLogger{opts.Logger},
+		MemTableSize:       32 << 20,
+		FormatMajorVersion: pebble.FormatValueSeparation,
+	}
+	// Envelopes are large and never rewritten: keep them in blob files so
+	// compactions move references, not envelopes.
+	popts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 256, MaxBlobReferenceDepth: 10, RewriteMinimumAge: time.Hour, TargetGarbageRatio: 0.5}
 	}
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -87,6 +97,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	cp := l.latest.Load()
+	if l.filter, err = buildDigestFilter(db, cp.Size); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
 	l.log.Info("log open", "dir", dir, "size", cp.Size, "applied_index", l.applied.Load())
 	return l, nil
 }

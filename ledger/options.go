@@ -36,7 +36,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock used by sequencers. Default time.Now.
 	Now func() time.Time
-	// PebbleCacheSize is the Pebble block cache size in bytes. Default 64 MiB.
+	// PebbleCacheSize is the Pebble block cache size in bytes; Pebble charges its memtables (32 MiB each) to it. Default 256 MiB.
 	PebbleCacheSize int64
 }
 
@@ -73,7 +73,7 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	if o.PebbleCacheSize == 0 {
-		o.PebbleCacheSize = 64 << 20
+		o.PebbleCacheSize = 256 << 20
 	}
 	return o
 }

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -58,15 +57,23 @@ func (l *Log) Records(start, end uint64, fn func(index uint64, rec []byte) error
 // ErrRedacted (wrapped with the redaction's index) or ErrNotFound.
 func (l *Log) Envelope(digest [32]byte) ([]byte, error) {
 	v, err := l.get(hashKey(prefixEnvelope, digest))
-	if errors.Is(err, ErrNotFound) {
-		if r, rerr := l.get(hashKey(prefixRedaction, digest)); rerr == nil {
-			return nil, fmt.Errorf("envelope %x: %w by entry %d", digest, ErrRedacted, beUint64(r))
-		}
-	}
 	if err != nil {
 		return nil, fmt.Errorf("envelope %x: %w", digest, err)
 	}
-	return v, nil
+	if len(v) < 8 {
+		return nil, fmt.Errorf("%w: envelope %x value has %d bytes", ErrCorrupt, digest, len(v))
+	}
+	if beUint64(v[:8]) >= l.latest.Load().Size {
+		return nil, fmt.Errorf("envelope %x: %w", digest, ErrNotFound)
+	}
+	if len(v) == 8 {
+		r, rerr := l.get(hashKey(prefixRedaction, digest))
+		if rerr != nil {
+			return nil, fmt.Errorf("envelope %x: %w", digest, ErrRedacted)
+		}
+		return nil, fmt.Errorf("envelope %x: %w by entry %d", digest, ErrRedacted, beUint64(r))
+	}
+	return v[8:], nil
 }
 
 // IndexOfLeaf returns the index of the entry with the given leaf hash.
@@ -77,7 +84,7 @@ func (l *Log) IndexOfLeaf(leaf [32]byte) (uint64, error) {
 // IndexOfEnvelope returns the index of the entry whose envelope has the
 // given SHA-256.
 func (l *Log) IndexOfEnvelope(digest [32]byte) (uint64, error) {
-	return l.indexBy(prefixDedup, digest, "envelope")
+	return l.indexBy(prefixEnvelope, digest, "envelope")
 }
 
 func (l *Log) indexBy(prefix byte, h [32]byte, what string) (uint64, error) {
@@ -85,7 +92,10 @@ func (l *Log) indexBy(prefix byte, h [32]byte, what string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s %x: %w", what, h, err)
 	}
-	idx := beUint64(v)
+	if len(v) < 8 {
+		return 0, fmt.Errorf("%w: %s %x index has %d bytes", ErrCorrupt, what, h, len(v))
+	}
+	idx := beUint64(v[:8])
 	if idx >= l.latest.Load().Size {
 		// Committed by a batch whose checkpoint is not published yet.
 		return 0, fmt.Errorf("%s %x: %w", what, h, ErrNotFound)

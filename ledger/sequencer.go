@@ -116,6 +116,11 @@ func (s *LocalSequencer) Submit(ctx context.Context, entries []Entry) ([]Receipt
 	}
 	r := &seqRequest{entries: entries, done: make(chan struct{})}
 	select {
+	case <-s.stop:
+		return nil, ErrClosed
+	default:
+	}
+	select {
 	case s.queue <- r:
 	case <-s.stop:
 		return nil, ErrClosed
@@ -124,6 +129,14 @@ func (s *LocalSequencer) Submit(ctx context.Context, entries []Entry) ([]Receipt
 	}
 	select {
 	case <-r.done:
+	case <-s.done:
+		// The loop has exited; a request queued after its final drain is
+		// never taken.
+		select {
+		case <-r.done:
+		default:
+			return nil, ErrClosed
+		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

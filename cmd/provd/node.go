@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,7 +92,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		Logger:              lg,
 	}
 	if c.payloadTypes != "" {
-		svc.PayloadTypes = append(service.DefaultPayloadTypes(), strings.Split(c.payloadTypes, ",")...)
+		svc.PayloadTypes = append(slices.Clone(service.DefaultPayloadTypes), strings.Split(c.payloadTypes, ",")...)
 	}
 	if c.dev {
 		svc.OnNewKey = func(pub crypto.PublicKey) { tofu.add(keyring, pub) }
