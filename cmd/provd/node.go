@@ -257,9 +257,8 @@ func (t *tofuStore) add(k *keys.Keyring, pub crypto.PublicKey) {
 	if err != nil {
 		return
 	}
-	if _, ok := k.Lookup(id); ok {
-		return
-	}
+	// The service calls OnNewKey once per key, after adding it to the
+	// keyring; record it so it stays trusted across restarts.
 	pem, err := keys.MarshalPublicPEM(pub)
 	if err != nil {
 		return
@@ -279,5 +278,5 @@ func (t *tofuStore) add(k *keys.Keyring, pub crypto.PublicKey) {
 	if _, err := k.Add(pub); err != nil {
 		return
 	}
-	t.log.Warn("trusted a new key on first use (--dev)", "key_id", id)
+	t.log.Warn("recorded a key trusted on first use (--dev)", "key_id", id, "file", t.path)
 }
