@@ -5,6 +5,8 @@ GO      ?= go
 BIN     := bin
 DATA    ?= ./data
 PKGS    := ./...
+# Packages with concurrency that also run under the race detector in `make test`.
+RACE_PKGS := ./ledger/... ./api/... ./raft/...
 
 .PHONY: all build run test test-short race fuzz proto bench clean vet
 
@@ -23,6 +25,7 @@ run: build
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list $(RACE_PKGS) 2>/dev/null)
 
 vet:
 	$(GO) vet $(PKGS)
