@@ -6,7 +6,7 @@ BIN     := bin
 DATA    ?= ./data
 PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`.
-RACE_PKGS := ./ledger/... ./api/... ./raft/...
+RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
 
 .PHONY: all build run test test-short race fuzz proto bench clean vet
 
@@ -25,7 +25,7 @@ run: build
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
-	$(GO) test -race -count=1 -timeout 10m $$($(GO) list $(RACE_PKGS) 2>/dev/null)
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list $(PKGS) | grep -E '$(RACE_PKGS_RE)')
 
 vet:
 	$(GO) vet $(PKGS)
