@@ -568,6 +568,9 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 	cpu0, node0, busy0 := SelfCPU(), nodeCPU(node), machineBusy()
 	t0 := time.Now()
 	r.phase.Store(phaseMeasure)
+	if cfg.OnWindow != nil {
+		cfg.OnWindow(true)
+	}
 	if warmedUp {
 		if cfg.Count > 0 {
 			say("measuring until %d entries are acknowledged", cfg.Count)
@@ -576,6 +579,9 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 			say("measuring for %v", cfg.Duration)
 			wait(cfg.Duration)
 		}
+	}
+	if cfg.OnWindow != nil {
+		cfg.OnWindow(false)
 	}
 	cpu1, node1, busy1 := SelfCPU(), nodeCPU(node), machineBusy()
 	t1 := time.Now()

@@ -75,6 +75,11 @@ type AppendConfig struct {
 	Calibrate   time.Duration `json:"-"`
 	Out         string        `json:"out,omitempty"`
 
+	// OnWindow, if set, is called with true just as the measured window
+	// starts and with false just as it ends (e.g. to profile exactly the
+	// window). Not a flag.
+	OnWindow func(start bool) `json:"-"`
+
 	// Seconds, for the JSON report.
 	DurationS  float64 `json:"duration_s"`
 	WarmupS    float64 `json:"warmup_s"`
