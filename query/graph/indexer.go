@@ -1,0 +1,548 @@
+// Package graph is the lineage graph index: a ledger.Indexer that turns
+// OpenLineage run events, in-toto SLSA provenance and FOCUS cost records
+// into nodes and edges in Pebble (key prefix 'q'), written in the same
+// batch as the entries, and a Reader that walks them as of any log size.
+//
+// Every node and edge is stored once, with the index of the entry that
+// first asserted it; a reader at log size N ignores everything asserted at
+// N or above, so it sees exactly the graph of the entries below N. Keys
+// are laid out so that a node's edges of one relation, forwards or
+// backwards, are one contiguous key range (docs/query.md).
+package graph
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/proof"
+	"github.com/provledger/provledger/crypto/record"
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/payload"
+)
+
+// Options configure an Indexer.
+type Options struct {
+	// Limits bound what one payload may carry; a payload over them is
+	// recorded as skipped (see Reader.Skipped), never indexed in part.
+	Limits payload.Limits
+	// Logger receives the indexer's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Indexer maintains the lineage graph. It implements ledger.Indexer: pass
+// it in ledger.Options.Indexer, then call Attach with the opened log
+// before the first append.
+type Indexer struct {
+	opts Options
+	log  *slog.Logger
+
+	mu sync.Mutex // serializes IndexBatch and Attach
+	l  *ledger.Log
+	db *pebble.DB
+}
+
+// New returns an Indexer; it must be attached to its log (Attach) before
+// the log applies a batch.
+func New(opts Options) *Indexer {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Indexer{opts: opts, log: opts.Logger.With("component", "query-index")}
+}
+
+// Attach binds the indexer to the log it indexes (the one opened with it
+// as its Indexer) and indexes every entry the log holds that the index
+// does not (the index was added to an existing log, or it was built with
+// another version). Call it after ledger.Open and before the sequencer
+// starts; until then IndexBatch fails.
+func (ix *Indexer) Attach(l *ledger.Log) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.l, ix.db = l, l.DB()
+	next, err := ix.next()
+	if err != nil {
+		return err
+	}
+	size := l.Latest().Size
+	if next < size {
+		ix.log.Info("indexing entries the lineage index does not have", "from", next, "to", size)
+	}
+	for next < size {
+		end := min(next+1024, size)
+		entries, err := ix.load(next, end)
+		if err != nil {
+			return err
+		}
+		b := ix.db.NewBatch()
+		err = ix.index(b, entries)
+		if err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("query index: catch up at entry %d: %w", next, err)
+		}
+		next = end
+	}
+	return nil
+}
+
+// IndexBatch implements ledger.Indexer.
+func (ix *Indexer) IndexBatch(b *pebble.Batch, entries []ledger.IndexedEntry) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.db == nil {
+		return errors.New("query index: not attached to its log; call Attach after ledger.Open")
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	next, err := ix.next()
+	if err != nil {
+		return err
+	}
+	first := entries[0].Index
+	switch {
+	case first > next:
+		// Entries the index never saw (appended without the indexer):
+		// they are committed and readable; index them in this batch.
+		gap, err := ix.load(next, first)
+		if err != nil {
+			return err
+		}
+		entries = append(gap, entries...)
+	case first < next:
+		// Already indexed (a replay): keep only the new ones.
+		i := 0
+		for i < len(entries) && entries[i].Index < next {
+			i++
+		}
+		entries = entries[i:]
+		if len(entries) == 0 {
+			return nil
+		}
+	}
+	return ix.index(b, entries)
+}
+
+func (ix *Indexer) next() (uint64, error) {
+	v, closer, err := ix.db.Get(keyNext)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("query index: read position: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("query index: position has %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// load reads committed entries [start, end) from the log, as IndexBatch
+// would have received them.
+func (ix *Indexer) load(start, end uint64) ([]ledger.IndexedEntry, error) {
+	var out []ledger.IndexedEntry
+	err := ix.l.Records(start, end, func(i uint64, raw []byte) error {
+		rec, err := record.Unmarshal(raw)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
+		}
+		e := ledger.IndexedEntry{Index: i, LeafHash: proof.LeafHash(raw), Record: rec, RawRecord: append([]byte(nil), raw...)}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query index: load entries [%d, %d): %w", start, end, err)
+	}
+	for i := range out {
+		env, err := ix.l.Envelope(out[i].Record.EnvelopeDigest)
+		if err != nil && !errors.Is(err, ledger.ErrRedacted) {
+			return nil, fmt.Errorf("query index: load envelope of entry %d: %w", out[i].Index, err)
+		}
+		out[i].Envelope = env
+	}
+	return out, nil
+}
+
+// index writes the graph of entries (consecutive, from the index's
+// position) into b.
+func (ix *Indexer) index(b *pebble.Batch, entries []ledger.IndexedEntry) error {
+	w := &writer{db: ix.db, b: b, seen: map[string]struct{}{}, latest: map[ID]string{}}
+	for i := range entries {
+		if err := w.entry(&entries[i], ix.opts.Limits); err != nil {
+			return err
+		}
+	}
+	return b.Set(keyNext, u64(nil, entries[len(entries)-1].Index+1), nil)
+}
+
+// Skip classes.
+const (
+	SkipMalformed  = 'm' // the payload is invalid (the reason names the field)
+	SkipNotLineage = 'n' // well-formed, but nothing to index (e.g. a vulnerability scan statement)
+	SkipRedacted   = 'r' // the envelope was redacted before the index saw it
+)
+
+// writer writes one batch's index keys. The batch cannot be read, so it
+// remembers what it wrote (seen, latest) and reads everything else from
+// the committed store.
+type writer struct {
+	db     *pebble.DB
+	b      *pebble.Batch
+	seen   map[string]struct{}
+	latest map[ID]string // dataset → version of its latest completed output in this batch
+	idx    uint64
+}
+
+func (w *writer) entry(e *ledger.IndexedEntry, lim payload.Limits) error {
+	w.idx = e.Index
+	t := e.Record.PayloadType
+	if t != payload.TypeOpenLineage && t != payload.TypeInToto && t != payload.TypeCost {
+		return nil
+	}
+	if e.Envelope == nil {
+		return w.skip(SkipRedacted, "the envelope was redacted")
+	}
+	env, err := envelope.Parse(e.Envelope)
+	if err != nil {
+		return w.skip(SkipMalformed, "envelope: "+err.Error())
+	}
+	p, err := payload.Parse(t, env.Payload, lim)
+	switch {
+	case errors.Is(err, payload.ErrNotLineage):
+		return w.skip(SkipNotLineage, err.Error())
+	case err != nil:
+		return w.skip(SkipMalformed, err.Error())
+	}
+	if p.Event != nil {
+		return w.event(p.Event)
+	}
+	return w.costs(p.Costs)
+}
+
+func (w *writer) skip(class byte, reason string) error {
+	return w.b.Set(skipKey(w.idx), append([]byte{class}, reason...), nil)
+}
+
+// exists reports whether key was written by this batch or is committed.
+func (w *writer) exists(key []byte) (bool, error) {
+	if _, ok := w.seen[string(key)]; ok {
+		return true, nil
+	}
+	_, closer, err := w.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("query index: read: %w", err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+// once sets key to value unless it exists: the first assertion wins.
+func (w *writer) once(key, value []byte) (bool, error) {
+	ok, err := w.exists(key)
+	if err != nil || ok {
+		return false, err
+	}
+	w.seen[string(key)] = struct{}{}
+	return true, w.b.Set(key, value, nil)
+}
+
+func (w *writer) node(k Kind, parts ...string) (ID, error) {
+	id := NodeID(k, parts...)
+	_, err := w.once(nodeKey(id), encodeNode(w.idx, k, parts))
+	return id, err
+}
+
+func (w *writer) edge(src ID, rel Rel, dst ID, attrs any) error {
+	v := u64(make([]byte, 0, 64), w.idx)
+	if attrs != nil {
+		j, err := json.Marshal(attrs)
+		if err != nil {
+			return err
+		}
+		v = append(v, j...)
+	}
+	added, err := w.once(edgeKey(tagOut, src, rel, dst), v)
+	if err != nil || !added {
+		return err
+	}
+	return w.b.Set(edgeKey(tagIn, dst, rel, src), v, nil)
+}
+
+func (w *writer) setJSON(key []byte, v any) error {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return w.b.Set(key, j, nil)
+}
+
+// latestVersion is the version of dataset d's latest completed output
+// below the current entry, or "".
+func (w *writer) latestVersion(d ID) (string, error) {
+	if v, ok := w.latest[d]; ok {
+		return v, nil
+	}
+	p := idPrefix(tagLatest, d)
+	it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return "", it.Error()
+	}
+	return string(it.Value()), nil
+}
+
+func (w *writer) tags(src ID, tags []payload.Tag) error {
+	for _, t := range tags {
+		tid, err := w.node(TagNode, t.Key, t.Value)
+		if err != nil {
+			return err
+		}
+		if err := w.edge(src, Tagged, tid, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunVersion is the version of a dataset written by a run whose event
+// gives no version facet: the output of that run.
+func RunVersion(runID string) string { return "run:" + runID }
+
+func (w *writer) event(ev *payload.RunEvent) error {
+	run, err := w.node(Run, ev.Run.ID)
+	if err != nil {
+		return err
+	}
+	job, err := w.node(Job, ev.Job.Namespace, ev.Job.Name)
+	if err != nil {
+		return err
+	}
+	if err := w.edge(run, RunOf, job, nil); err != nil {
+		return err
+	}
+	cv := ev.Job.CodeVersion()
+	if cv != "" {
+		jv, err := w.node(JobVersion, ev.Job.Namespace, ev.Job.Name, cv)
+		if err != nil {
+			return err
+		}
+		if err := w.edge(jv, VersionOf, job, nil); err != nil {
+			return err
+		}
+		if err := w.edge(run, RanCode, jv, nil); err != nil {
+			return err
+		}
+	}
+	if p := ev.Run.Parent; p != nil && p.RunID != ev.Run.ID {
+		parent, err := w.node(Run, p.RunID)
+		if err != nil {
+			return err
+		}
+		pjob, err := w.node(Job, p.Job.Namespace, p.Job.Name)
+		if err != nil {
+			return err
+		}
+		if err := w.edge(parent, RunOf, pjob, nil); err != nil {
+			return err
+		}
+		if err := w.edge(run, ParentRun, parent, nil); err != nil {
+			return err
+		}
+	}
+	if err := w.tags(run, ev.Run.Tags); err != nil {
+		return err
+	}
+	if err := w.tags(job, ev.Job.Tags); err != nil {
+		return err
+	}
+	facts := RunFacts{
+		EventType: ev.EventType, EventTime: ev.EventTime, Source: ev.Source, Producer: ev.Producer,
+		Job: ev.Job.JobRef, Code: ev.Job.Source, Parent: ev.Run.Parent, Engine: ev.Run.Engine,
+		NominalStart: ev.Run.NominalStart, NominalEnd: ev.Run.NominalEnd, ErrorMessage: ev.Run.ErrorMessage,
+	}
+	if err := w.setJSON(idxKey(tagRun, run, w.idx), facts); err != nil {
+		return err
+	}
+	for i := range ev.Inputs {
+		d := &ev.Inputs[i]
+		ds, err := w.dataset(d)
+		if err != nil {
+			return err
+		}
+		ver := d.Version
+		if ver == "" {
+			// The version current when the run read it: the latest
+			// completed output below this entry (as of this entry).
+			if ver, err = w.latestVersion(ds); err != nil {
+				return err
+			}
+		}
+		dv, err := w.node(DatasetVersion, d.Namespace, d.Name, ver)
+		if err != nil {
+			return err
+		}
+		if err := w.edge(dv, VersionOf, ds, nil); err != nil {
+			return err
+		}
+		if err := w.edge(run, Read, dv, nil); err != nil {
+			return err
+		}
+		if err := w.edge(job, JobReads, ds, nil); err != nil {
+			return err
+		}
+	}
+	completed := ev.EventType == payload.Complete
+	for i := range ev.Outputs {
+		d := &ev.Outputs[i]
+		ds, err := w.dataset(d)
+		if err != nil {
+			return err
+		}
+		ver := d.Version
+		if ver == "" {
+			ver = RunVersion(ev.Run.ID)
+		}
+		dv, err := w.node(DatasetVersion, d.Namespace, d.Name, ver)
+		if err != nil {
+			return err
+		}
+		if err := w.edge(dv, VersionOf, ds, nil); err != nil {
+			return err
+		}
+		if err := w.edge(run, Wrote, dv, nil); err != nil {
+			return err
+		}
+		if err := w.edge(job, JobWrites, ds, nil); err != nil {
+			return err
+		}
+		vf := VersionFacts{
+			Version: ver, Explicit: d.Version != "", RunID: ev.Run.ID, Job: ev.Job.JobRef, CodeVersion: cv,
+			Source: ev.Source, EventType: ev.EventType, EventTime: ev.EventTime, Schema: d.Schema,
+			RowCount: d.RowCount(), Bytes: d.Bytes(), DataSource: d.DataSource, Quality: d.Quality,
+			Lifecycle: d.LifecycleStateChange,
+		}
+		if d.Stats != nil {
+			vf.FileCount = d.Stats.FileCount
+		}
+		if err := w.setJSON(binary.BigEndian.AppendUint16(idxKey(tagHistory, ds, w.idx), uint16(i)), vf); err != nil {
+			return err
+		}
+		if completed {
+			if err := w.b.Set(idxKey(tagLatest, ds, w.idx), []byte(ver), nil); err != nil {
+				return err
+			}
+			w.latest[ds] = ver
+		}
+		if err := w.columns(ev, d, ds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dataset writes the dataset node and its tags.
+func (w *writer) dataset(d *payload.Dataset) (ID, error) {
+	ds, err := w.node(Dataset, d.Namespace, d.Name)
+	if err != nil {
+		return ds, err
+	}
+	for _, t := range d.Tags {
+		src := ds
+		if t.Field != "" {
+			if src, err = w.column(d.Namespace, d.Name, t.Field, ds); err != nil {
+				return ds, err
+			}
+		}
+		if err := w.tags(src, []payload.Tag{{Key: t.Key, Value: t.Value}}); err != nil {
+			return ds, err
+		}
+	}
+	return ds, nil
+}
+
+// column writes a column node and its FieldOf edge (ds is its dataset's
+// id, or zero to compute it).
+func (w *writer) column(ns, name, field string, ds ID) (ID, error) {
+	c, err := w.node(Column, ns, name, field)
+	if err != nil {
+		return c, err
+	}
+	if ds == (ID{}) {
+		if ds, err = w.node(Dataset, ns, name); err != nil {
+			return c, err
+		}
+	}
+	return c, w.edge(c, FieldOf, ds, nil)
+}
+
+func (w *writer) columns(ev *payload.RunEvent, d *payload.Dataset, ds ID) error {
+	for _, cl := range d.ColumnLineage {
+		out, err := w.column(d.Namespace, d.Name, cl.Field, ds)
+		if err != nil {
+			return err
+		}
+		for _, in := range cl.Inputs {
+			src, err := w.column(in.Namespace, in.Name, in.Field, ID{})
+			if err != nil {
+				return err
+			}
+			attrs := DerivationAttrs{
+				Transformations: in.Transformations, RunID: ev.Run.ID, Job: ev.Job.JobRef,
+				TransformationType: cl.TransformationType, TransformationDescription: cl.TransformationDescription,
+			}
+			if err := w.edge(out, DerivedFrom, src, attrs); err != nil {
+				return err
+			}
+		}
+	}
+	for _, in := range d.DatasetLineage {
+		src, err := w.column(in.Namespace, in.Name, in.Field, ID{})
+		if err != nil {
+			return err
+		}
+		if err := w.edge(ds, Affects, src, DerivationAttrs{Transformations: in.Transformations, RunID: ev.Run.ID, Job: ev.Job.JobRef}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) costs(rows []payload.CostRow) error {
+	for i := range rows {
+		r := &rows[i]
+		if err := w.setJSON(costKey(w.idx, r.Row), r); err != nil {
+			return err
+		}
+		var target ID
+		switch l := r.Link; {
+		case l.RunID != "":
+			target = NodeID(Run, l.RunID)
+		case l.Job != nil:
+			target = NodeID(Job, l.Job.Namespace, l.Job.Name)
+		case l.Tag != nil:
+			target = NodeID(TagNode, l.Tag.Key, l.Tag.Value)
+		default:
+			continue
+		}
+		if err := w.b.Set(costByKey(target, w.idx, r.Row), nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

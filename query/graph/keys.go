@@ -1,0 +1,246 @@
+package graph
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"strings"
+)
+
+// Pebble key layout of the lineage graph. Everything lives under the
+// prefix 'q' that the ledger reserves for the query indexes; the second
+// byte says what the key holds. Integers are big-endian so keys sort
+// numerically; node ids are fixed-size, so adjacency lists are contiguous
+// key ranges. docs/query.md has the full table.
+const (
+	prefix = 'q'
+
+	tagNode    = 'n' // qn <id>                    → idx ‖ kind ‖ parts
+	tagOut     = 'e' // qe <src> <rel> <dst>        → idx ‖ attrs      (forward edge)
+	tagIn      = 'r' // qr <dst> <rel> <src>        → idx ‖ attrs      (reverse edge)
+	tagHistory = 'h' // qh <dataset> <idx> <pos>    → VersionFacts JSON
+	tagLatest  = 'l' // ql <dataset> <idx>          → version (completed outputs)
+	tagRun     = 's' // qs <run> <idx>              → RunFacts JSON
+	tagCost    = '$' // q$ <idx> <row>              → payload.CostRow JSON
+	tagCostBy  = 'k' // qk <target> <idx> <row>     → (empty): cost rows linked to a run, job or tag
+	tagSkip    = 'x' // qx <idx>                    → class ‖ reason (payloads not indexed)
+	tagMeta    = 'm' // qm <name>                   → value
+)
+
+var keyNext = []byte{prefix, tagMeta, 'n', 'e', 'x', 't'} // index of the next entry to index
+
+// IDSize is the size of a node id.
+const IDSize = 16
+
+// ID identifies a node: its kind byte, then the first 15 bytes of the
+// SHA-256 of its kind and name parts. Ids are stable across nodes and
+// versions of the software: they are part of the stored index.
+type ID [IDSize]byte
+
+// Kind is the kind of a node.
+type Kind byte
+
+// Node kinds.
+const (
+	Dataset        Kind = 'D' // namespace, name
+	DatasetVersion Kind = 'V' // namespace, name, version
+	Job            Kind = 'J' // namespace, name
+	JobVersion     Kind = 'K' // namespace, name, code version
+	Run            Kind = 'R' // run id
+	Column         Kind = 'C' // dataset namespace, dataset name, field
+	TagNode        Kind = 'T' // key, value
+)
+
+var kindNames = map[Kind]string{
+	Dataset: "dataset", DatasetVersion: "datasetVersion", Job: "job", JobVersion: "jobVersion",
+	Run: "run", Column: "column", TagNode: "tag",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%q)", byte(k))
+}
+
+// ParseKind is the inverse of Kind.String.
+func ParseKind(s string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// Kind returns the kind of the node id names.
+func (id ID) Kind() Kind { return Kind(id[0]) }
+
+// NodeID computes the id of the node of kind k named by parts.
+func NodeID(k Kind, parts ...string) ID {
+	h := sha256.New()
+	h.Write([]byte{byte(k)})
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		h.Write([]byte(p))
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	var id ID
+	id[0] = byte(k)
+	copy(id[1:], sum[:IDSize-1])
+	return id
+}
+
+// Rel is the relation of an edge.
+type Rel byte
+
+// Edge relations. An edge goes from src to dst; the reverse index lets
+// traversals walk it backwards.
+const (
+	RunOf       Rel = 'o' // run → job
+	RanCode     Rel = 'c' // run → job version (the code version it ran)
+	VersionOf   Rel = 'v' // job version → job; dataset version → dataset
+	ParentRun   Rel = 'p' // run → parent run
+	Read        Rel = 'i' // run → dataset version it read
+	Wrote       Rel = 'w' // run → dataset version it wrote
+	JobReads    Rel = 'I' // job → dataset (some run of the job read it)
+	JobWrites   Rel = 'W' // job → dataset (some run of the job wrote it)
+	DerivedFrom Rel = 'd' // column → input column it is derived from (attrs: DerivationAttrs)
+	FieldOf     Rel = 'f' // column → its dataset
+	Affects     Rel = 'a' // dataset → input column that affects it as a whole (filters, joins…; attrs: DerivationAttrs)
+	Tagged      Rel = 't' // run, job, dataset or column → tag
+)
+
+var relNames = map[Rel]string{
+	RunOf: "runOf", RanCode: "ranCode", VersionOf: "versionOf", ParentRun: "parent", Read: "read",
+	Wrote: "wrote", JobReads: "jobReads", JobWrites: "jobWrites", DerivedFrom: "derivedFrom",
+	FieldOf: "fieldOf", Affects: "affects", Tagged: "tagged",
+}
+
+func (r Rel) String() string {
+	if s, ok := relNames[r]; ok {
+		return s
+	}
+	return fmt.Sprintf("rel(%q)", byte(r))
+}
+
+func u64(b []byte, n uint64) []byte { return binary.BigEndian.AppendUint64(b, n) }
+
+func nodeKey(id ID) []byte {
+	return append([]byte{prefix, tagNode}, id[:]...)
+}
+
+func edgeKey(tag byte, a ID, rel Rel, b ID) []byte {
+	k := make([]byte, 0, 2+2*IDSize+1)
+	k = append(k, prefix, tag)
+	k = append(k, a[:]...)
+	k = append(k, byte(rel))
+	return append(k, b[:]...)
+}
+
+// adjPrefix is the key prefix of a's edges of relation rel in direction
+// tag (tagOut or tagIn).
+func adjPrefix(tag byte, a ID, rel Rel) []byte {
+	k := make([]byte, 0, 2+IDSize+1)
+	k = append(k, prefix, tag)
+	k = append(k, a[:]...)
+	return append(k, byte(rel))
+}
+
+func idxKey(tag byte, id ID, idx uint64) []byte {
+	k := make([]byte, 0, 2+IDSize+8+2)
+	k = append(k, prefix, tag)
+	k = append(k, id[:]...)
+	return u64(k, idx)
+}
+
+func idPrefix(tag byte, id ID) []byte {
+	return append([]byte{prefix, tag}, id[:]...)
+}
+
+func costKey(idx uint64, row int) []byte {
+	k := u64([]byte{prefix, tagCost}, idx)
+	return binary.BigEndian.AppendUint16(k, uint16(row))
+}
+
+func costByKey(target ID, idx uint64, row int) []byte {
+	return binary.BigEndian.AppendUint16(idxKey(tagCostBy, target, idx), uint16(row))
+}
+
+func skipKey(idx uint64) []byte { return u64([]byte{prefix, tagSkip}, idx) }
+
+// prefixEnd returns the smallest key above every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Node names. Parts are stored with the node; Name renders them.
+
+// NodeInfo is a node as stored: its kind, the parts that name it and the
+// index of the entry that first asserted it.
+type NodeInfo struct {
+	ID    ID
+	Kind  Kind
+	Parts []string
+	Index uint64
+}
+
+// Name renders the node the way Marquez names nodes:
+// dataset:<ns>:<name>, job:<ns>:<name>, datasetField:<ns>:<name>:<field>,
+// and run:<id>, datasetVersion:<ns>:<name>:<version>,
+// jobVersion:<ns>:<name>:<version>, tag:<key>=<value>.
+func (n NodeInfo) Name() string { return NodeName(n.Kind, n.Parts...) }
+
+// NodeName renders a node name from its kind and parts (see NodeInfo.Name).
+func NodeName(k Kind, parts ...string) string {
+	switch k {
+	case Column:
+		return "datasetField:" + strings.Join(parts, ":")
+	case TagNode:
+		if len(parts) == 2 {
+			return "tag:" + parts[0] + "=" + parts[1]
+		}
+	}
+	return k.String() + ":" + strings.Join(parts, ":")
+}
+
+func encodeNode(idx uint64, k Kind, parts []string) []byte {
+	n := 9
+	for _, p := range parts {
+		n += binary.MaxVarintLen32 + len(p)
+	}
+	b := make([]byte, 0, n)
+	b = u64(b, idx)
+	b = append(b, byte(k))
+	for _, p := range parts {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return b
+}
+
+func decodeNode(id ID, v []byte) (NodeInfo, error) {
+	if len(v) < 9 {
+		return NodeInfo{}, fmt.Errorf("node %x: value has %d bytes", id, len(v))
+	}
+	n := NodeInfo{ID: id, Index: binary.BigEndian.Uint64(v), Kind: Kind(v[8])}
+	rest := v[9:]
+	for len(rest) > 0 {
+		l, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < l {
+			return NodeInfo{}, fmt.Errorf("node %x: bad name part", id)
+		}
+		n.Parts = append(n.Parts, string(rest[w:w+int(l)]))
+		rest = rest[w+int(l):]
+	}
+	return n, nil
+}
