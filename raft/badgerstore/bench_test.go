@@ -1,0 +1,51 @@
+package badgerstore
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	raftbench "github.com/hashicorp/raft/bench"
+)
+
+// The benchmarks hashicorp/raft ships for any LogStore / StableStore.
+func BenchmarkRaftFirstIndex(b *testing.B) { raftbench.FirstIndex(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftLastIndex(b *testing.B)  { raftbench.LastIndex(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftGetLog(b *testing.B)     { raftbench.GetLog(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftStoreLog(b *testing.B)   { raftbench.StoreLog(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftStoreLogs(b *testing.B)  { raftbench.StoreLogs(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftDeleteRange(b *testing.B) {
+	raftbench.DeleteRange(b, openStore(b, b.TempDir()))
+}
+func BenchmarkRaftSet(b *testing.B)       { raftbench.Set(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftGet(b *testing.B)       { raftbench.Get(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftSetUint64(b *testing.B) { raftbench.SetUint64(b, openStore(b, b.TempDir())) }
+func BenchmarkRaftGetUint64(b *testing.B) { raftbench.GetUint64(b, openStore(b, b.TempDir())) }
+
+// BenchmarkStoreLogs measures one synced StoreLogs call of n logs of the
+// given size: what a Raft append costs (raft's leader stores up to
+// MaxAppendEntries proposals per call). Logs of 64 KiB and more go to
+// Badger's value log, smaller ones inline in the LSM tree.
+func BenchmarkStoreLogs(b *testing.B) {
+	for _, c := range []struct{ n, size int }{
+		{1, 256}, {1, 64 << 10}, {1, 1 << 20}, {8, 128 << 10}, {64, 1 << 10}, {64, 16 << 10}, {16, 1 << 20},
+	} {
+		b.Run(fmt.Sprintf("logs=%d/size=%d", c.n, c.size), func(b *testing.B) {
+			s := openStore(b, b.TempDir(), func(o *Options) { o.MemTableSize = 0 }) // production default
+			data := make([]byte, c.size)
+			logs := make([]*raft.Log, c.n)
+			b.SetBytes(int64(c.n * c.size))
+			b.ResetTimer()
+			next := uint64(1)
+			for range b.N {
+				for j := range logs {
+					logs[j] = &raft.Log{Index: next, Term: 1, Type: raft.LogCommand, Data: data}
+					next++
+				}
+				if err := s.StoreLogs(logs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
