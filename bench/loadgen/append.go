@@ -63,6 +63,9 @@ type Calibration struct {
 	// one for ed25519).
 	AlgVerifyPerS float64 `json:"alg_verify_per_s"`
 	MeasuredS     float64 `json:"measured_s"`
+	// OtherCores is the CPU other processes used during the measurement:
+	// large values mean the limit is understated.
+	OtherCores float64 `json:"other_cores"`
 }
 
 // AppendResults are the measurements. Throughput and latency cover the
@@ -409,6 +412,7 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 	if cfg.Calibrate > 0 {
 		say("measuring the verification limit on %d cores for %v", runtime.GOMAXPROCS(0), cfg.Calibrate)
 		cal := &Calibration{MeasuredS: cfg.Calibrate.Seconds()}
+		start, self0, busy0 := time.Now(), SelfCPU(), machineBusy()
 		var err error
 		if cal.Ed25519VerifyPerS, err = MeasureVerify("ed25519", cfg.Size, cfg.Calibrate); err != nil {
 			return nil, err
@@ -417,6 +421,12 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 		if cfg.Alg != "ed25519" {
 			if cal.AlgVerifyPerS, err = MeasureVerify(cfg.Alg, cfg.Size, cfg.Calibrate); err != nil {
 				return nil, err
+			}
+		}
+		if busy1 := machineBusy(); busy0 >= 0 && busy1 >= 0 {
+			cal.OtherCores = max(0, (busy1-busy0-(SelfCPU()-self0)).Seconds()/time.Since(start).Seconds())
+			if cal.OtherCores > 0.1 {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.2f cores while the verification limit was measured: it is understated", cal.OtherCores))
 			}
 		}
 		rep.Limits = cal

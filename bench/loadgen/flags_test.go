@@ -182,6 +182,12 @@ func TestProcParsers(t *testing.T) {
 	if _, err := parseProcStatCPU([]byte("garbage")); err == nil {
 		t.Error("garbage /proc/pid/stat accepted")
 	}
+	if n, err := parseProcStatNice(stat); err != nil || n != 0 {
+		t.Errorf("parseProcStatNice = %d, %v; want 0", n, err)
+	}
+	if n, _ := parseProcStatNice([]byte("1 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 0 0 30 -10 1 0")); n != -10 {
+		t.Errorf("parseProcStatNice = %d, want -10", n)
+	}
 	busy, err := parseProcStatBusy([]byte("cpu  100 10 50 9999 77 5 5 30 0 0\ncpu0 1 2 3\n"))
 	if err != nil || busy != 2*time.Second { // 100+10+50+5+5+30 = 200 ticks
 		t.Errorf("parseProcStatBusy = %v, %v; want 2s", busy, err)

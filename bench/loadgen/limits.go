@@ -32,6 +32,11 @@ type Limits struct {
 	FsyncMeanMs float64 `json:"fsync_mean_ms"`
 	FsyncDir    string  `json:"fsync_dir"`
 
+	// OtherCores is the CPU (in cores, averaged over the whole limits
+	// run) that other processes used meanwhile: large values mean the
+	// limits above are understated.
+	OtherCores float64 `json:"other_cores"`
+
 	MessageSize int `json:"message_size"`
 	Goroutines  int `json:"goroutines"`
 	// EachS is how long each measurement ran.
@@ -60,6 +65,7 @@ func RunLimits(cfg LimitsConfig) (*LimitsReport, error) {
 	}
 	l := &r.Limits
 	l.MessageSize, l.Goroutines, l.EachS, l.FsyncDir = cfg.Size, runtime.GOMAXPROCS(0), cfg.Each.Seconds(), cfg.Dir
+	start, self0, busy0 := time.Now(), SelfCPU(), machineBusy()
 	l.SHA256MBps = MeasureSHA256(cfg.Each)
 	var err error
 	if l.Ed25519VerifyPerS, err = MeasureVerify("ed25519", cfg.Size, cfg.Each); err != nil {
@@ -70,6 +76,9 @@ func RunLimits(cfg LimitsConfig) (*LimitsReport, error) {
 	}
 	if l.FsyncPerS, l.FsyncMeanMs, err = MeasureFsync(cfg.Dir, cfg.Each); err != nil {
 		return nil, err
+	}
+	if busy1 := machineBusy(); busy0 >= 0 && busy1 >= 0 {
+		l.OtherCores = max(0, (busy1-busy0-(SelfCPU()-self0)).Seconds()/time.Since(start).Seconds())
 	}
 	return r, nil
 }

@@ -23,6 +23,9 @@ type Machine struct {
 	OS            string `json:"os"`
 	Arch          string `json:"arch"`
 	Kernel        string `json:"kernel,omitempty"`
+	// Nice is the load generator's scheduling niceness (a spawned node
+	// inherits it); below 0 it was given priority over other processes.
+	Nice int `json:"nice"`
 }
 
 // Provenance says which code produced a result.
@@ -68,6 +71,9 @@ func ReadMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		m.Nice, _ = parseProcStatNice(b)
+	}
 	return m
 }
 
@@ -107,6 +113,19 @@ func ProcCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return parseProcStatCPU(b)
+}
+
+// parseProcStatNice returns field 19 (nice) of /proc/<pid>/stat.
+func parseProcStatNice(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat: no command name")
+	}
+	rest := strings.Fields(string(b[i+1:]))
+	if len(rest) < 17 {
+		return 0, fmt.Errorf("/proc stat: %d fields after the command name, want at least 17", len(rest))
+	}
+	return strconv.Atoi(rest[16])
 }
 
 func parseProcStatCPU(b []byte) (time.Duration, error) {

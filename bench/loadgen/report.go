@@ -143,13 +143,18 @@ func PrintLimits(w io.Writer, r *LimitsReport) {
 	fmt.Fprintf(tw, "  Ed25519 verify\t%s /s\t(DSSE PAE of a %d-byte payload, all cores)\n", thousands(l.Ed25519VerifyPerS), l.MessageSize)
 	fmt.Fprintf(tw, "  ECDSA P-256 verify\t%s /s\t(same message, SHA-256 included, all cores)\n", thousands(l.ECDSAP256VerifyPerS))
 	fmt.Fprintf(tw, "  4 KiB write+fsync\t%s /s\t(%.2f ms each, one at a time, in %s)\n", thousands(l.FsyncPerS), l.FsyncMeanMs, l.FsyncDir)
+	fmt.Fprintf(tw, "  other processes\t%.2f cores\t(CPU they used meanwhile; high values understate the limits)\n", l.OtherCores)
 	tw.Flush()
 	fmt.Fprintf(w, "  machine: %s\n  code:    %s\n", machineLine(&r.Machine), provenanceLine(&r.Provenance))
 }
 
 func machineLine(m *Machine) string {
-	return fmt.Sprintf("%s, %d CPUs, %.1f GiB, GOMAXPROCS %d, %s/%s %s",
+	s := fmt.Sprintf("%s, %d CPUs, %.1f GiB, GOMAXPROCS %d, %s/%s %s",
 		orUnknown(m.CPUModel), m.NProc, float64(m.MemTotalBytes)/(1<<30), m.GOMAXPROCS, m.OS, m.Arch, m.Kernel)
+	if m.Nice != 0 {
+		s += fmt.Sprintf(", nice %d", m.Nice)
+	}
+	return s
 }
 
 func provenanceLine(p *Provenance) string {
