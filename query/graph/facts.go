@@ -57,3 +57,10 @@ type DerivationAttrs struct {
 	RunID                     string         `json:"runId"`
 	Job                       payload.JobRef `json:"job"`
 }
+
+// ReadAttrs annotate a Read edge whose version the event did not name:
+// Resolved says the version is the dataset's latest completed output
+// below the entry (empty when there was none).
+type ReadAttrs struct {
+	Resolved bool `json:"resolved,omitempty"`
+}

@@ -386,12 +386,14 @@ func (w *writer) event(ev *payload.RunEvent) error {
 			return err
 		}
 		ver := d.Version
+		var attrs any
 		if ver == "" {
 			// The version current when the run read it: the latest
 			// completed output below this entry (as of this entry).
 			if ver, err = w.latestVersion(ds); err != nil {
 				return err
 			}
+			attrs = ReadAttrs{Resolved: true}
 		}
 		dv, err := w.node(DatasetVersion, d.Namespace, d.Name, ver)
 		if err != nil {
@@ -400,7 +402,7 @@ func (w *writer) event(ev *payload.RunEvent) error {
 		if err := w.edge(dv, VersionOf, ds, nil); err != nil {
 			return err
 		}
-		if err := w.edge(run, Read, dv, nil); err != nil {
+		if err := w.edge(run, Read, dv, attrs); err != nil {
 			return err
 		}
 		if err := w.edge(job, JobReads, ds, nil); err != nil {

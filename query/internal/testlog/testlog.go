@@ -5,6 +5,7 @@ package testlog
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -174,4 +175,23 @@ func LoadDir(t testing.TB, dir string) []Payload {
 		out = append(out, p)
 	}
 	return out
+}
+
+// RunID makes a deterministic UUID from n.
+func RunID(n uint64) string {
+	return fmt.Sprintf("00000000-0000-4000-8000-%012x", n)
+}
+
+// Event builds a COMPLETE OpenLineage run event of run n of job
+// (ns, name), reading ins and writing outs (each a namespace and name).
+func Event(n uint64, ns, name string, ins, outs [][2]string) []byte {
+	ds := func(list [][2]string) string {
+		parts := make([]string, len(list))
+		for i, d := range list {
+			parts[i] = fmt.Sprintf(`{"namespace":%q,"name":%q}`, d[0], d[1])
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	return fmt.Appendf(nil, `{"eventType":"COMPLETE","eventTime":"2026-11-26T10:00:00Z","producer":"https://example.test/synthetic","run":{"runId":%q},"job":{"namespace":%q,"name":%q},"inputs":%s,"outputs":%s}`,
+		RunID(n), ns, name, ds(ins), ds(outs))
 }

@@ -1,0 +1,364 @@
+// Package query answers lineage and cost questions over the graph index
+// (package graph) of a ledger.Log, as of any log size or time, and proves
+// the answers: every answer lists the entries it rests on and, on request,
+// each entry's record and inclusion proof against one signed checkpoint
+// (package answer verifies them offline).
+//
+// Traversals are breadth-first with visited sets, a depth limit and a
+// relation budget, so cycles in lineage and huge fan-outs end; an answer
+// that was cut short says so (answer.Truncation).
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/provledger/provledger/crypto/record"
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/answer"
+	"github.com/provledger/provledger/query/graph"
+)
+
+// Defaults and caps of the query limits.
+const (
+	DefaultDepth    = 5
+	MaxDepth        = 1000
+	DefaultBudget   = 10000
+	MaxBudget       = 1000000
+	DefaultMaxPaths = 100
+)
+
+// ErrInvalid marks a request the engine cannot answer as asked (an
+// unknown node kind, both an as-of size and time, …); the message says
+// what to fix.
+var ErrInvalid = errors.New("invalid query")
+
+// ErrNotFound marks a queried node that no entry below the as-of size
+// asserted.
+var ErrNotFound = errors.New("not found")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Engine answers queries over a log and its graph index.
+type Engine struct {
+	log *ledger.Log
+}
+
+// New returns an engine over l, whose Indexer must be a graph.Indexer
+// attached to it.
+func New(l *ledger.Log) *Engine { return &Engine{log: l} }
+
+// Request holds what every query takes.
+type Request struct {
+	// AsOfSize answers as of this log size (0: the latest checkpoint).
+	AsOfSize uint64
+	// AsOfTime answers as of the entries integrated at or before this
+	// time. At most one of AsOfSize and AsOfTime may be set.
+	AsOfTime time.Time
+	// Depth limits traversals (0: DefaultDepth).
+	Depth int
+	// Budget limits the relations a query reads (0: DefaultBudget).
+	Budget int
+	// Prove attaches records and inclusion proofs of every entry the
+	// answer rests on, against the latest checkpoint.
+	Prove bool
+	// NoEnvelopes leaves the envelopes out of a proof (smaller, but
+	// verify can then check inclusion only, not content).
+	NoEnvelopes bool
+}
+
+func (r *Request) limits() (int, int, error) {
+	d, b := r.Depth, r.Budget
+	switch {
+	case d < 0 || d > MaxDepth:
+		return 0, 0, invalid("depth %d is out of range; use 1..%d (0 for the default %d)", d, MaxDepth, DefaultDepth)
+	case b < 0 || b > MaxBudget:
+		return 0, 0, invalid("budget %d is out of range; use 1..%d (0 for the default %d)", b, MaxBudget, DefaultBudget)
+	}
+	if d == 0 {
+		d = DefaultDepth
+	}
+	if b == 0 {
+		b = DefaultBudget
+	}
+	return d, b, nil
+}
+
+// Size resolves an as-of request to a log size: AsOfSize (at most the
+// latest checkpoint's), the number of entries integrated at or before
+// AsOfTime, or the latest checkpoint's size.
+func (e *Engine) Size(req *Request) (uint64, error) {
+	latest := e.log.Latest().Size
+	switch {
+	case req.AsOfSize != 0 && !req.AsOfTime.IsZero():
+		return 0, invalid("give an as-of size or an as-of time, not both")
+	case req.AsOfSize != 0:
+		if req.AsOfSize > latest {
+			return 0, fmt.Errorf("%w: as-of size %d is beyond the latest checkpoint (size %d)", ledger.ErrOutOfRange, req.AsOfSize, latest)
+		}
+		return req.AsOfSize, nil
+	case !req.AsOfTime.IsZero():
+		return e.SizeAt(req.AsOfTime, latest)
+	}
+	return latest, nil
+}
+
+// SizeAt returns the number of entries below size integrated at or before
+// t. Integration times never decrease along the log, so this is a binary
+// search over the records.
+func (e *Engine) SizeAt(t time.Time, size uint64) (uint64, error) {
+	ms := t.UnixMilli()
+	var ferr error
+	n := sort.Search(int(size), func(i int) bool {
+		if ferr != nil {
+			return true
+		}
+		raw, err := e.log.Record(uint64(i))
+		if err != nil {
+			ferr = err
+			return true
+		}
+		r, err := record.Unmarshal(raw)
+		if err != nil {
+			ferr = fmt.Errorf("%w: record %d: %v", ledger.ErrCorrupt, i, err)
+			return true
+		}
+		return r.IntegratedTime.UnixMilli() > ms
+	})
+	if ferr != nil {
+		return 0, ferr
+	}
+	return uint64(n), nil
+}
+
+// session is one query in progress.
+type session struct {
+	ctx     context.Context
+	e       *Engine
+	r       *graph.Reader
+	ans     *answer.Answer
+	cp      *ledger.Checkpoint
+	req     Request
+	depth   int
+	budget  int
+	used    int
+	nodes   map[graph.ID]int // index in ans.Nodes
+	keys    map[string]bool
+	edges   map[string]bool
+	entries map[uint64]bool
+	// stopAt lists node kinds a traversal adds but does not expand.
+	stopAt map[graph.Kind]bool
+}
+
+func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session, error) {
+	depth, budget, err := req.limits()
+	if err != nil {
+		return nil, err
+	}
+	cp := e.log.Latest()
+	if req.AsOfSize == 0 && req.AsOfTime.IsZero() {
+		req.AsOfSize = 0
+	}
+	size := cp.Size
+	if req.AsOfSize != 0 || !req.AsOfTime.IsZero() {
+		if size, err = e.Size(&req); err != nil {
+			return nil, err
+		}
+	}
+	r, err := graph.NewReader(e.log.DB(), size)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{
+		ctx: ctx, e: e, r: r, cp: cp, req: req, depth: depth, budget: budget,
+		nodes: map[graph.ID]int{}, keys: map[string]bool{}, edges: map[string]bool{}, entries: map[uint64]bool{},
+		ans: &answer.Answer{
+			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
+			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime},
+		},
+	}
+	if indexed, err := r.Indexed(); err != nil {
+		r.Close()
+		return nil, err
+	} else if indexed < size {
+		r.Close()
+		return nil, fmt.Errorf("the lineage index covers %d entries, the log %d: is the query indexer attached to the log?", indexed, size)
+	}
+	return s, nil
+}
+
+// finish closes the reader, sorts the entries and proves them if asked.
+func (s *session) finish() (*answer.Answer, error) {
+	defer s.r.Close()
+	s.ans.Entries = make([]uint64, 0, len(s.entries))
+	for i := range s.entries {
+		s.ans.Entries = append(s.ans.Entries, i)
+	}
+	sort.Slice(s.ans.Entries, func(i, j int) bool { return s.ans.Entries[i] < s.ans.Entries[j] })
+	if s.req.Prove {
+		if err := s.prove(); err != nil {
+			return nil, err
+		}
+	}
+	return s.ans, nil
+}
+
+func (s *session) rests(idx uint64) { s.entries[idx] = true }
+
+// spend takes n relations from the budget; false when it ran out.
+func (s *session) spend(n int) bool {
+	if s.used+n > s.budget {
+		s.cut("budget")
+		return false
+	}
+	s.used += n
+	return true
+}
+
+func (s *session) cut(why string) {
+	t := s.ans.Truncated
+	if t == nil {
+		t = &answer.Truncation{}
+		s.ans.Truncated = t
+	}
+	switch why {
+	case "budget":
+		t.Budget = true
+	case "depth":
+		t.Depth = true
+	case "paths":
+		t.Paths = true
+	}
+	var parts []string
+	if t.Budget {
+		parts = append(parts, fmt.Sprintf("the relation budget of %d ran out (raise --budget)", s.budget))
+	}
+	if t.Depth {
+		parts = append(parts, fmt.Sprintf("nodes at depth %d have further relations (raise --depth)", s.depth))
+	}
+	if t.Paths {
+		parts = append(parts, "more paths exist than were listed (raise --max-paths)")
+	}
+	t.Reason = joinSentences(parts)
+}
+
+func joinSentences(parts []string) string {
+	out := ""
+	for i, p := range parts {
+		if i > 0 {
+			out += "; "
+		}
+		out += p
+	}
+	return out
+}
+
+func (s *session) canceled() error {
+	if s.ctx == nil {
+		return nil
+	}
+	return s.ctx.Err()
+}
+
+// ResolveRef turns an answer.Ref into a node id.
+func ResolveRef(ref answer.Ref) (graph.ID, error) {
+	k, ok := graph.ParseKind(ref.Kind)
+	if !ok {
+		return graph.ID{}, invalid("node kind %q is unknown; use dataset, datasetVersion, job, jobVersion, run, column or tag", ref.Kind)
+	}
+	want := map[graph.Kind]int{graph.Dataset: 2, graph.DatasetVersion: 3, graph.Job: 2, graph.JobVersion: 3, graph.Run: 1, graph.Column: 3, graph.TagNode: 2}[k]
+	if len(ref.Parts) != want {
+		return graph.ID{}, invalid("a %s is named by %d parts (%s), got %d", ref.Kind, want, partNames[k], len(ref.Parts))
+	}
+	for i, p := range ref.Parts {
+		if p == "" && !(k == graph.DatasetVersion && i == 2) {
+			return graph.ID{}, invalid("part %d (%s) of the %s is empty", i+1, partNames[k], ref.Kind)
+		}
+	}
+	return graph.NodeID(k, ref.Parts...), nil
+}
+
+var partNames = map[graph.Kind]string{
+	graph.Dataset: "namespace, name", graph.DatasetVersion: "namespace, name, version", graph.Job: "namespace, name",
+	graph.JobVersion: "namespace, name, code version", graph.Run: "run id", graph.Column: "namespace, name, field",
+	graph.TagNode: "key, value",
+}
+
+// start resolves and loads the queried node.
+func (s *session) start(ref answer.Ref, kinds ...graph.Kind) (graph.ID, error) {
+	id, err := ResolveRef(ref)
+	if err != nil {
+		return id, err
+	}
+	if len(kinds) > 0 {
+		ok := false
+		for _, k := range kinds {
+			ok = ok || id.Kind() == k
+		}
+		if !ok {
+			names := ""
+			for i, k := range kinds {
+				if i > 0 {
+					names += ", "
+				}
+				names += k.String()
+			}
+			return id, invalid("a %s query takes a %s, not a %s", s.ans.Query.Kind, names, ref.Kind)
+		}
+	}
+	r := ref
+	if s.ans.Query.Node == nil {
+		s.ans.Query.Node = &r
+	} else {
+		s.ans.Query.To = &r
+	}
+	if _, err := s.node(id, 0); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// node adds the node to the answer (once; its depth is the smallest seen)
+// and returns its key.
+func (s *session) node(id graph.ID, depth int) (string, error) {
+	if i, ok := s.nodes[id]; ok {
+		if depth < s.ans.Nodes[i].Depth {
+			s.ans.Nodes[i].Depth = depth
+		}
+		return s.ans.Nodes[i].Key, nil
+	}
+	n, ok, err := s.r.Node(id)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("%w: no entry below size %d asserts %s", ErrNotFound, s.r.Size(), graph.NodeName(id.Kind(), "…"))
+	}
+	key := n.Name()
+	for i := 2; s.keys[key]; i++ { // two nodes that render alike (names with ':')
+		key = fmt.Sprintf("%s#%d", n.Name(), i)
+	}
+	s.keys[key] = true
+	s.nodes[id] = len(s.ans.Nodes)
+	s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: key, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: depth})
+	s.rests(n.Index)
+	return key, nil
+}
+
+func (s *session) nodeInfo(id graph.ID) answer.Node { return s.ans.Nodes[s.nodes[id]] }
+
+// edge adds an edge (once) between two nodes already in the answer.
+func (s *session) edge(e answer.Edge) {
+	k := e.From + "\x00" + e.To + "\x00" + e.Rel
+	if s.edges[k] {
+		return
+	}
+	s.edges[k] = true
+	s.ans.Edges = append(s.ans.Edges, e)
+	s.rests(e.Index)
+}
