@@ -36,6 +36,10 @@ const (
 // what to fix.
 var ErrInvalid = errors.New("invalid query")
 
+// ErrIndexBehind means the graph index does not cover the log (the
+// indexer was not attached to it).
+var ErrIndexBehind = errors.New("the lineage index is behind the log")
+
 // ErrNotFound marks a queried node that no entry below the as-of size
 // asserted.
 var ErrNotFound = errors.New("not found")
@@ -187,7 +191,7 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 		return nil, err
 	} else if indexed < size {
 		r.Close()
-		return nil, fmt.Errorf("the lineage index covers %d entries, the log %d: is the query indexer attached to the log?", indexed, size)
+		return nil, fmt.Errorf("%w: it covers %d entries, the log %d (is the query indexer attached to the log?)", ErrIndexBehind, indexed, size)
 	}
 	return s, nil
 }
