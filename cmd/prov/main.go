@@ -297,6 +297,9 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.proveCommand(),
 		a.verifyCommand(),
 		a.auditCommand(),
+		a.lineageCommand(),
+		a.costCommand(),
+		a.verifyAnswerCommand(),
 	}
 	for _, s := range subs {
 		s.FlagSet.SetOutput(a.stderr)
