@@ -260,18 +260,22 @@ func (c *coster) linked(r *payload.CostRow) (runs, jobs []graph.ID, err error) {
 	return runs, jobs, nil
 }
 
-// edgeTo adds the edge a → b to the answer (both nodes must exist).
+// edgeTo adds the edge a → b to the answer.
 func (c *coster) edgeTo(a, b graph.ID, rel string, idx uint64) error {
-	ak, err := c.s.node(a, 0)
-	if err != nil {
-		return err
-	}
-	bk, err := c.s.node(b, 0)
-	if err != nil {
-		return err
-	}
-	c.s.edge(answer.Edge{From: ak, To: bk, Rel: rel, Index: idx})
+	c.s.add(a, 0)
+	c.s.add(b, 0)
+	c.s.linkIdx(a, b, rel, idx)
 	return nil
+}
+
+// name adds the node to the answer and returns its name.
+func (c *coster) name(id graph.ID) (string, error) {
+	n, err := c.s.info(id)
+	if err != nil {
+		return "", err
+	}
+	c.s.add(id, 0)
+	return n.Name(), nil
 }
 
 // attribute returns the job, dataset or run keys a row counts towards.
@@ -296,7 +300,7 @@ func (c *coster) attribute(dim string, r *payload.CostRow) ([]string, error) {
 		}
 		switch dim {
 		case "run":
-			k, err := c.s.node(run, 0)
+			k, err := c.name(run)
 			if err != nil {
 				return nil, err
 			}
@@ -330,7 +334,7 @@ func (c *coster) attribute(dim string, r *payload.CostRow) ([]string, error) {
 		}
 		switch dim {
 		case "job":
-			k, err := c.s.node(job, 0)
+			k, err := c.name(job)
 			if err != nil {
 				return nil, err
 			}
@@ -369,7 +373,10 @@ func (c *coster) via(src graph.ID, rel graph.Rel, arel string, cache map[graph.I
 		}
 		target := e.Dst
 		if target.Kind() == graph.DatasetVersion {
-			n := c.s.nodeInfo(target)
+			n, err := c.s.info(target)
+			if err != nil {
+				return nil, err
+			}
 			target = graph.NodeID(graph.Dataset, n.Parts[0], n.Parts[1])
 			if !c.s.spend(1) {
 				break
@@ -384,7 +391,7 @@ func (c *coster) via(src graph.ID, rel graph.Rel, arel string, cache map[graph.I
 				}
 			}
 		}
-		k, err := c.s.node(target, 0)
+		k, err := c.name(target)
 		if err != nil {
 			return nil, err
 		}
@@ -408,11 +415,15 @@ func (c *coster) produce(ref answer.Ref) error {
 		if err != nil {
 			return err
 		}
+		dn, err := s.info(id)
+		if err != nil {
+			return err
+		}
 		if !ok {
-			return fmt.Errorf("%w: no run completed a version of %s below size %d", ErrNotFound, s.nodeInfo(id).Key, s.r.Size())
+			return fmt.Errorf("%w: no run completed a version of %s below size %d", ErrNotFound, dn.Name(), s.r.Size())
 		}
 		s.rests(idx)
-		parts := s.nodeInfo(id).Parts
+		parts := dn.Parts
 		v := graph.NodeID(graph.DatasetVersion, parts[0], parts[1], ver)
 		if err := c.edgeVersion(v, id); err != nil {
 			return err
@@ -426,9 +437,13 @@ func (c *coster) produce(ref answer.Ref) error {
 		return err
 	}
 	var runs []graph.ID
-	for _, n := range s.ans.Nodes {
-		if n.Kind == graph.Run.String() {
-			runs = append(runs, graph.NodeID(graph.Run, n.Parts...))
+	for _, pn := range s.order {
+		if pn.id.Kind() == graph.Run {
+			n, err := s.info(pn.id)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, pn.id)
 			s.ans.Cost.Runs = append(s.ans.Cost.Runs, n.Parts[0])
 		}
 	}
@@ -458,7 +473,8 @@ func (c *coster) produce(ref answer.Ref) error {
 		if err := s.r.CostsOf(run, func(ref graph.CostRef) bool { refs = append(refs, ref); return true }); err != nil {
 			return err
 		}
-		if err := take(refs, s.nodeInfo(run).Key); err != nil {
+		rn, _ := s.info(run)
+		if err := take(refs, rn.Name()); err != nil {
 			return err
 		}
 		var tags []graph.Edge
@@ -476,7 +492,11 @@ func (c *coster) produce(ref answer.Ref) error {
 			if err := c.edgeTo(run, t.Dst, answer.RelTagged, t.Index); err != nil {
 				return err
 			}
-			if err := take(trefs, s.nodeInfo(t.Dst).Key); err != nil {
+			tn, err := s.info(t.Dst)
+			if err != nil {
+				return err
+			}
+			if err := take(trefs, tn.Name()); err != nil {
 				return err
 			}
 		}

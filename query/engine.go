@@ -140,7 +140,9 @@ func (e *Engine) SizeAt(t time.Time, size uint64) (uint64, error) {
 	return uint64(n), nil
 }
 
-// session is one query in progress.
+// session is one query in progress. A traversal records nodes and edges
+// by id only; finish resolves the nodes' names once, in key order, and
+// renders the answer.
 type session struct {
 	ctx     context.Context
 	e       *Engine
@@ -151,12 +153,19 @@ type session struct {
 	depth   int
 	budget  int
 	used    int
-	nodes   map[graph.ID]int // index in ans.Nodes
-	keys    map[string]bool
-	edges   map[string]bool
 	entries map[uint64]bool
 	// stopAt lists node kinds a traversal adds but does not expand.
 	stopAt map[graph.Kind]bool
+
+	order  []pendingNode
+	pos    map[graph.ID]int
+	pedges []pendingEdge
+	pseen  map[pendingKey]struct{}
+	paths  [][]graph.ID
+	infos  map[graph.ID]graph.NodeInfo
+	// Scratch buffers reused across a traversal's steps.
+	ebuf []graph.Edge
+	hbuf []hop
 }
 
 func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session, error) {
@@ -180,7 +189,7 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 	}
 	s := &session{
 		ctx: ctx, e: e, r: r, cp: cp, req: req, depth: depth, budget: budget,
-		nodes: map[graph.ID]int{}, keys: map[string]bool{}, edges: map[string]bool{}, entries: map[uint64]bool{},
+		entries: map[uint64]bool{}, pos: map[graph.ID]int{}, pseen: map[pendingKey]struct{}{}, infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
 			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime},
@@ -199,6 +208,9 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 // finish closes the reader, sorts the entries and proves them if asked.
 func (s *session) finish() (*answer.Answer, error) {
 	defer s.r.Close()
+	if err := s.render(); err != nil {
+		return nil, err
+	}
 	s.ans.Entries = make([]uint64, 0, len(s.entries))
 	for i := range s.entries {
 		s.ans.Entries = append(s.ans.Entries, i)
@@ -321,48 +333,9 @@ func (s *session) start(ref answer.Ref, kinds ...graph.Kind) (graph.ID, error) {
 	} else {
 		s.ans.Query.To = &r
 	}
-	if _, err := s.node(id, 0); err != nil {
+	if _, err := s.info(id); err != nil {
 		return id, err
 	}
+	s.add(id, 0)
 	return id, nil
-}
-
-// node adds the node to the answer (once; its depth is the smallest seen)
-// and returns its key.
-func (s *session) node(id graph.ID, depth int) (string, error) {
-	if i, ok := s.nodes[id]; ok {
-		if depth < s.ans.Nodes[i].Depth {
-			s.ans.Nodes[i].Depth = depth
-		}
-		return s.ans.Nodes[i].Key, nil
-	}
-	n, ok, err := s.r.Node(id)
-	if err != nil {
-		return "", err
-	}
-	if !ok {
-		return "", fmt.Errorf("%w: no entry below size %d asserts %s", ErrNotFound, s.r.Size(), graph.NodeName(id.Kind(), "…"))
-	}
-	key := n.Name()
-	for i := 2; s.keys[key]; i++ { // two nodes that render alike (names with ':')
-		key = fmt.Sprintf("%s#%d", n.Name(), i)
-	}
-	s.keys[key] = true
-	s.nodes[id] = len(s.ans.Nodes)
-	s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: key, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: depth})
-	s.rests(n.Index)
-	return key, nil
-}
-
-func (s *session) nodeInfo(id graph.ID) answer.Node { return s.ans.Nodes[s.nodes[id]] }
-
-// edge adds an edge (once) between two nodes already in the answer.
-func (s *session) edge(e answer.Edge) {
-	k := e.From + "\x00" + e.To + "\x00" + e.Rel
-	if s.edges[k] {
-		return
-	}
-	s.edges[k] = true
-	s.ans.Edges = append(s.ans.Edges, e)
-	s.rests(e.Index)
 }

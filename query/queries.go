@@ -36,7 +36,7 @@ func (s *session) reach(target graph.ID, maxDepth int) (map[graph.ID]int, error)
 			continue
 		}
 		done[y] = true
-		hops, err := s.neighbors(y, false)
+		hops, err := s.neighbors(nil, y, false)
 		if err != nil {
 			return nil, err
 		}
@@ -123,26 +123,16 @@ func (s *session) pathsBetween(src, dst graph.ID, maxPaths int) (int, error) {
 		stop   bool
 	)
 	record := func() error {
-		k, err := s.node(src, 0)
-		if err != nil {
-			return err
-		}
-		keys := []string{k}
+		s.add(src, 0)
+		path := []graph.ID{src}
 		steps := stepCost(src)
 		for _, h := range stack {
-			k, err := s.node(h.next, steps)
-			if err != nil {
-				return err
-			}
+			s.add(h.next, steps)
 			steps += stepCost(h.next)
-			ae, err := s.answerEdge(h)
-			if err != nil {
-				return err
-			}
-			s.edge(ae)
-			keys = append(keys, k)
+			s.link(h.from, h.to, h.rel, h.ref)
+			path = append(path, h.next)
 		}
-		s.ans.Paths = append(s.ans.Paths, keys)
+		s.paths = append(s.paths, path)
 		found++
 		return nil
 	}
@@ -163,7 +153,7 @@ func (s *session) pathsBetween(src, dst graph.ID, maxPaths int) (int, error) {
 			return record()
 		}
 		next := steps + stepCost(id)
-		hops, err := s.neighbors(id, true)
+		hops, err := s.neighbors(nil, id, true)
 		if err != nil {
 			return err
 		}
@@ -338,7 +328,6 @@ func (e *Engine) Columns(ctx context.Context, node answer.Ref, req Request) (*an
 	cols := []graph.ID{id}
 	if id.Kind() == graph.Dataset {
 		cols = nil
-		dk := s.nodeInfo(id).Key
 		var fields, affects []graph.Edge
 		if err := s.r.In(id, graph.FieldOf, func(e graph.Edge) bool { fields = append(fields, e); return true }); err != nil {
 			return nil, err
@@ -350,26 +339,16 @@ func (e *Engine) Columns(ctx context.Context, node answer.Ref, req Request) (*an
 			if !s.spend(1) {
 				break
 			}
-			ck, err := s.node(e.Src, 0)
-			if err != nil {
-				return nil, err
-			}
-			s.edge(answer.Edge{From: ck, To: dk, Rel: answer.RelField, Index: e.Index})
+			s.add(e.Src, 0)
+			s.linkIdx(e.Src, id, answer.RelField, e.Index)
 			cols = append(cols, e.Src)
 		}
 		for _, e := range affects {
 			if !s.spend(1) {
 				break
 			}
-			h := hop{next: e.Dst, e: e, from: e.Dst, to: id, rel: answer.RelAffects}
-			if _, err := s.node(e.Dst, 1); err != nil {
-				return nil, err
-			}
-			ae, err := s.answerEdge(h)
-			if err != nil {
-				return nil, err
-			}
-			s.edge(ae)
+			s.add(e.Dst, 1)
+			s.linkEdge(e.Dst, id, answer.RelAffects, e)
 		}
 	}
 	s.stopAt = map[graph.Kind]bool{graph.Dataset: true}

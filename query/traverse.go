@@ -3,121 +3,98 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+
+	"github.com/provledger/provledger/ledger"
 
 	"github.com/provledger/provledger/query/answer"
 	"github.com/provledger/provledger/query/graph"
 )
 
-// hop is one step of a traversal: to the node next, over edge e, which in
-// data-flow direction goes from → to.
+// hop is one step of a traversal: to the node next, over the stored edge
+// ref, which in data-flow direction goes from → to.
 type hop struct {
-	next     graph.ID
-	e        graph.Edge
-	from, to graph.ID
-	rel      string
+	next, from, to graph.ID
+	rel            string
+	ref            edgeRef
 }
+
+// edgeRef is what an answer keeps of a stored edge.
+type edgeRef struct {
+	index uint64
+	rel   graph.Rel
+	attrs []byte
+}
+
+func refOf(e graph.Edge) edgeRef { return edgeRef{index: e.Index, rel: e.Rel, attrs: e.Attrs} }
 
 func isProcess(k graph.Kind) bool { return k == graph.Job || k == graph.Run }
 
-// neighbors lists the nodes one step up- or downstream of id, in data-flow
-// terms: datasets and jobs (dataset level), dataset versions and runs (run
-// level), columns (column level; a column's downstream also reaches the
-// datasets it affects as a whole, which continue at dataset level).
-func (s *session) neighbors(id graph.ID, down bool) ([]hop, error) {
-	var hops []hop
-	// add collects the edges of one scan: out says the scan was Out (the
-	// other end is e.Dst) or In (e.Src); from and to are the data-flow
-	// ends, the zero ID standing for the other end.
-	add := func(out bool, from, to graph.ID, rel string) func(graph.Edge) bool {
-		return func(e graph.Edge) bool {
-			n, f, t := e.Dst, from, to
+// neighbors appends to hops the nodes one step up- or downstream of id, in
+// data-flow terms: datasets and jobs (dataset level), dataset versions and
+// runs (run level), columns (column level; a column's downstream also
+// reaches the datasets it affects as a whole, which continue at dataset
+// level).
+func (s *session) neighbors(hops []hop, id graph.ID, down bool) ([]hop, error) {
+	var err error
+	// scan reads one adjacency list: out says Out (the other end is
+	// e.Dst) or In (e.Src); the queried node is the data-flow source when
+	// idIsFrom.
+	scan := func(out bool, rel graph.Rel, idIsFrom bool, arel string) {
+		if err != nil {
+			return
+		}
+		if out {
+			s.ebuf, err = s.r.AppendOut(s.ebuf[:0], id, rel)
+		} else {
+			s.ebuf, err = s.r.AppendIn(s.ebuf[:0], id, rel)
+		}
+		for _, e := range s.ebuf {
+			n := e.Dst
 			if !out {
 				n = e.Src
 			}
-			if f == (graph.ID{}) {
-				f = n
+			h := hop{next: n, from: n, to: id, rel: arel, ref: refOf(e)}
+			if idIsFrom {
+				h.from, h.to = id, n
 			}
-			if t == (graph.ID{}) {
-				t = n
-			}
-			hops = append(hops, hop{next: n, e: e, from: f, to: t, rel: rel})
-			return true
+			hops = append(hops, h)
 		}
 	}
-	var none graph.ID
-	var err error
 	switch id.Kind() {
 	case graph.Dataset:
 		if down {
-			err = s.r.In(id, graph.JobReads, add(false, id, none, answer.RelInput))
+			scan(false, graph.JobReads, true, answer.RelInput)
 		} else {
-			err = s.r.In(id, graph.JobWrites, add(false, none, id, answer.RelOutput))
+			scan(false, graph.JobWrites, false, answer.RelOutput)
 		}
 	case graph.Job:
 		if down {
-			err = s.r.Out(id, graph.JobWrites, add(true, id, none, answer.RelOutput))
+			scan(true, graph.JobWrites, true, answer.RelOutput)
 		} else {
-			err = s.r.Out(id, graph.JobReads, add(true, none, id, answer.RelInput))
+			scan(true, graph.JobReads, false, answer.RelInput)
 		}
 	case graph.Run:
 		if down {
-			err = s.r.Out(id, graph.Wrote, add(true, id, none, answer.RelOutput))
+			scan(true, graph.Wrote, true, answer.RelOutput)
 		} else {
-			err = s.r.Out(id, graph.Read, add(true, none, id, answer.RelInput))
+			scan(true, graph.Read, false, answer.RelInput)
 		}
 	case graph.DatasetVersion:
 		if down {
-			err = s.r.In(id, graph.Read, add(false, id, none, answer.RelInput))
+			scan(false, graph.Read, true, answer.RelInput)
 		} else {
-			err = s.r.In(id, graph.Wrote, add(false, none, id, answer.RelOutput))
+			scan(false, graph.Wrote, false, answer.RelOutput)
 		}
 	case graph.Column:
 		if down {
-			if err = s.r.In(id, graph.DerivedFrom, add(false, id, none, answer.RelDerives)); err == nil {
-				err = s.r.In(id, graph.Affects, add(false, id, none, answer.RelAffects))
-			}
+			scan(false, graph.DerivedFrom, true, answer.RelDerives)
+			scan(false, graph.Affects, true, answer.RelAffects)
 		} else {
-			err = s.r.Out(id, graph.DerivedFrom, add(true, none, id, answer.RelDerives))
+			scan(true, graph.DerivedFrom, false, answer.RelDerives)
 		}
 	}
 	return hops, err
-}
-
-// answerEdge renders a hop as an answer edge between nodes in the answer.
-func (s *session) answerEdge(h hop) (answer.Edge, error) {
-	from, err := s.keyOf(h.from)
-	if err != nil {
-		return answer.Edge{}, err
-	}
-	to, err := s.keyOf(h.to)
-	if err != nil {
-		return answer.Edge{}, err
-	}
-	ae := answer.Edge{From: from, To: to, Rel: h.rel, Index: h.e.Index}
-	if len(h.e.Attrs) > 0 {
-		switch h.e.Rel {
-		case graph.DerivedFrom, graph.Affects:
-			var a graph.DerivationAttrs
-			if json.Unmarshal(h.e.Attrs, &a) == nil {
-				ae.Transformations, ae.RunID = a.Transformations, a.RunID
-				j := a.Job
-				ae.Job = &j
-			}
-		case graph.Read:
-			var a graph.ReadAttrs
-			if json.Unmarshal(h.e.Attrs, &a) == nil {
-				ae.Resolved = a.Resolved
-			}
-		}
-	}
-	return ae, nil
-}
-
-func (s *session) keyOf(id graph.ID) (string, error) {
-	if i, ok := s.nodes[id]; ok {
-		return s.ans.Nodes[i].Key, nil
-	}
-	return s.node(id, 0)
 }
 
 // traverse walks breadth-first from start, up- or downstream. Depth
@@ -140,10 +117,11 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 		it := queue[0]
 		queue = queue[1:]
 		process := isProcess(it.id.Kind())
-		hops, err := s.neighbors(it.id, down)
+		hops, err := s.neighbors(s.hbuf[:0], it.id, down)
 		if err != nil {
 			return err
 		}
+		s.hbuf = hops
 		if !process && it.depth >= maxDepth {
 			if len(hops) > 0 {
 				s.cut("depth")
@@ -158,14 +136,8 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 			if !s.spend(1) {
 				return nil
 			}
-			if _, err := s.node(h.next, next); err != nil {
-				return err
-			}
-			ae, err := s.answerEdge(h)
-			if err != nil {
-				return err
-			}
-			s.edge(ae)
+			s.add(h.next, next)
+			s.link(h.from, h.to, h.rel, h.ref)
 			if !seen[h.next] {
 				seen[h.next] = true
 				if s.stopAt == nil || !s.stopAt[h.next.Kind()] {
@@ -181,15 +153,11 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 // for every column, the dataset it belongs to), so run- and column-level
 // answers name their jobs and datasets.
 func (s *session) addContext() error {
-	for i := 0; i < len(s.ans.Nodes); i++ {
-		n := s.ans.Nodes[i]
-		id, err := ResolveRef(n.Ref)
-		if err != nil {
-			return err
-		}
+	for i := 0; i < len(s.order); i++ {
+		n := s.order[i]
 		var rel graph.Rel
 		var arel string
-		switch id.Kind() {
+		switch n.id.Kind() {
 		case graph.Run:
 			rel, arel = graph.RunOf, answer.RelRunOf
 		case graph.Column:
@@ -197,19 +165,16 @@ func (s *session) addContext() error {
 		default:
 			continue
 		}
-		var hops []graph.Edge
-		if err := s.r.Out(id, rel, func(e graph.Edge) bool { hops = append(hops, e); return true }); err != nil {
+		var es []graph.Edge
+		if err := s.r.Out(n.id, rel, func(e graph.Edge) bool { es = append(es, e); return true }); err != nil {
 			return err
 		}
-		for _, e := range hops {
+		for _, e := range es {
 			if !s.spend(1) {
 				return nil
 			}
-			to, err := s.node(e.Dst, n.Depth)
-			if err != nil {
-				return err
-			}
-			s.edge(answer.Edge{From: n.Key, To: to, Rel: arel, Index: e.Index})
+			s.add(e.Dst, n.depth)
+			s.linkIdx(n.id, e.Dst, arel, e.Index)
 		}
 	}
 	return nil
@@ -272,28 +237,21 @@ func (e *Engine) Impact(ctx context.Context, node answer.Ref, req Request) (*ans
 		return nil, err
 	}
 	// Jobs that derived the impacted columns.
-	for _, ae := range append([]answer.Edge(nil), s.ans.Edges...) {
-		if ae.Rel != answer.RelDerives || ae.Job == nil {
+	for i := 0; i < len(s.pedges); i++ {
+		pe := s.pedges[i]
+		if pe.rel != answer.RelDerives || len(pe.ref.attrs) == 0 {
 			continue
 		}
-		jid := graph.NodeID(graph.Job, ae.Job.Namespace, ae.Job.Name)
+		var a graph.DerivationAttrs
+		if err := json.Unmarshal(pe.ref.attrs, &a); err != nil {
+			return nil, fmt.Errorf("%w: derivation attributes: %v", ledger.ErrCorrupt, err)
+		}
 		if !s.spend(1) {
 			break
 		}
-		jk, err := s.node(jid, s.nodeDepth(ae.To))
-		if err != nil {
-			return nil, err
-		}
-		s.edge(answer.Edge{From: jk, To: ae.To, Rel: answer.RelOutput, Index: ae.Index})
+		jid := graph.NodeID(graph.Job, a.Job.Namespace, a.Job.Name)
+		s.add(jid, s.depthOf(pe.to))
+		s.linkIdx(jid, pe.to, answer.RelOutput, pe.ref.index)
 	}
 	return s.finish()
-}
-
-func (s *session) nodeDepth(key string) int {
-	for _, n := range s.ans.Nodes {
-		if n.Key == key {
-			return n.Depth
-		}
-	}
-	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -18,6 +19,10 @@ type Reader struct {
 	db   *pebble.DB
 	size uint64
 	it   *pebble.Iterator
+	// nit reads node records only: the lookups of one adjacency list come
+	// in increasing key order, which Pebble serves by stepping forward
+	// instead of seeking from the top (TrySeekUsingNext).
+	nit *pebble.Iterator
 	// Reads counts the keys the reader visited (a cost measure).
 	Reads int
 }
@@ -30,11 +35,18 @@ func NewReader(db *pebble.DB, size uint64) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query index: %w", err)
 	}
-	return &Reader{db: db, size: size, it: it}, nil
+	nit, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, tagNode}, UpperBound: []byte{prefix, tagNode + 1}})
+	if err != nil {
+		it.Close()
+		return nil, fmt.Errorf("query index: %w", err)
+	}
+	return &Reader{db: db, size: size, it: it, nit: nit}, nil
 }
 
 // Close releases the reader.
-func (r *Reader) Close() error { return r.it.Close() }
+func (r *Reader) Close() error {
+	return errors.Join(r.it.Close(), r.nit.Close())
+}
 
 // Size is the log size the reader sees the graph at.
 func (r *Reader) Size() uint64 { return r.size }
@@ -88,8 +100,15 @@ func (r *Reader) scan(p []byte, fn func(key, value []byte) (bool, error)) error 
 // Node returns the node with id, if an entry below the reader's size
 // asserted it.
 func (r *Reader) Node(id ID) (NodeInfo, bool, error) {
-	v, ok, err := r.get(nodeKey(id))
-	if err != nil || !ok {
+	r.Reads++
+	var k [2 + IDSize]byte
+	k[0], k[1] = prefix, tagNode
+	copy(k[2:], id[:])
+	if !r.nit.SeekGE(k[:]) || !bytes.Equal(r.nit.Key(), k[:]) {
+		return NodeInfo{}, false, r.nit.Error()
+	}
+	v, err := r.nit.ValueAndErr()
+	if err != nil {
 		return NodeInfo{}, false, err
 	}
 	n, err := decodeNode(id, v)
@@ -124,8 +143,37 @@ func (r *Reader) In(dst ID, rel Rel, fn func(Edge) bool) error {
 }
 
 func (r *Reader) adjacent(tag byte, a ID, rel Rel, fn func(Edge) bool) error {
-	p := adjPrefix(tag, a, rel)
-	var edges []Edge
+	edges, err := r.appendAdjacent(nil, tag, a, rel)
+	if err != nil {
+		return err
+	}
+	for _, e := range edges {
+		if !fn(e) {
+			break
+		}
+	}
+	return nil
+}
+
+// AppendOut appends to buf the edges src → * of relation rel visible at
+// the reader's size, in order of the destination's id. Attrs point into
+// memory the next call may reuse only when buf is reused: they are copies.
+func (r *Reader) AppendOut(buf []Edge, src ID, rel Rel) ([]Edge, error) {
+	return r.appendAdjacent(buf, tagOut, src, rel)
+}
+
+// AppendIn appends to buf the edges * → dst of relation rel visible at
+// the reader's size (Edge.Src is the other end).
+func (r *Reader) AppendIn(buf []Edge, dst ID, rel Rel) ([]Edge, error) {
+	return r.appendAdjacent(buf, tagIn, dst, rel)
+}
+
+func (r *Reader) appendAdjacent(edges []Edge, tag byte, a ID, rel Rel) ([]Edge, error) {
+	var pb [2 + IDSize + 1]byte
+	pb[0], pb[1] = prefix, tag
+	copy(pb[2:], a[:])
+	pb[2+IDSize] = byte(rel)
+	p := pb[:]
 	err := r.scan(p, func(k, v []byte) (bool, error) {
 		if len(k) != len(p)+IDSize || len(v) < 8 {
 			return false, fmt.Errorf("query index: malformed edge key %x", k)
@@ -147,15 +195,7 @@ func (r *Reader) adjacent(tag byte, a ID, rel Rel, fn func(Edge) bool) error {
 		edges = append(edges, e)
 		return true, nil
 	})
-	if err != nil {
-		return err
-	}
-	for _, e := range edges {
-		if !fn(e) {
-			break
-		}
-	}
-	return nil
+	return edges, err
 }
 
 // HasOut reports whether src has any visible edge of relation rel.

@@ -67,7 +67,7 @@ func OpenDir(t testing.TB, dir string, ix *graph.Indexer) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := ledger.Options{Origin: Origin, Signer: s, Logger: Logger, PebbleCacheSize: 64 << 20}
+	opts := ledger.Options{Origin: Origin, Signer: s, Logger: Logger}
 	if ix != nil {
 		opts.Indexer = ix
 	}

@@ -1,0 +1,331 @@
+package query_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query"
+	"github.com/provledger/provledger/query/answer"
+	"github.com/provledger/provledger/query/graph"
+	"github.com/provledger/provledger/query/internal/testlog"
+	"github.com/provledger/provledger/query/payload"
+)
+
+// Scale of the synthetic lineage graph. The figures:
+//
+//	go test ./query -run '^$' -bench Lineage -benchtime 1x -timeout 2h \
+//	  -lineage.datasets 100000 -lineage.edges 1000000
+var (
+	benchDatasets = flag.Int("lineage.datasets", 2000, "datasets in the synthetic lineage graph")
+	benchEdges    = flag.Int("lineage.edges", 20000, "lineage edges (run inputs and outputs) in the synthetic graph")
+	benchLayers   = flag.Int("lineage.layers", 20, "layers of the synthetic graph (layer 0: sources)")
+	benchQueries  = flag.Int("lineage.queries", 200, "queries of each kind per benchmark round")
+	benchDir      = flag.String("lineage.dir", "", "keep the ledger here (default: a temporary directory)")
+	benchFlush    = flag.Bool("lineage.flush", true, "flush the memtables after ingest (queries then read sstables)")
+	benchJSON     = flag.String("lineage.json", "", "also write the figures as JSON to this file")
+)
+
+// synthGraph is a layered lineage graph: layer 0 holds sources; every
+// other dataset is written by its own job, which reads fanIn datasets —
+// mostly from the layer below, some from any lower layer, and 1 in 50
+// from a higher layer (so the graph has cycles).
+type synthGraph struct {
+	datasets, layers, perLayer, fanIn int
+	events                            [][]byte
+	edges                             int
+}
+
+func dsName(i int, perLayer int) [2]string {
+	return [2]string{"bench://warehouse", fmt.Sprintf("layer%02d.t%06d", i/perLayer, i)}
+}
+
+func newSynth(datasets, edges, layers int) *synthGraph {
+	g := &synthGraph{datasets: datasets, layers: layers, perLayer: max(datasets/layers, 1)}
+	jobs := datasets - g.perLayer
+	g.fanIn = max((edges+jobs-1)/jobs-1, 1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for d := g.perLayer; d < datasets; d++ {
+		layer := d / g.perLayer
+		ins := make([][2]string, 0, g.fanIn)
+		seen := map[int]bool{d: true}
+		for len(ins) < g.fanIn {
+			var src int
+			switch r := rng.IntN(100); {
+			case r < 2 && layer+1 < layers:
+				src = (layer+1)*g.perLayer + rng.IntN(g.perLayer) // back edge: a cycle
+			case r < 72:
+				src = (layer-1)*g.perLayer + rng.IntN(g.perLayer)
+			default:
+				src = rng.IntN(layer * g.perLayer)
+			}
+			if src >= datasets || seen[src] {
+				continue
+			}
+			seen[src] = true
+			ins = append(ins, dsName(src, g.perLayer))
+		}
+		g.events = append(g.events, testlog.Event(uint64(d), "bench", fmt.Sprintf("job%06d", d), ins, [][2]string{dsName(d, g.perLayer)}))
+		g.edges += len(ins) + 1
+	}
+	return g
+}
+
+type benchLog struct {
+	log     *ledger.Log
+	engine  *query.Engine
+	g       *synthGraph
+	figures map[string]float64
+	start   time.Time // integration time of the first batch
+	end     time.Time
+}
+
+var (
+	benchOnce  sync.Once
+	benchState *benchLog
+)
+
+// buildBench ingests the synthetic graph through the real ingest path:
+// envelopes signed by a pipeline key (not timed: that is the client's
+// work), then, timed, each envelope's signature verified against the
+// trust keyring (as the API does) and submitted to the ledger's local
+// sequencer from several goroutines — group commit, synced batches, the
+// graph indexer writing in each batch.
+func buildBench(b *testing.B) *benchLog {
+	benchOnce.Do(func() {
+		g := newSynth(*benchDatasets, *benchEdges, *benchLayers)
+		dir := *benchDir
+		if dir == "" {
+			dir = filepath.Join(b.TempDir(), "ledger")
+		} else {
+			os.RemoveAll(dir)
+		}
+		l := testlog.OpenDir(b, dir, graph.New(graph.Options{Logger: testlog.Logger}))
+		seq, err := ledger.NewLocalSequencer(l.Log, ledger.SequencerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		signer, err := keys.NewSigner(testlog.SignerKey)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kid, _ := keys.IDOf(testlog.SignerKey.Public())
+		kr, _ := keys.NewKeyring(testlog.SignerKey.Public())
+		verifier := &envelope.Verifier{Keyring: kr}
+
+		t0 := time.Now()
+		envs := make([]*envelope.Envelope, len(g.events))
+		parallel(len(g.events), func(i int) {
+			e, err := envelope.Sign(payload.TypeOpenLineage, g.events[i], signer)
+			if err != nil {
+				panic(err)
+			}
+			envs[i] = e
+		})
+		signTime := time.Since(t0)
+
+		const chunk = 64
+		start := time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 1)
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(chunk)) - chunk
+					if i >= len(envs) {
+						return
+					}
+					batch := make([]ledger.Entry, 0, chunk)
+					for _, e := range envs[i:min(i+chunk, len(envs))] {
+						ids, err := verifier.Verify(e)
+						if err != nil || ids[0] != kid {
+							panic(fmt.Sprint("verify: ", err))
+						}
+						batch = append(batch, ledger.Entry{Namespace: "bench", PayloadType: e.PayloadType, Envelope: e.Marshal(), Signers: [][32]byte{kid}})
+					}
+					if _, err := seq.Submit(context.Background(), batch); err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		ingest := time.Since(start)
+		select {
+		case err := <-errs:
+			b.Fatal(err)
+		default:
+		}
+		seq.Close()
+		if *benchFlush {
+			// Reads then come from sstables, as they mostly do on a node
+			// that has run for a while, not from the memtable.
+			if err := l.DB().Flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		size := l.Latest().Size
+		if size != uint64(len(g.events)) {
+			b.Fatalf("log size %d, want %d", size, len(g.events))
+		}
+		first, _ := l.Record(0)
+		last, _ := l.Record(size - 1)
+		bs := &benchLog{log: l.Log, engine: query.New(l.Log), g: g, figures: map[string]float64{}}
+		bs.start, bs.end = recordTime(b, first), recordTime(b, last)
+		bs.figures["datasets"] = float64(g.datasets)
+		bs.figures["lineage_edges"] = float64(g.edges)
+		bs.figures["events"] = float64(len(g.events))
+		bs.figures["ingest_s"] = ingest.Seconds()
+		bs.figures["ingest_events_per_s"] = float64(len(g.events)) / ingest.Seconds()
+		bs.figures["ingest_edges_per_s"] = float64(g.edges) / ingest.Seconds()
+		bs.figures["sign_s"] = signTime.Seconds()
+		b.Logf("ingested %d events (%d datasets, %d lineage edges, fan-in %d) in %v: %.0f events/s, %.0f edges/s (signing, not timed, took %v)",
+			len(g.events), g.datasets, g.edges, g.fanIn, ingest.Round(time.Millisecond), bs.figures["ingest_events_per_s"], bs.figures["ingest_edges_per_s"], signTime.Round(time.Millisecond))
+		benchState = bs
+	})
+	if benchState == nil {
+		b.Fatal("building the benchmark graph failed")
+	}
+	return benchState
+}
+
+func recordTime(b *testing.B, raw []byte) time.Time {
+	rec, err := recordUnmarshal(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rec
+}
+
+func parallel(n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(int(float64(len(s))*p), len(s)-1)]
+}
+
+// BenchmarkLineage builds the synthetic graph once (reporting the ingest
+// rate), then times, per round, depth-5 upstream queries from datasets in
+// the upper half of the graph, impact queries from datasets in its middle
+// layers, and depth-5 upstream queries as of a random time in the log's
+// history; it reports p50 and p99 of each.
+func BenchmarkLineage(b *testing.B) {
+	bs := buildBench(b)
+	g := bs.g
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(minLayer, maxLayer int) answer.Ref {
+		layer := minLayer + rng.IntN(maxLayer-minLayer+1)
+		n := dsName(layer*g.perLayer+rng.IntN(g.perLayer), g.perLayer)
+		return answer.Ref{Kind: "dataset", Parts: n[:]}
+	}
+	ctx := context.Background()
+	type kind struct {
+		name string
+		run  func() (*answer.Answer, error)
+	}
+	span := bs.end.Sub(bs.start)
+	kinds := []kind{
+		{"upstream", func() (*answer.Answer, error) {
+			return bs.engine.Upstream(ctx, pick(g.layers/2, g.layers-1), query.Request{Depth: 5})
+		}},
+		{"impact", func() (*answer.Answer, error) {
+			return bs.engine.Impact(ctx, pick(g.layers/2, g.layers*3/4), query.Request{})
+		}},
+		{"asof", func() (*answer.Answer, error) {
+			// A time in the log's history, and a dataset that existed
+			// then (entries were appended concurrently, so the log's
+			// order is not the generator's: draw until one did).
+			at := bs.start.Add(time.Duration(rng.Int64N(int64(span) + 1)))
+			for try := 0; try < 50; try++ {
+				a, err := bs.engine.Upstream(ctx, pick(1, g.layers-1), query.Request{Depth: 5, AsOfTime: at})
+				if errors.Is(err, query.ErrNotFound) {
+					continue
+				}
+				return a, err
+			}
+			return nil, nil
+		}},
+	}
+	lat := map[string][]time.Duration{}
+	cut := map[string]int{}
+	nodes := map[string]int{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, k := range kinds {
+			for q := 0; q < *benchQueries; q++ {
+				t := time.Now()
+				a, err := k.run()
+				d := time.Since(t)
+				if err != nil {
+					b.Fatalf("%s: %v", k.name, err)
+				}
+				if a == nil {
+					continue
+				}
+				lat[k.name] = append(lat[k.name], d)
+				if a.Truncated != nil {
+					cut[k.name]++
+				}
+				nodes[k.name] += len(a.Nodes)
+			}
+		}
+	}
+	b.StopTimer()
+	for _, k := range kinds {
+		ls := lat[k.name]
+		p50, p99 := percentile(ls, 0.50), percentile(ls, 0.99)
+		b.ReportMetric(float64(p50.Microseconds())/1000, k.name+"-p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, k.name+"-p99-ms")
+		bs.figures[k.name+"_p50_ms"] = float64(p50.Microseconds()) / 1000
+		bs.figures[k.name+"_p99_ms"] = float64(p99.Microseconds()) / 1000
+		bs.figures[k.name+"_cut_short_fraction"] = float64(cut[k.name]) / float64(max(len(ls), 1))
+		bs.figures[k.name+"_mean_nodes"] = float64(nodes[k.name]) / float64(max(len(ls), 1))
+		b.Logf("%-8s n=%d p50=%v p99=%v cut short %d/%d, %.0f nodes per answer", k.name, len(ls), p50, p99, cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"])
+	}
+	b.ReportMetric(bs.figures["ingest_events_per_s"], "ingest-events/s")
+	b.ReportMetric(bs.figures["ingest_edges_per_s"], "ingest-edges/s")
+	if *benchJSON != "" {
+		j, _ := json.MarshalIndent(bs.figures, "", "  ")
+		if err := os.WriteFile(*benchJSON, j, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

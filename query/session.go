@@ -1,0 +1,150 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/answer"
+	"github.com/provledger/provledger/query/graph"
+)
+
+type pendingNode struct {
+	id    graph.ID
+	depth int
+}
+
+type pendingEdge struct {
+	from, to graph.ID
+	rel      string
+	ref      edgeRef
+}
+
+type pendingKey struct {
+	from, to graph.ID
+	rel      string
+}
+
+// add records a node of the answer (its depth is the smallest seen).
+func (s *session) add(id graph.ID, depth int) {
+	if i, ok := s.pos[id]; ok {
+		if depth < s.order[i].depth {
+			s.order[i].depth = depth
+		}
+		return
+	}
+	s.pos[id] = len(s.order)
+	s.order = append(s.order, pendingNode{id: id, depth: depth})
+}
+
+func (s *session) depthOf(id graph.ID) int {
+	if i, ok := s.pos[id]; ok {
+		return s.order[i].depth
+	}
+	return 0
+}
+
+// link records an edge of the answer, in data-flow direction, between
+// nodes already added; ref is the stored edge it renders.
+func (s *session) link(from, to graph.ID, rel string, ref edgeRef) {
+	k := pendingKey{from, to, rel}
+	if _, dup := s.pseen[k]; dup {
+		return
+	}
+	s.pseen[k] = struct{}{}
+	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, rel: rel, ref: ref})
+}
+
+// linkEdge is link for a stored edge read from the index.
+func (s *session) linkEdge(from, to graph.ID, rel string, e graph.Edge) {
+	s.link(from, to, rel, refOf(e))
+}
+
+// linkIdx is link for an edge with no attributes.
+func (s *session) linkIdx(from, to graph.ID, rel string, idx uint64) {
+	s.link(from, to, rel, edgeRef{index: idx})
+}
+
+// info returns a node's stored name parts (cached), or ErrNotFound when
+// no entry below the answer's size asserts it.
+func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
+	if n, ok := s.infos[id]; ok {
+		return n, nil
+	}
+	n, ok, err := s.r.Node(id)
+	if err != nil {
+		return n, err
+	}
+	if !ok {
+		return n, fmt.Errorf("%w: no entry below size %d asserts that %s", ErrNotFound, s.r.Size(), id.Kind())
+	}
+	s.infos[id] = n
+	return n, nil
+}
+
+// render resolves the recorded nodes' names, in key order (so the store
+// is read front to back), and fills the answer's nodes, edges and paths.
+func (s *session) render() error {
+	ids := make([]graph.ID, 0, len(s.order))
+	for _, n := range s.order {
+		if _, ok := s.infos[n.id]; !ok {
+			ids = append(ids, n.id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		if _, err := s.info(id); err != nil {
+			// An edge below the size names it, so an entry below the
+			// size asserted it: the index contradicts itself.
+			return fmt.Errorf("%w: the lineage index names node %x, which it does not hold: %v", ledger.ErrCorrupt, id[:], err)
+		}
+	}
+	keys := make(map[graph.ID]string, len(s.order))
+	used := make(map[string]bool, len(s.order))
+	s.ans.Nodes = make([]answer.Node, 0, len(s.order))
+	for _, pn := range s.order {
+		n := s.infos[pn.id]
+		key := n.Name()
+		for i := 2; used[key]; i++ { // two nodes that render alike (names with ':')
+			key = fmt.Sprintf("%s#%d", n.Name(), i)
+		}
+		used[key] = true
+		keys[pn.id] = key
+		s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: key, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: pn.depth})
+		s.rests(n.Index)
+	}
+	if len(s.pedges) > 0 {
+		s.ans.Edges = make([]answer.Edge, 0, len(s.pedges))
+	}
+	for _, pe := range s.pedges {
+		ae := answer.Edge{From: keys[pe.from], To: keys[pe.to], Rel: pe.rel, Index: pe.ref.index}
+		if len(pe.ref.attrs) > 0 {
+			switch pe.ref.rel {
+			case graph.DerivedFrom, graph.Affects:
+				var a graph.DerivationAttrs
+				if json.Unmarshal(pe.ref.attrs, &a) == nil {
+					ae.Transformations, ae.RunID = a.Transformations, a.RunID
+					j := a.Job
+					ae.Job = &j
+				}
+			case graph.Read:
+				var a graph.ReadAttrs
+				if json.Unmarshal(pe.ref.attrs, &a) == nil {
+					ae.Resolved = a.Resolved
+				}
+			}
+		}
+		s.ans.Edges = append(s.ans.Edges, ae)
+		s.rests(ae.Index)
+	}
+	for _, p := range s.paths {
+		ks := make([]string, len(p))
+		for i, id := range p {
+			ks[i] = keys[id]
+		}
+		s.ans.Paths = append(s.ans.Paths, ks)
+	}
+	return nil
+}
