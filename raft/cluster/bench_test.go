@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/raft/cluster"
 )
 
 // BenchmarkClusterSubmit measures appends on a 3-node in-process cluster
@@ -22,9 +23,24 @@ import (
 // layer's). Run with e.g. -benchtime=20000x; it reports entries/s and
 // latency percentiles.
 func BenchmarkClusterSubmit(b *testing.B) {
-	c := newCluster(b, 3, false, nil)
+	for _, inflight := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) { benchSubmit(b, inflight) })
+	}
+}
+
+func benchSubmit(b *testing.B, inflight int) {
+	c := newCluster(b, 3, false, func(cfg *cluster.Config) {
+		// raft's default timing, as provd runs it.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout, cfg.CommitTimeout = 0, 0, 0, 0
+		cfg.Store = badgerOpts{}
+	})
 	l := c.bootstrap()
 	c.converge(0, 10*time.Second)
+	seq, err := l.node.NewSequencer(cluster.SequencerOptions{MaxInFlight: inflight})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer seq.Close()
 	const clients = 64
 	pad := strings.Repeat("x", 900)
 	var next atomic.Int64
@@ -48,7 +64,7 @@ func BenchmarkClusterSubmit(b *testing.B) {
 					Signers:     [][32]byte{sha256.Sum256([]byte("signer"))},
 				}
 				t0 := time.Now()
-				if _, err := l.seq.Submit(context.Background(), []ledger.Entry{e}); err != nil {
+				if _, err := seq.Submit(context.Background(), []ledger.Entry{e}); err != nil {
 					b.Error(err)
 					return
 				}

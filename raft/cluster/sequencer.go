@@ -25,7 +25,9 @@ type SequencerOptions struct {
 	QueueSize int
 	// MaxInFlight is the number of proposals that may be in flight at once,
 	// so the next batch is collected and encoded while the previous ones
-	// are being replicated and fsynced. Default 4.
+	// are being replicated and fsynced. Default 2: more in flight split the
+	// queue into smaller proposals, and each costs a ledger batch (Pebble
+	// commit, checkpoint signature) on every node (see docs/raft.md).
 	MaxInFlight int
 }
 
@@ -74,7 +76,7 @@ func (n *Node) NewSequencer(o SequencerOptions) (*Sequencer, error) {
 	o.MaxBatch = cmpOr(o.MaxBatch, 1024)
 	o.MaxBatchBytes = min(cmpOr(o.MaxBatchBytes, 4<<20), n.cfg.MaxCommandBytes)
 	o.QueueSize = cmpOr(o.QueueSize, 16384)
-	o.MaxInFlight = cmpOr(o.MaxInFlight, 4)
+	o.MaxInFlight = cmpOr(o.MaxInFlight, 2)
 	s := &Sequencer{
 		n: n, opts: o,
 		queue: make(chan *seqRequest, o.QueueSize),
