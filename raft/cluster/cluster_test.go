@@ -135,3 +135,65 @@ func TestReplicatedAppends(t *testing.T) {
 	st := f.node.Status()
 	t.Logf("%d entries acknowledged, log size %d, raft last index %d, leader %s", len(h.acked), st.Checkpoint.Size, st.LastLogIndex, st.Leader.ID)
 }
+
+// TestMembership: joining again updates the API address; Bootstrap on a node
+// with state is a no-op; a removed follower and its API address are gone;
+// the leader can remove itself and the others elect a new one.
+func TestMembership(t *testing.T) {
+	c := newCluster(t, 3, false, nil)
+	l := c.bootstrap()
+	ctx := ctxT(t, 30*time.Second)
+	if err := c.nodes[0].node.Bootstrap(); err != nil {
+		t.Fatalf("Bootstrap on a node with state: %v", err)
+	}
+	var f1, f2 *tnode
+	for _, tn := range c.nodes {
+		if tn != l {
+			if f1 == nil {
+				f1 = tn
+			} else {
+				f2 = tn
+			}
+		}
+	}
+	if err := l.node.Join(ctx, f1.id, f1.raftAddr, "moved.test:9000"); err != nil {
+		t.Fatalf("re-Join: %v", err)
+	}
+	waitFor(t, "the new API address on a follower", 5*time.Second, func() bool {
+		a, _ := f2.node.FSM().APIAddr(f1.id)
+		return a == "moved.test:9000"
+	})
+	if err := l.node.Join(ctx, "other", l.raftAddr, "x:1"); !errors.Is(err, cluster.ErrExists) {
+		t.Fatalf("Join with the leader's address: %v", err)
+	}
+
+	if err := l.node.Remove(ctx, f2.id); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	ms, err := l.node.Members(ctx)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("Members after Remove = %+v, %v", ms, err)
+	}
+	if _, ok := l.node.FSM().APIAddr(f2.id); ok {
+		t.Fatal("removed node's API address still recorded")
+	}
+	c.stop(f2)
+
+	// The leader removes itself; the remaining node leads alone.
+	if err := l.node.Remove(ctx, l.id); err != nil {
+		t.Fatalf("leader removing itself: %v", err)
+	}
+	waitFor(t, "the remaining node to lead", 10*time.Second, func() bool { return f1.node.IsLeader() })
+	select {
+	case <-l.node.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the node that removed itself did not shut down")
+	}
+	if _, err := f1.seq.Submit(ctx, newEntries(2)); err != nil {
+		t.Fatalf("append on the remaining node: %v", err)
+	}
+	st := f1.node.Status()
+	if st.State != "Leader" || st.Leader.ID != f1.id || st.Leader.APIAddr != f1.apiAddr || st.Checkpoint.Size < 2 || st.LedgerAppliedIndex == 0 {
+		t.Fatalf("Status = %+v", st)
+	}
+}

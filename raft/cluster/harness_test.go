@@ -401,8 +401,19 @@ func (c *tcluster) checkAgree() {
 			t.Fatal(err)
 		}
 	}
+	final := ref.log.Latest()
 	for s := uint64(0); s <= size; s++ {
 		refCP, refErr := ref.log.CheckpointAt(s)
+		if refErr == nil {
+			// Every published checkpoint is consistent with the final tree.
+			p, err := ref.log.ConsistencyProof(s, final.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proof.VerifyConsistency(s, final.Size, p, refCP.Hash, final.Hash); err != nil {
+				t.Fatalf("%s: checkpoint %d is not consistent with %d: %v", ref.id, s, final.Size, err)
+			}
+		}
 		for _, tn := range nodes[1:] {
 			cp, err := tn.log.CheckpointAt(s)
 			if (err == nil) != (refErr == nil) {

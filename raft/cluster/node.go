@@ -669,12 +669,22 @@ func (n *Node) Status() Status {
 // watchLeadership runs when this node gains leadership: it waits until the
 // state machine has applied every earlier entry, then makes sure the
 // cluster metadata holds this node's current API address.
+// It also notices raft shutting itself down (this node was removed from
+// the cluster) and then shuts the node down, closing Done.
 func (n *Node) watchLeadership() {
 	defer n.wg.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
+		case <-tick.C:
+			if n.raft.State() == raft.Shutdown {
+				n.lg.Info("raft stopped on its own (this node was removed from the cluster)")
+				go n.Shutdown()
+				return
+			}
 		case leader := <-n.raft.LeaderCh():
 			if !leader {
 				n.lg.Info("lost raft leadership")
