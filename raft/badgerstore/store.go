@@ -197,24 +197,19 @@ func (s *Store) gcLoop() {
 }
 
 // MaxLogsPerBatch returns how many logs of up to maxLogBytes bytes of Data
-// (plus Extensions) one StoreLogs call is guaranteed to accept. Size Raft's
-// MaxAppendEntries at or below it.
+// (plus Extensions), of any mix of sizes, one StoreLogs call is guaranteed
+// to accept. Size Raft's MaxAppendEntries at or below it.
 func (s *Store) MaxLogsPerBatch(maxLogBytes int64) int {
-	per := int64(logKeySize + 2 + valuePointerSize)
-	if maxLogBytes+maxLogOverhead < s.opts.ValueThreshold {
-		per = int64(logKeySize+2) + maxLogBytes + maxLogOverhead
-	}
-	budget := s.db.MaxBatchSize() - int64(commitEntrySize)
-	n := budget / per
-	if c := s.db.MaxBatchCount() - 1; n > c {
-		n = c
-	}
+	// The largest inline log: just below the value threshold, or the
+	// largest log if that is smaller. Inline values count in full against
+	// the transaction size; value-log values count as a pointer.
+	inline := min(s.opts.ValueThreshold-1, maxLogBytes+maxLogOverhead)
+	n := (s.db.MaxBatchSize() - commitEntrySize - 1) / (logKeySize + 2 + max(inline, valuePointerSize))
+	n = min(n, s.db.MaxBatchCount()-2)
 	// Badger writes one transaction to one value log file, whose offsets are
 	// 32-bit: keep a batch of large logs well under that.
-	if maxLogBytes > 0 {
-		if v := maxVlogBatch / (maxLogBytes + maxLogOverhead); n > v {
-			n = v
-		}
+	if maxLogBytes+maxLogOverhead >= s.opts.ValueThreshold {
+		n = min(n, maxVlogBatch/(maxLogBytes+maxLogOverhead))
 	}
 	return int(max(n, 0))
 }

@@ -350,9 +350,27 @@ func TestBatchTooLargeWritesNothing(t *testing.T) {
 		t.Fatalf("StoreLogs of MaxLogsPerBatch = %d logs: %v", n, err)
 	}
 	wantBounds(t, s, 1, uint64(3+n))
-	// Logs above the value threshold go to the value log and barely count.
-	if m := s.MaxLogsPerBatch(16 << 20); m < 64 {
-		t.Fatalf("MaxLogsPerBatch(16 MiB) = %d, want at least raft's default MaxAppendEntries 64", m)
+	// The guarantee holds for any mix of sizes up to the maximum: logs just
+	// below the value threshold count in full, larger ones as a pointer.
+	m := s.MaxLogsPerBatch(16 << 20)
+	var mixed []*raft.Log
+	next := uint64(4 + n)
+	for i := range m {
+		size := DefaultValueThreshold - 1 - maxLogOverhead
+		if i%4 == 0 {
+			size = 2 << 20
+		}
+		mixed = append(mixed, &raft.Log{Index: next, Term: 1, Data: make([]byte, size)})
+		next++
+	}
+	if err := s.StoreLogs(mixed); err != nil {
+		t.Fatalf("StoreLogs of MaxLogsPerBatch(16 MiB) = %d mixed logs: %v", m, err)
+	}
+	// With the production memtable, raft's default MaxAppendEntries (64)
+	// fits commands of up to 16 MiB.
+	p := openStore(t, t.TempDir(), func(o *Options) { o.MemTableSize = 0 })
+	if m := p.MaxLogsPerBatch(16 << 20); m < 64 {
+		t.Fatalf("MaxLogsPerBatch(16 MiB) = %d with the default memtable, want at least 64", m)
 	}
 }
 
