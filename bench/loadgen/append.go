@@ -169,6 +169,15 @@ type CPUResult struct {
 	OtherCores float64 `json:"other_cores"`
 	// Cores is the machine's logical CPU count.
 	Cores int `json:"cores"`
+	// LoadgenUsPerEntry and NodeUsPerEntry are CPU microseconds per entry
+	// acknowledged in the window: unlike entries/s they hardly change when
+	// other processes compete for the cores. CPUBoundEntriesPerS is
+	// Cores·10⁶ ÷ their sum, the rate the machine could sustain if the
+	// load generator and the node had every core to themselves and CPU
+	// were the only limit (spawned node only).
+	LoadgenUsPerEntry   float64  `json:"loadgen_us_per_entry"`
+	NodeUsPerEntry      *float64 `json:"node_us_per_entry,omitempty"`
+	CPUBoundEntriesPerS *float64 `json:"cpu_bound_entries_per_s,omitempty"`
 }
 
 // Run phases.
@@ -657,6 +666,17 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 			c = s / res.WindowS
 		}
 		res.CPU.NodeS, res.CPU.NodeCores = &s, &c
+	}
+	if res.Entries > 0 {
+		res.CPU.LoadgenUsPerEntry = res.CPU.LoadgenS * 1e6 / float64(res.Entries)
+		if res.CPU.NodeS != nil {
+			nu := *res.CPU.NodeS * 1e6 / float64(res.Entries)
+			res.CPU.NodeUsPerEntry = &nu
+			if sum := nu + res.CPU.LoadgenUsPerEntry; sum > 0 {
+				ceil := float64(res.CPU.Cores) * 1e6 / sum
+				res.CPU.CPUBoundEntriesPerS = &ceil
+			}
+		}
 	}
 	if busy0 >= 0 && busy1 >= 0 && res.WindowS > 0 {
 		res.CPU.MachineS = (busy1 - busy0).Seconds()

@@ -117,6 +117,10 @@ func PrintAppend(w io.Writer, r *AppendReport) {
 		cpu += fmt.Sprintf("; all other processes (the node included) %.2f cores", res.CPU.OtherCores)
 	}
 	row("CPU in window", "%s; the machine has %d", cpu, res.CPU.Cores)
+	if c := res.CPU; c.NodeUsPerEntry != nil && c.CPUBoundEntriesPerS != nil {
+		row("CPU per entry", "provbench %.0f µs + provd %.0f µs: %s entries/s if both had all %d cores and CPU were the only limit",
+			c.LoadgenUsPerEntry, *c.NodeUsPerEntry, thousands(*c.CPUBoundEntriesPerS), c.Cores)
+	}
 	row("pre-signed", "%s envelopes in %.1f s, before the clock%s", thousands(float64(res.Presigned)), res.PresignS, map[bool]string{true: " (RAN OUT)", false: ""}[res.PoolExhausted])
 	row("machine", "%s", machineLine(&r.Machine))
 	row("code", "%s", provenanceLine(&r.Provenance))

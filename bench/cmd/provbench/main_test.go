@@ -79,7 +79,7 @@ func TestAppendSpawned(t *testing.T) {
 				t.Errorf("checkpoint signatures were not checked: %+v", res.Verify)
 			case res.Latency.Count != res.Entries || res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 || res.Latency.Max < res.Latency.P999:
 				t.Errorf("latency: %+v for %d entries", res.Latency, res.Entries)
-			case res.CPU.NodeS == nil || *res.CPU.NodeS <= 0 || res.CPU.LoadgenS <= 0:
+			case res.CPU.NodeS == nil || *res.CPU.NodeS <= 0 || res.CPU.LoadgenS <= 0 || res.CPU.NodeUsPerEntry == nil || res.CPU.CPUBoundEntriesPerS == nil:
 				t.Errorf("cpu: %+v", res.CPU)
 			case rep.Limits == nil || rep.Limits.Ed25519VerifyPerS <= 0 || res.FractionOfEd25519Limit <= 0:
 				t.Errorf("limits: %+v, fraction %v", rep.Limits, res.FractionOfEd25519Limit)
