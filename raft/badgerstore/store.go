@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,12 +140,14 @@ func Open(dir string, o Options) (*Store, error) {
 		WithBlockCacheSize(16 << 20).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{o.Logger.With("component", "badger")})
+		WithLogger(nil)
+	s := &Store{opts: o, log: o.Logger, stop: make(chan struct{}), gcDone: make(chan struct{})}
+	bo.Logger = &badgerLogger{l: o.Logger.With("component", "badger"), s: s}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: o, log: o.Logger, stop: make(chan struct{}), gcDone: make(chan struct{})}
+	s.db = db
 	if s.first, s.last, s.has, err = s.bounds(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
@@ -382,6 +385,10 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if err := txn.Commit(); err != nil {
 		return s.fail(fmt.Errorf("store raft logs %d..%d: %w", lo, hi, err))
 	}
+	if err := s.check(); err != nil {
+		// Badger only logs a failed value log sync (see badgerLogger).
+		return err
+	}
 	s.idxMu.Lock()
 	if !s.has {
 		s.first, s.last, s.has = lo, hi, true
@@ -569,14 +576,25 @@ func (s *Store) get(k []byte) ([]byte, error) {
 	return v, err
 }
 
-// badgerLogger sends Badger's logs to slog; its chatty Info lines go to Debug.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) { b.l.Error(trimNL(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(trimNL(fmt.Sprintf(f, a...)))
+// badgerLogger sends Badger's logs to slog; its chatty Info lines go to
+// Debug. Badger v4 only logs a failed sync of its value log ("Error while
+// curlf sync") and still reports the commit as successful; the logger turns
+// that message into a store failure, which StoreLogs checks after each
+// commit (the message is logged before the commit returns).
+type badgerLogger struct {
+	l *slog.Logger
+	s *Store
 }
-func (b badgerLogger) Infof(f string, a ...any)  { b.l.Debug(trimNL(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Debugf(f string, a ...any) {}
 
-func trimNL(s string) string { return string(bytes.TrimRight([]byte(s), "\n")) }
+func (b *badgerLogger) Errorf(f string, a ...any) {
+	msg := trimNL(fmt.Sprintf(f, a...))
+	b.l.Error(msg)
+	if strings.Contains(msg, "curlf sync") {
+		b.s.fail(errors.New("badger value log sync failed: " + msg))
+	}
+}
+func (b *badgerLogger) Warningf(f string, a ...any) { b.l.Warn(trimNL(fmt.Sprintf(f, a...))) }
+func (b *badgerLogger) Infof(f string, a ...any)    { b.l.Debug(trimNL(fmt.Sprintf(f, a...))) }
+func (b *badgerLogger) Debugf(f string, a ...any)   {}
+
+func trimNL(s string) string { return strings.TrimRight(s, "\n") }

@@ -436,3 +436,20 @@ func TestDecodeRejectsCorruptValues(t *testing.T) {
 		t.Fatal("decoded an unknown format version")
 	}
 }
+
+// TestValueLogSyncErrorFailsTheStore: Badger only logs a failed value log
+// sync; the store must turn it into an error instead of acknowledging.
+func TestValueLogSyncErrorFailsTheStore(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	if err := s.StoreLogs(mkLogs(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// What badger's valueLog.write logs when the msync fails.
+	s.db.Opts().Logger.Errorf("Error while curlf sync: %v\n", errors.New("input/output error"))
+	if err := s.StoreLogs(mkLogs(4, 5)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("StoreLogs after a value log sync error: %v; want ErrFailed", err)
+	}
+	if _, err := s.LastIndex(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("LastIndex after a failure: %v", err)
+	}
+}
