@@ -35,7 +35,8 @@ var (
 	benchEdges    = flag.Int("lineage.edges", 20000, "lineage edges (run inputs and outputs) in the synthetic graph")
 	benchLayers   = flag.Int("lineage.layers", 20, "layers of the synthetic graph (layer 0: sources)")
 	benchQueries  = flag.Int("lineage.queries", 200, "queries of each kind per benchmark round")
-	benchDir      = flag.String("lineage.dir", "", "keep the ledger here (default: a temporary directory)")
+	benchDir      = flag.String("lineage.dir", "", "keep the ledger here (default: a temporary directory); with -lineage.reuse, query a graph built there before")
+	benchReuse    = flag.Bool("lineage.reuse", false, "with -lineage.dir: reuse the ledger built there by an earlier run with the same scale (no ingest figures)")
 	benchFlush    = flag.Bool("lineage.flush", true, "flush the memtables after ingest (queries then read sstables)")
 	benchJSON     = flag.String("lineage.json", "", "also write the figures as JSON to this file")
 )
@@ -111,6 +112,17 @@ func buildBench(b *testing.B) *benchLog {
 		dir := *benchDir
 		if dir == "" {
 			dir = filepath.Join(b.TempDir(), "ledger")
+		} else if *benchReuse {
+			l := testlog.OpenDir(b, dir, graph.New(graph.Options{Logger: testlog.Logger}))
+			if l.Latest().Size == uint64(len(g.events)) {
+				first, _ := l.Record(0)
+				last, _ := l.Record(l.Latest().Size - 1)
+				benchState = &benchLog{log: l.Log, engine: query.New(l.Log), g: g, figures: map[string]float64{}, start: recordTime(b, first), end: recordTime(b, last)}
+				b.Logf("reusing the graph in %s (%d events)", dir, len(g.events))
+				return
+			}
+			l.Close()
+			os.RemoveAll(dir)
 		} else {
 			os.RemoveAll(dir)
 		}

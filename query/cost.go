@@ -262,8 +262,8 @@ func (c *coster) linked(r *payload.CostRow) (runs, jobs []graph.ID, err error) {
 
 // edgeTo adds the edge a → b to the answer.
 func (c *coster) edgeTo(a, b graph.ID, rel string, idx uint64) error {
-	c.s.add(a, 0)
-	c.s.add(b, 0)
+	c.s.add(a, 0, nil)
+	c.s.add(b, 0, nil)
 	c.s.linkIdx(a, b, rel, idx)
 	return nil
 }
@@ -274,7 +274,7 @@ func (c *coster) name(id graph.ID) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c.s.add(id, 0)
+	c.s.add(id, 0, nil)
 	return n.Name(), nil
 }
 

@@ -336,6 +336,6 @@ func (s *session) start(ref answer.Ref, kinds ...graph.Kind) (graph.ID, error) {
 	if _, err := s.info(id); err != nil {
 		return id, err
 	}
-	s.add(id, 0)
+	s.add(id, 0, nil)
 	return id, nil
 }

@@ -123,11 +123,11 @@ func (s *session) pathsBetween(src, dst graph.ID, maxPaths int) (int, error) {
 		stop   bool
 	)
 	record := func() error {
-		s.add(src, 0)
+		s.add(src, 0, nil)
 		path := []graph.ID{src}
 		steps := stepCost(src)
 		for _, h := range stack {
-			s.add(h.next, steps)
+			s.add(h.next, steps, h.name)
 			steps += stepCost(h.next)
 			s.link(h.from, h.to, h.rel, h.ref)
 			path = append(path, h.next)
@@ -339,7 +339,7 @@ func (e *Engine) Columns(ctx context.Context, node answer.Ref, req Request) (*an
 			if !s.spend(1) {
 				break
 			}
-			s.add(e.Src, 0)
+			s.add(e.Src, 0, e.Name)
 			s.linkIdx(e.Src, id, answer.RelField, e.Index)
 			cols = append(cols, e.Src)
 		}
@@ -347,7 +347,7 @@ func (e *Engine) Columns(ctx context.Context, node answer.Ref, req Request) (*an
 			if !s.spend(1) {
 				break
 			}
-			s.add(e.Dst, 1)
+			s.add(e.Dst, 1, e.Name)
 			s.linkEdge(e.Dst, id, answer.RelAffects, e)
 		}
 	}

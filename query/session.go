@@ -14,6 +14,14 @@ import (
 type pendingNode struct {
 	id    graph.ID
 	depth int
+	// name is the node's encoded name, learnt from an edge that reached
+	// it (nil: look it up when rendering).
+	name []byte
+	// index is the smallest index of the answer's edges that touch the
+	// node: an entry that asserts it (edges are asserted with their
+	// nodes). hasIndex is false for a node no edge touches.
+	index    uint64
+	hasIndex bool
 }
 
 type pendingEdge struct {
@@ -27,16 +35,31 @@ type pendingKey struct {
 	rel      string
 }
 
-// add records a node of the answer (its depth is the smallest seen).
-func (s *session) add(id graph.ID, depth int) {
+// add records a node of the answer (its depth is the smallest seen);
+// name, if known, is its encoded name (graph.Edge.Name).
+func (s *session) add(id graph.ID, depth int, name []byte) {
 	if i, ok := s.pos[id]; ok {
 		if depth < s.order[i].depth {
 			s.order[i].depth = depth
 		}
+		if s.order[i].name == nil {
+			s.order[i].name = name
+		}
 		return
 	}
 	s.pos[id] = len(s.order)
-	s.order = append(s.order, pendingNode{id: id, depth: depth})
+	s.order = append(s.order, pendingNode{id: id, depth: depth, name: name})
+}
+
+// touch notes that an edge asserted by entry idx touches node id.
+func (s *session) touch(id graph.ID, idx uint64) {
+	i, ok := s.pos[id]
+	if !ok {
+		return
+	}
+	if n := &s.order[i]; !n.hasIndex || idx < n.index {
+		n.index, n.hasIndex = idx, true
+	}
 }
 
 func (s *session) depthOf(id graph.ID) int {
@@ -55,6 +78,8 @@ func (s *session) link(from, to graph.ID, rel string, ref edgeRef) {
 	}
 	s.pseen[k] = struct{}{}
 	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, rel: rel, ref: ref})
+	s.touch(from, ref.index)
+	s.touch(to, ref.index)
 }
 
 // linkEdge is link for a stored edge read from the index.
@@ -84,12 +109,15 @@ func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
 	return n, nil
 }
 
-// render resolves the recorded nodes' names, in key order (so the store
-// is read front to back), and fills the answer's nodes, edges and paths.
+// render names the recorded nodes — from the names their edges carried,
+// else by looking them up, in key order (so the store is read front to
+// back) — and fills the answer's nodes, edges and paths. A node's index is
+// its first assertion when it was looked up (the queried node), else the
+// smallest index of the answer's edges that touch it.
 func (s *session) render() error {
-	ids := make([]graph.ID, 0, len(s.order))
+	var ids []graph.ID
 	for _, n := range s.order {
-		if _, ok := s.infos[n.id]; !ok {
+		if _, ok := s.infos[n.id]; !ok && (n.name == nil || !n.hasIndex) {
 			ids = append(ids, n.id)
 		}
 	}
@@ -105,10 +133,18 @@ func (s *session) render() error {
 	used := make(map[string]bool, len(s.order))
 	s.ans.Nodes = make([]answer.Node, 0, len(s.order))
 	for _, pn := range s.order {
-		n := s.infos[pn.id]
-		key := n.Name()
+		n, ok := s.infos[pn.id]
+		if !ok {
+			var err error
+			if n, err = graph.DecodeName(pn.id, pn.name); err != nil {
+				return fmt.Errorf("%w: %v", ledger.ErrCorrupt, err)
+			}
+			n.Index = pn.index
+		}
+		name := n.Name()
+		key := name
 		for i := 2; used[key]; i++ { // two nodes that render alike (names with ':')
-			key = fmt.Sprintf("%s#%d", n.Name(), i)
+			key = fmt.Sprintf("%s#%d", name, i)
 		}
 		used[key] = true
 		keys[pn.id] = key

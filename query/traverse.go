@@ -17,6 +17,7 @@ type hop struct {
 	next, from, to graph.ID
 	rel            string
 	ref            edgeRef
+	name           []byte // next's encoded name
 }
 
 // edgeRef is what an answer keeps of a stored edge.
@@ -54,7 +55,7 @@ func (s *session) neighbors(hops []hop, id graph.ID, down bool) ([]hop, error) {
 			if !out {
 				n = e.Src
 			}
-			h := hop{next: n, from: n, to: id, rel: arel, ref: refOf(e)}
+			h := hop{next: n, from: n, to: id, rel: arel, ref: refOf(e), name: e.Name}
 			if idIsFrom {
 				h.from, h.to = id, n
 			}
@@ -136,7 +137,7 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 			if !s.spend(1) {
 				return nil
 			}
-			s.add(h.next, next)
+			s.add(h.next, next, h.name)
 			s.link(h.from, h.to, h.rel, h.ref)
 			if !seen[h.next] {
 				seen[h.next] = true
@@ -173,7 +174,7 @@ func (s *session) addContext() error {
 			if !s.spend(1) {
 				return nil
 			}
-			s.add(e.Dst, n.depth)
+			s.add(e.Dst, n.depth, e.Name)
 			s.linkIdx(n.id, e.Dst, arel, e.Index)
 		}
 	}
@@ -250,7 +251,7 @@ func (e *Engine) Impact(ctx context.Context, node answer.Ref, req Request) (*ans
 			break
 		}
 		jid := graph.NodeID(graph.Job, a.Job.Namespace, a.Job.Name)
-		s.add(jid, s.depthOf(pe.to))
+		s.add(jid, s.depthOf(pe.to), graph.EncodeName(graph.Job, a.Job.Namespace, a.Job.Name))
 		s.linkIdx(jid, pe.to, answer.RelOutput, pe.ref.index)
 	}
 	return s.finish()

@@ -11,6 +11,7 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,8 @@ type Indexer struct {
 	mu sync.Mutex // serializes IndexBatch and Attach
 	l  *ledger.Log
 	db *pebble.DB
+	// filter says which keys the index may hold (nil: rebuild it).
+	filter *keyFilter
 }
 
 // New returns an Indexer; it must be attached to its log (Attach) before
@@ -69,6 +72,23 @@ func (ix *Indexer) Attach(l *ledger.Log) error {
 	next, err := ix.next()
 	if err != nil {
 		return err
+	}
+	if next > 0 {
+		if f, err := ix.format(); err != nil {
+			return err
+		} else if f != FormatVersion {
+			ix.log.Warn("the lineage index was built in another format; rebuilding it from the log", "format", f, "want", FormatVersion, "entries", next)
+			b := ix.db.NewBatch()
+			err := b.DeleteRange([]byte{prefix}, []byte{prefix + 1}, nil)
+			if err == nil {
+				err = b.Commit(pebble.Sync)
+			}
+			b.Close()
+			if err != nil {
+				return fmt.Errorf("query index: drop the old index: %w", err)
+			}
+			next = 0
+		}
 	}
 	size := l.Latest().Size
 	if next < size {
@@ -132,6 +152,25 @@ func (ix *Indexer) IndexBatch(b *pebble.Batch, entries []ledger.IndexedEntry) er
 	return ix.index(b, entries)
 }
 
+// FormatVersion is the version of the index's key layout and encodings;
+// an index of another version is dropped and rebuilt by Attach.
+const FormatVersion = 2
+
+func (ix *Indexer) format() (uint64, error) {
+	v, closer, err := ix.db.Get(keyFormat)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 1, nil // the first layout, which had no format key
+	}
+	if err != nil {
+		return 0, fmt.Errorf("query index: read format: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("query index: format has %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
 func (ix *Indexer) next() (uint64, error) {
 	v, closer, err := ix.db.Get(keyNext)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -176,11 +215,27 @@ func (ix *Indexer) load(start, end uint64) ([]ledger.IndexedEntry, error) {
 // index writes the graph of entries (consecutive, from the index's
 // position) into b.
 func (ix *Indexer) index(b *pebble.Batch, entries []ledger.IndexedEntry) error {
-	w := &writer{db: ix.db, b: b, seen: map[string]struct{}{}, latest: map[ID]string{}}
+	first := entries[0].Index
+	if ix.filter == nil || ix.filter.next != first || ix.filter.full() {
+		f, err := buildKeyFilter(ix.db, first)
+		if err != nil {
+			return fmt.Errorf("query index: build key filter: %w", err)
+		}
+		ix.filter = f
+	}
+	w := &writer{db: ix.db, b: b, seen: map[string]struct{}{}, latest: map[ID]string{}, names: map[ID][]byte{}, filter: ix.filter}
+	defer w.close()
 	for i := range entries {
 		if err := w.entry(&entries[i], ix.opts.Limits); err != nil {
+			ix.filter = nil
 			return err
 		}
+	}
+	// The filter now describes the store as it will be once b commits; if
+	// it does not, the next batch starts elsewhere and rebuilds it.
+	ix.filter.next = entries[len(entries)-1].Index + 1
+	if err := b.Set(keyFormat, u64(nil, FormatVersion), nil); err != nil {
+		return err
 	}
 	return b.Set(keyNext, u64(nil, entries[len(entries)-1].Index+1), nil)
 }
@@ -200,7 +255,16 @@ type writer struct {
 	b      *pebble.Batch
 	seen   map[string]struct{}
 	latest map[ID]string // dataset → version of its latest completed output in this batch
+	names  map[ID][]byte // encoded names of the nodes this batch touched
+	filter *keyFilter
+	latIt  *pebble.Iterator // reads latest versions (opened on first use)
 	idx    uint64
+}
+
+func (w *writer) close() {
+	if w.latIt != nil {
+		w.latIt.Close()
+	}
 }
 
 func (w *writer) entry(e *ledger.IndexedEntry, lim payload.Limits) error {
@@ -238,6 +302,9 @@ func (w *writer) exists(key []byte) (bool, error) {
 	if _, ok := w.seen[string(key)]; ok {
 		return true, nil
 	}
+	if !w.filter.mayContain(key) {
+		return false, nil
+	}
 	_, closer, err := w.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
@@ -256,29 +323,40 @@ func (w *writer) once(key, value []byte) (bool, error) {
 		return false, err
 	}
 	w.seen[string(key)] = struct{}{}
+	w.filter.add(key)
 	return true, w.b.Set(key, value, nil)
 }
 
 func (w *writer) node(k Kind, parts ...string) (ID, error) {
 	id := NodeID(k, parts...)
+	if _, ok := w.names[id]; !ok {
+		w.names[id] = encodeName(nil, k, parts)
+	}
 	_, err := w.once(nodeKey(id), encodeNode(w.idx, k, parts))
 	return id, err
 }
 
+// edge stores src → dst (forward and reverse), unless stored before. Each
+// direction's value carries the name of the node at its far end, so a
+// traversal learns the names of the nodes it reaches from the edges it
+// reads.
 func (w *writer) edge(src ID, rel Rel, dst ID, attrs any) error {
-	v := u64(make([]byte, 0, 64), w.idx)
+	var j []byte
 	if attrs != nil {
-		j, err := json.Marshal(attrs)
-		if err != nil {
+		var err error
+		if j, err = json.Marshal(attrs); err != nil {
 			return err
 		}
-		v = append(v, j...)
 	}
-	added, err := w.once(edgeKey(tagOut, src, rel, dst), v)
+	if w.names[src] == nil || w.names[dst] == nil {
+		return fmt.Errorf("query index: internal error: edge %c from a node this entry did not name", rel)
+	}
+	fwd := encodeEdgeValue(w.idx, w.names[dst], j)
+	added, err := w.once(edgeKey(tagOut, src, rel, dst), fwd)
 	if err != nil || !added {
 		return err
 	}
-	return w.b.Set(edgeKey(tagIn, dst, rel, src), v, nil)
+	return w.b.Set(edgeKey(tagIn, dst, rel, src), encodeEdgeValue(w.idx, w.names[src], j), nil)
 }
 
 func (w *writer) setJSON(key []byte, v any) error {
@@ -295,16 +373,18 @@ func (w *writer) latestVersion(d ID) (string, error) {
 	if v, ok := w.latest[d]; ok {
 		return v, nil
 	}
+	if w.latIt == nil {
+		it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, tagLatest}, UpperBound: []byte{prefix, tagLatest + 1}})
+		if err != nil {
+			return "", err
+		}
+		w.latIt = it
+	}
 	p := idPrefix(tagLatest, d)
-	it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return "", err
+	if !w.latIt.SeekLT(prefixEnd(p)) || !bytes.HasPrefix(w.latIt.Key(), p) {
+		return "", w.latIt.Error()
 	}
-	defer it.Close()
-	if !it.Last() {
-		return "", it.Error()
-	}
-	return string(it.Value()), nil
+	return string(w.latIt.Value()), nil
 }
 
 func (w *writer) tags(src ID, tags []payload.Tag) error {

@@ -454,3 +454,56 @@ func TestNotAttached(t *testing.T) {
 		t.Errorf("IndexBatch before Attach: %v", err)
 	}
 }
+
+// A batch whose commit fails leaves keys in the indexer's key filter that
+// the store does not hold; the next batch (starting at the same place)
+// must still write everything.
+func TestFailedCommitThenRetry(t *testing.T) {
+	l := testlog.Open(t, nil)
+	for _, p := range testlog.LoadDir(t, shopDir) {
+		l.Apply(t, p)
+	}
+	ix := graph.New(graph.Options{Logger: testlog.Logger})
+	ix.AttachOnly(l.Log)
+	entries, err := ix.Load(0, eEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := l.DB().NewBatch()
+	if err := ix.IndexBatch(lost, entries[:7]); err != nil {
+		t.Fatal(err)
+	}
+	lost.Close() // never committed
+	for _, part := range [][]ledger.IndexedEntry{entries[:7], entries[7:]} {
+		b := l.DB().NewBatch()
+		if err := ix.IndexBatch(b, part); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	if d := diff(dump(t, openShop(t, 100).DB()), dump(t, l.DB())); d != "" {
+		t.Errorf("index differs after a lost batch:\n%s", d)
+	}
+}
+
+// An index in an older format is dropped and rebuilt by Attach.
+func TestOldFormatRebuilt(t *testing.T) {
+	l := openShop(t, 100)
+	want := dump(t, l.DB())
+	b := l.DB().NewBatch()
+	b.Delete([]byte("qmformat"), nil)
+	b.Set([]byte("qe-stale-junk"), []byte("x"), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	dir := l.Dir
+	l.Close()
+	l = testlog.OpenDir(t, dir, graph.New(graph.Options{Logger: testlog.Logger}))
+	if d := diff(want, dump(t, l.DB())); d != "" {
+		t.Errorf("rebuilt index differs:\n%s", d)
+	}
+}

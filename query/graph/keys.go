@@ -27,7 +27,10 @@ const (
 	tagMeta    = 'm' // qm <name>                   → value
 )
 
-var keyNext = []byte{prefix, tagMeta, 'n', 'e', 'x', 't'} // index of the next entry to index
+var (
+	keyNext   = []byte{prefix, tagMeta, 'n', 'e', 'x', 't'}           // index of the next entry to index
+	keyFormat = []byte{prefix, tagMeta, 'f', 'o', 'r', 'm', 'a', 't'} // FormatVersion of the index
+)
 
 // IDSize is the size of a node id.
 const IDSize = 16
@@ -213,13 +216,9 @@ func NodeName(k Kind, parts ...string) string {
 	return k.String() + ":" + strings.Join(parts, ":")
 }
 
-func encodeNode(idx uint64, k Kind, parts []string) []byte {
-	n := 9
-	for _, p := range parts {
-		n += binary.MaxVarintLen32 + len(p)
-	}
-	b := make([]byte, 0, n)
-	b = u64(b, idx)
+// encodeName appends a node's name: its kind, then each part
+// uvarint-length-prefixed.
+func encodeName(b []byte, k Kind, parts []string) []byte {
 	b = append(b, byte(k))
 	for _, p := range parts {
 		b = binary.AppendUvarint(b, uint64(len(p)))
@@ -228,12 +227,17 @@ func encodeNode(idx uint64, k Kind, parts []string) []byte {
 	return b
 }
 
-func decodeNode(id ID, v []byte) (NodeInfo, error) {
-	if len(v) < 9 {
-		return NodeInfo{}, fmt.Errorf("node %x: value has %d bytes", id, len(v))
+// EncodeName encodes the name of the node of kind k named by parts, as
+// edges carry it (Edge.Name).
+func EncodeName(k Kind, parts ...string) []byte { return encodeName(nil, k, parts) }
+
+// DecodeName decodes a name written by encodeName (Index is left zero).
+func DecodeName(id ID, b []byte) (NodeInfo, error) {
+	if len(b) < 1 {
+		return NodeInfo{}, fmt.Errorf("node %x: empty name", id)
 	}
-	n := NodeInfo{ID: id, Index: binary.BigEndian.Uint64(v), Kind: Kind(v[8])}
-	rest := v[9:]
+	n := NodeInfo{ID: id, Kind: Kind(b[0])}
+	rest := b[1:]
 	for len(rest) > 0 {
 		l, w := binary.Uvarint(rest)
 		if w <= 0 || uint64(len(rest)-w) < l {
@@ -243,4 +247,42 @@ func decodeNode(id ID, v []byte) (NodeInfo, error) {
 		rest = rest[w+int(l):]
 	}
 	return n, nil
+}
+
+func encodeNode(idx uint64, k Kind, parts []string) []byte {
+	return encodeName(u64(make([]byte, 0, 9+16*len(parts)), idx), k, parts)
+}
+
+func decodeNode(id ID, v []byte) (NodeInfo, error) {
+	if len(v) < 9 {
+		return NodeInfo{}, fmt.Errorf("node %x: value has %d bytes", id, len(v))
+	}
+	n, err := DecodeName(id, v[8:])
+	n.Index = binary.BigEndian.Uint64(v)
+	return n, err
+}
+
+// encodeEdgeValue is an edge's value: the index that first asserted it,
+// the name of the node at the far end (length-prefixed), then its JSON
+// attributes, if any.
+func encodeEdgeValue(idx uint64, name, attrs []byte) []byte {
+	v := make([]byte, 0, 8+binary.MaxVarintLen32+len(name)+len(attrs))
+	v = u64(v, idx)
+	v = binary.AppendUvarint(v, uint64(len(name)))
+	v = append(v, name...)
+	return append(v, attrs...)
+}
+
+// decodeEdgeValue splits an edge's value.
+func decodeEdgeValue(v []byte) (idx uint64, name, attrs []byte, ok bool) {
+	if len(v) < 9 {
+		return 0, nil, nil, false
+	}
+	idx = binary.BigEndian.Uint64(v)
+	l, w := binary.Uvarint(v[8:])
+	if w <= 0 || uint64(len(v)-8-w) < l || l == 0 {
+		return 0, nil, nil, false
+	}
+	name = v[8+w : 8+w+int(l)]
+	return idx, name, v[8+w+int(l):], true
 }

@@ -122,11 +122,14 @@ func (r *Reader) Node(id ID) (NodeInfo, bool, error) {
 }
 
 // Edge is an edge as read: Src → Dst by Rel, first asserted by entry
-// Index; Attrs is its JSON annotation (DerivationAttrs) or empty.
+// Index; Name is the encoded name of the end the read came to (Dst for
+// Out, Src for In: see DecodeName); Attrs is its JSON annotation
+// (DerivationAttrs, ReadAttrs) or empty.
 type Edge struct {
 	Src, Dst ID
 	Rel      Rel
 	Index    uint64
+	Name     []byte
 	Attrs    []byte
 }
 
@@ -175,13 +178,14 @@ func (r *Reader) appendAdjacent(edges []Edge, tag byte, a ID, rel Rel) ([]Edge, 
 	pb[2+IDSize] = byte(rel)
 	p := pb[:]
 	err := r.scan(p, func(k, v []byte) (bool, error) {
-		if len(k) != len(p)+IDSize || len(v) < 8 {
-			return false, fmt.Errorf("query index: malformed edge key %x", k)
+		idx, name, attrs, ok := decodeEdgeValue(v)
+		if len(k) != len(p)+IDSize || !ok {
+			return false, fmt.Errorf("query index: malformed edge %x", k)
 		}
-		e := Edge{Rel: rel, Index: binary.BigEndian.Uint64(v)}
-		if e.Index >= r.size {
+		if idx >= r.size {
 			return true, nil
 		}
+		e := Edge{Rel: rel, Index: idx}
 		var other ID
 		copy(other[:], k[len(p):])
 		if tag == tagOut {
@@ -189,8 +193,13 @@ func (r *Reader) appendAdjacent(edges []Edge, tag byte, a ID, rel Rel) ([]Edge, 
 		} else {
 			e.Src, e.Dst = other, a
 		}
-		if len(v) > 8 {
-			e.Attrs = bytes.Clone(v[8:])
+		// One allocation for both: the far end's name, then the attrs.
+		buf := make([]byte, len(name)+len(attrs))
+		copy(buf, name)
+		copy(buf[len(name):], attrs)
+		e.Name = buf[:len(name):len(name)]
+		if len(attrs) > 0 {
+			e.Attrs = buf[len(name):]
 		}
 		edges = append(edges, e)
 		return true, nil

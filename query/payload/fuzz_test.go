@@ -92,3 +92,33 @@ func FuzzParseCost(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCountMembers: the one-pass member count agrees with encoding/json's
+// tokenizer on every valid object, so duplicate members are always found.
+func FuzzCountMembers(f *testing.F) {
+	addSeeds(f, "openlineage", "intoto", "cost", "bad")
+	f.Add([]byte(`{"a":1,"a":2}`))
+	f.Add([]byte(`{"a\"b":"x,\"y","c":[{"d":1},"e"],"f":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		t2 := bytes.TrimSpace(b)
+		if !json.Valid(t2) || len(t2) == 0 || t2[0] != '{' {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(t2))
+		dec.Token()
+		want := 0
+		for dec.More() {
+			if _, err := dec.Token(); err != nil {
+				t.Fatal(err)
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				t.Fatal(err)
+			}
+			want++
+		}
+		if got := countMembers(t2); got != want {
+			t.Fatalf("countMembers = %d, encoding/json counts %d in %s", got, want, t2)
+		}
+	})
+}

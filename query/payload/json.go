@@ -70,14 +70,57 @@ func parseObject(path string, raw json.RawMessage) (obj, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return obj{}, fieldErr(path, "must be a JSON object, got %s", describe(raw))
 	}
-	if err := checkDuplicates(path, raw); err != nil {
-		return obj{}, err
-	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return obj{}, fieldErr(path, "is not a valid JSON object: %v", err)
 	}
+	if countMembers(raw) != len(m) {
+		// A member was given twice: find it for the message.
+		if err := checkDuplicates(path, raw); err != nil {
+			return obj{}, err
+		}
+	}
 	return obj{path: path, m: m}, nil
+}
+
+// countMembers counts the members of a valid JSON object (as
+// json.Unmarshal accepted it) in one pass over its bytes: a string right
+// after the object's '{' or one of its ',' is a member name.
+func countMembers(raw []byte) int {
+	depth, n := 0, 0
+	inString, expectName := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			if depth == 1 && expectName {
+				n++
+				expectName = false
+			}
+		case '{', '[':
+			depth++
+			if depth == 1 {
+				expectName = true
+			}
+		case '}', ']':
+			depth--
+		case ',':
+			if depth == 1 {
+				expectName = true
+			}
+		}
+	}
+	return n
 }
 
 // checkDuplicates rejects an object that names a member twice (the JSON
