@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -371,5 +372,59 @@ func TestProtoRoundTrip(t *testing.T) {
 		if string(j1) != string(j2) {
 			t.Errorf("answer %d changed:\n%s\n%s", i, j1, j2)
 		}
+	}
+}
+
+// Queries run while appends commit: each answer is consistent with its
+// own size (run with -race).
+func TestQueriesDuringAppends(t *testing.T) {
+	e := start(t)
+	e.appendShop(t)
+	s, _ := keys.NewSigner(pipelineKey)
+	pem, _ := keys.MarshalPublicPEM(pipelineKey.Public())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 40; i++ {
+			body := fmt.Appendf(nil, `{"eventType":"COMPLETE","eventTime":"2026-11-28T00:00:00Z","producer":"p","run":{"runId":"00000000-0000-4000-8000-%012x"},"job":{"namespace":"more","name":"j%d"},"inputs":[{"namespace":"s3://lake","name":"raw/orders"}],"outputs":[{"namespace":"more","name":"d%d"}]}`, i, i, i)
+			ev, err := envelope.Sign(payload.TypeOpenLineage, body, s)
+			if err != nil {
+				done <- err
+				return
+			}
+			if _, err := e.ledger.Append(ctx, &provledgerpb.AppendRequest{Namespace: "more", Body: &provledgerpb.AppendRequest_DsseJson{DsseJson: ev.Marshal()}, PublicKeys: [][]byte{pem}}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := e.query.Downstream(ctx, &provledgerpb.NodeQuery{Node: raw, Options: &provledgerpb.QueryOptions{Depth: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(keysOf(a, "job")); got != 41 { // the aggregate and the 40 new jobs
+				t.Errorf("jobs downstream of raw/orders: %d, want 41", got)
+			}
+			return
+		default:
+		}
+		a, err := e.query.Downstream(ctx, &provledgerpb.NodeQuery{Node: raw, Options: &provledgerpb.QueryOptions{Depth: 1, Prove: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range a.GetEntries() {
+			if i >= a.GetSize() {
+				t.Fatalf("entry %d not below size %d", i, a.GetSize())
+			}
+		}
+		verify(t, a)
 	}
 }
