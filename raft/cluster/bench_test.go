@@ -23,12 +23,17 @@ import (
 // layer's). Run with e.g. -benchtime=20000x; it reports entries/s and
 // latency percentiles.
 func BenchmarkClusterSubmit(b *testing.B) {
-	for _, inflight := range []int{1, 2, 4, 8} {
-		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) { benchSubmit(b, inflight) })
+	for _, o := range []cluster.SequencerOptions{
+		{MaxInFlight: 1},
+		{MaxInFlight: 2, PipelineMin: 1}, // pipeline whatever is queued
+		{MaxInFlight: 2},                 // the default: pipeline from 32 queued appends
+		{MaxInFlight: 4},
+	} {
+		b.Run(fmt.Sprintf("inflight=%d/pipelinemin=%d", o.MaxInFlight, o.PipelineMin), func(b *testing.B) { benchSubmit(b, o) })
 	}
 }
 
-func benchSubmit(b *testing.B, inflight int) {
+func benchSubmit(b *testing.B, so cluster.SequencerOptions) {
 	c := newCluster(b, 3, false, func(cfg *cluster.Config) {
 		// raft's default timing, as provd runs it.
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout, cfg.CommitTimeout = 0, 0, 0, 0
@@ -36,7 +41,7 @@ func benchSubmit(b *testing.B, inflight int) {
 	})
 	l := c.bootstrap()
 	c.converge(0, 10*time.Second)
-	seq, err := l.node.NewSequencer(cluster.SequencerOptions{MaxInFlight: inflight})
+	seq, err := l.node.NewSequencer(so)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,6 +29,12 @@ type SequencerOptions struct {
 	// queue into smaller proposals, and each costs a ledger batch (Pebble
 	// commit, checkpoint signature) on every node (see docs/raft.md).
 	MaxInFlight int
+	// PipelineMin: while a proposal is in flight, the next one is sent
+	// only once at least this many appends are queued (or when the one in
+	// flight completes). Small proposals cost nearly as much as large ones
+	// to apply on every node, so under light load the sequencer waits and
+	// batches; under heavy load it pipelines. Default 32.
+	PipelineMin int
 }
 
 // Sequencer is the replicated ledger.Sequencer: it group-commits appends
@@ -45,6 +51,7 @@ type Sequencer struct {
 	opts  SequencerOptions
 	queue chan *seqRequest
 	slots chan struct{}
+	wake  chan struct{} // a proposal completed, or PipelineMin appends queued
 	props chan *proposal
 	stop  chan struct{}
 	done  chan struct{}
@@ -70,17 +77,19 @@ var _ ledger.Sequencer = (*Sequencer)(nil)
 
 // NewSequencer starts the replicated sequencer of n. Close stops it.
 func (n *Node) NewSequencer(o SequencerOptions) (*Sequencer, error) {
-	if o.MaxBatch < 0 || o.MaxBatchBytes < 0 || o.QueueSize < 0 || o.MaxInFlight < 0 {
+	if o.MaxBatch < 0 || o.MaxBatchBytes < 0 || o.QueueSize < 0 || o.MaxInFlight < 0 || o.PipelineMin < 0 {
 		return nil, fmt.Errorf("sequencer options must not be negative: %+v", o)
 	}
 	o.MaxBatch = cmpOr(o.MaxBatch, 1024)
 	o.MaxBatchBytes = min(cmpOr(o.MaxBatchBytes, 4<<20), n.cfg.MaxCommandBytes)
 	o.QueueSize = cmpOr(o.QueueSize, 16384)
 	o.MaxInFlight = cmpOr(o.MaxInFlight, 2)
+	o.PipelineMin = cmpOr(o.PipelineMin, 32)
 	s := &Sequencer{
 		n: n, opts: o,
 		queue: make(chan *seqRequest, o.QueueSize),
 		slots: make(chan struct{}, o.MaxInFlight),
+		wake:  make(chan struct{}, 1),
 		props: make(chan *proposal, o.MaxInFlight),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -120,6 +129,9 @@ func (s *Sequencer) Submit(ctx context.Context, entries []ledger.Entry) ([]ledge
 		return nil, ledger.ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if len(s.queue) >= s.opts.PipelineMin {
+		s.signal()
 	}
 	select {
 	case <-r.done:
@@ -167,6 +179,18 @@ func (s *Sequencer) run() {
 			s.fail(carry)
 			s.drain()
 			return
+		}
+		// With a proposal already in flight, send the next only once enough
+		// appends are queued to make it worth its cost; else wait for the
+		// one in flight to complete and take everything queued by then.
+		for carry == nil && len(s.slots) > 1 && len(s.queue) < s.opts.PipelineMin {
+			select {
+			case <-s.wake:
+			case <-s.stop:
+				<-s.slots
+				s.drain()
+				return
+			}
 		}
 		var batch []*seqRequest
 		size := 0
@@ -254,6 +278,14 @@ func (s *Sequencer) complete(done chan<- struct{}) {
 			close(r.done)
 		}
 		<-s.slots
+		s.signal()
+	}
+}
+
+func (s *Sequencer) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
