@@ -13,8 +13,11 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
@@ -35,6 +38,7 @@ var (
 	benchEdges    = flag.Int("lineage.edges", 20000, "lineage edges (run inputs and outputs) in the synthetic graph")
 	benchLayers   = flag.Int("lineage.layers", 20, "layers of the synthetic graph (layer 0: sources)")
 	benchQueries  = flag.Int("lineage.queries", 200, "queries of each kind per benchmark round")
+	benchBudget   = flag.Int("lineage.budget", 0, "relation budget of the queries (0: the engine's default)")
 	benchDir      = flag.String("lineage.dir", "", "keep the ledger here (default: a temporary directory); with -lineage.reuse, query a graph built there before")
 	benchReuse    = flag.Bool("lineage.reuse", false, "with -lineage.dir: reuse the ledger built there by an earlier run with the same scale (no ingest figures)")
 	benchFlush    = flag.Bool("lineage.flush", true, "flush the memtables after ingest (queries then read sstables)")
@@ -152,6 +156,7 @@ func buildBench(b *testing.B) *benchLog {
 
 		const chunk = 64
 		start := time.Now()
+		cpu0 := cpuTime()
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, 1)
@@ -184,6 +189,7 @@ func buildBench(b *testing.B) *benchLog {
 		}
 		wg.Wait()
 		ingest := time.Since(start)
+		ingestCPU := cpuTime() - cpu0
 		select {
 		case err := <-errs:
 			b.Fatal(err)
@@ -212,8 +218,10 @@ func buildBench(b *testing.B) *benchLog {
 		bs.figures["ingest_events_per_s"] = float64(len(g.events)) / ingest.Seconds()
 		bs.figures["ingest_edges_per_s"] = float64(g.edges) / ingest.Seconds()
 		bs.figures["sign_s"] = signTime.Seconds()
-		b.Logf("ingested %d events (%d datasets, %d lineage edges, fan-in %d) in %v: %.0f events/s, %.0f edges/s (signing, not timed, took %v)",
-			len(g.events), g.datasets, g.edges, g.fanIn, ingest.Round(time.Millisecond), bs.figures["ingest_events_per_s"], bs.figures["ingest_edges_per_s"], signTime.Round(time.Millisecond))
+		bs.figures["ingest_cpu_us_per_event"] = float64(ingestCPU.Microseconds()) / float64(len(g.events))
+		bs.figures["stored_edges"] = float64(storedEdges(b, l.Log))
+		b.Logf("ingested %d events (%d datasets, %d lineage edges = run inputs and outputs, fan-in %d; %.0f edges stored in the graph) in %v: %.0f events/s, %.0f lineage edges/s, %.0f µs CPU per event (signing, not timed, took %v)",
+			len(g.events), g.datasets, g.edges, g.fanIn, bs.figures["stored_edges"], ingest.Round(time.Millisecond), bs.figures["ingest_events_per_s"], bs.figures["ingest_edges_per_s"], bs.figures["ingest_cpu_us_per_event"], signTime.Round(time.Millisecond))
 		benchState = bs
 	})
 	if benchState == nil {
@@ -228,6 +236,29 @@ func recordTime(b *testing.B, raw []byte) time.Time {
 		b.Fatal(err)
 	}
 	return rec
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// storedEdges counts the forward edge keys of the index.
+func storedEdges(b *testing.B, l *ledger.Log) int {
+	it, err := l.DB().NewIter(&pebble.IterOptions{LowerBound: []byte("qe"), UpperBound: []byte("qf")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n
 }
 
 func parallel(n int, f func(i int)) {
@@ -276,10 +307,10 @@ func BenchmarkLineage(b *testing.B) {
 	span := bs.end.Sub(bs.start)
 	kinds := []kind{
 		{"upstream", func() (*answer.Answer, error) {
-			return bs.engine.Upstream(ctx, pick(g.layers/2, g.layers-1), query.Request{Depth: 5})
+			return bs.engine.Upstream(ctx, pick(g.layers/2, g.layers-1), query.Request{Depth: 5, Budget: *benchBudget})
 		}},
 		{"impact", func() (*answer.Answer, error) {
-			return bs.engine.Impact(ctx, pick(g.layers/2, g.layers*3/4), query.Request{})
+			return bs.engine.Impact(ctx, pick(g.layers/2, g.layers*3/4), query.Request{Budget: *benchBudget})
 		}},
 		{"asof", func() (*answer.Answer, error) {
 			// A time in the log's history, and a dataset that existed
@@ -287,7 +318,7 @@ func BenchmarkLineage(b *testing.B) {
 			// order is not the generator's: draw until one did).
 			at := bs.start.Add(time.Duration(rng.Int64N(int64(span) + 1)))
 			for try := 0; try < 50; try++ {
-				a, err := bs.engine.Upstream(ctx, pick(1, g.layers-1), query.Request{Depth: 5, AsOfTime: at})
+				a, err := bs.engine.Upstream(ctx, pick(1, g.layers-1), query.Request{Depth: 5, Budget: *benchBudget, AsOfTime: at})
 				if errors.Is(err, query.ErrNotFound) {
 					continue
 				}
@@ -297,11 +328,13 @@ func BenchmarkLineage(b *testing.B) {
 		}},
 	}
 	lat := map[string][]time.Duration{}
+	cpu := map[string]time.Duration{}
 	cut := map[string]int{}
 	nodes := map[string]int{}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, k := range kinds {
+			c0 := cpuTime()
 			for q := 0; q < *benchQueries; q++ {
 				t := time.Now()
 				a, err := k.run()
@@ -318,6 +351,7 @@ func BenchmarkLineage(b *testing.B) {
 				}
 				nodes[k.name] += len(a.Nodes)
 			}
+			cpu[k.name] += cpuTime() - c0
 		}
 	}
 	b.StopTimer()
@@ -330,7 +364,8 @@ func BenchmarkLineage(b *testing.B) {
 		bs.figures[k.name+"_p99_ms"] = float64(p99.Microseconds()) / 1000
 		bs.figures[k.name+"_cut_short_fraction"] = float64(cut[k.name]) / float64(max(len(ls), 1))
 		bs.figures[k.name+"_mean_nodes"] = float64(nodes[k.name]) / float64(max(len(ls), 1))
-		b.Logf("%-8s n=%d p50=%v p99=%v cut short %d/%d, %.0f nodes per answer", k.name, len(ls), p50, p99, cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"])
+		bs.figures[k.name+"_cpu_ms_per_query"] = float64(cpu[k.name].Microseconds()) / 1000 / float64(max(len(ls), 1))
+		b.Logf("%-8s n=%d p50=%v p99=%v, %.1f ms CPU per query, cut short %d/%d, %.0f nodes per answer", k.name, len(ls), p50, p99, bs.figures[k.name+"_cpu_ms_per_query"], cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"])
 	}
 	b.ReportMetric(bs.figures["ingest_events_per_s"], "ingest-events/s")
 	b.ReportMetric(bs.figures["ingest_edges_per_s"], "ingest-edges/s")
