@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/peterbourgon/ff/v3"
 
@@ -29,8 +30,10 @@ type config struct {
 	maxBatch        int
 	payloadTypes    string
 	anyPayloadType  bool
-	logFormat       string
-	logLevel        string
+	// extraPayloadTypes is payloadTypes split, trimmed and checked.
+	extraPayloadTypes []string
+	logFormat         string
+	logLevel          string
 }
 
 const usageHeader = `provd — the provledger node.
@@ -63,15 +66,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.anyPayloadType, "allow-any-payload-type", false, "accept any payload type")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageHeader)
-		fs.PrintDefaults()
-	}
+	// The usage is printed for --help only: after a bad flag it would bury
+	// the one line that says what is wrong.
+	fs.Usage = func() {}
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("PROVLEDGER")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usageHeader)
+			fs.PrintDefaults()
 			return nil, errHelp
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w (see provd --help)", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (see provd --help)", fs.Args())
@@ -97,8 +101,21 @@ func (c *config) validate() error {
 			return fmt.Errorf("%s %q: %v", a.name, a.addr, err)
 		}
 	}
-	if c.maxEnvelopeSize <= 0 || c.maxBatch <= 0 {
-		return errors.New("--max-envelope-size and --max-batch must be positive")
+	if c.maxEnvelopeSize <= 0 {
+		return fmt.Errorf("--max-envelope-size %d: must be a positive number of bytes", c.maxEnvelopeSize)
+	}
+	if c.maxBatch <= 0 {
+		return fmt.Errorf("--max-batch %d: must be a positive number of entries", c.maxBatch)
+	}
+	c.extraPayloadTypes = nil
+	if c.payloadTypes != "" {
+		for _, t := range strings.Split(c.payloadTypes, ",") {
+			t = strings.TrimSpace(t)
+			if t == "" || len(t) > 255 || !utf8.ValidString(t) {
+				return fmt.Errorf("--payload-types %q: each comma-separated payload type must be 1..255 bytes of UTF-8", c.payloadTypes)
+			}
+			c.extraPayloadTypes = append(c.extraPayloadTypes, t)
+		}
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)

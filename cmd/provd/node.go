@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +38,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	priv, pubPath, err := loadOrCreateLogKey(c, lg)
+	priv, keyPath, err := loadOrCreateLogKey(c, lg)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +77,11 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, err
 	}
+	pubPath, err := checkLogKey(c, l, keyPath, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
 	seq, err := ledger.NewLocalSequencer(l, ledger.SequencerOptions{MaxBatch: c.maxBatch})
 	if err != nil {
 		l.Close()
@@ -91,8 +95,8 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		MaxEnvelopeSize:     c.maxEnvelopeSize,
 		Logger:              lg,
 	}
-	if c.payloadTypes != "" {
-		svc.PayloadTypes = append(slices.Clone(service.DefaultPayloadTypes), strings.Split(c.payloadTypes, ",")...)
+	if len(c.extraPayloadTypes) > 0 {
+		svc.PayloadTypes = append(slices.Clone(service.DefaultPayloadTypes), c.extraPayloadTypes...)
 	}
 	if c.dev {
 		svc.OnNewKey = func(pub crypto.PublicKey) { tofu.add(keyring, pub) }
@@ -158,14 +162,18 @@ func (n *node) wait(ctx context.Context) error {
 	return serveErr
 }
 
-// loadOrCreateLogKey reads the log's Ed25519 key, generating it (and
-// DATA/log.pub) on first start when no --log-key was given.
+// loadOrCreateLogKey reads the log's Ed25519 key. When no --log-key was
+// given it uses DATA/log.key, generating it on first start, but only for a
+// new log: an existing log whose key file is gone must not get a new key
+// (its checkpoints could no longer be verified).
 func loadOrCreateLogKey(c *config, lg *slog.Logger) (ed25519.PrivateKey, string, error) {
 	path := c.logKeyPath
-	pubPath := filepath.Join(c.dataDir, "log.pub")
 	if path == "" {
 		path = filepath.Join(c.dataDir, "log.key")
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if ents, err := os.ReadDir(filepath.Join(c.dataDir, "ledger")); err == nil && len(ents) > 0 {
+				return nil, "", fmt.Errorf("log key: %s does not exist, but %s holds a log: start with the key that signed it (--log-key FILE)", path, filepath.Join(c.dataDir, "ledger"))
+			}
 			k, err := keys.Generate("ed25519")
 			if err != nil {
 				return nil, "", err
@@ -192,14 +200,30 @@ func loadOrCreateLogKey(c *config, lg *slog.Logger) (ed25519.PrivateKey, string,
 	if !ok {
 		return nil, "", fmt.Errorf("log key %s: must be Ed25519 (C2SP checkpoints are signed with Ed25519), got %T", path, k)
 	}
-	pub, err := keys.MarshalPublicPEM(priv.Public())
+	return priv, path, nil
+}
+
+// checkLogKey refuses a log key that did not sign the log's latest
+// checkpoint, then writes its public key to DATA/log.pub. Without this
+// check a node restarted with another key would sign new checkpoints that
+// no client of the log can verify, and overwrite log.pub with the new key.
+func checkLogKey(c *config, l *ledger.Log, keyPath string, pub ed25519.PublicKey) (string, error) {
+	v, err := checkpoint.NewVerifier(c.origin, pub)
 	if err != nil {
-		return nil, "", err
+		return "", fmt.Errorf("log key: %w", err)
 	}
-	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
-		return nil, "", fmt.Errorf("write log public key: %w", err)
+	if _, err := checkpoint.Open(l.Latest().Note, v); err != nil {
+		return "", fmt.Errorf("log key %s did not sign this log's checkpoints (in %s): start with the key the log was created with (--log-key FILE), or use another --data directory: %w", keyPath, filepath.Join(c.dataDir, "ledger"), err)
 	}
-	return priv, pubPath, nil
+	b, err := keys.MarshalPublicPEM(pub)
+	if err != nil {
+		return "", err
+	}
+	pubPath := filepath.Join(c.dataDir, "log.pub")
+	if err := writeFileAtomic(pubPath, b, 0o644); err != nil {
+		return "", fmt.Errorf("write log public key: %w", err)
+	}
+	return pubPath, nil
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
