@@ -400,6 +400,39 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
+// A second node on the data directory of a running one refuses to start,
+// and touches nothing there.
+func TestSecondNodeOnSameDataFails(t *testing.T) {
+	data := t.TempDir()
+	n := startRun(t, "--dev", "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	pub, err := os.ReadFile(filepath.Join(data, "log.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(data, "log.pub"))
+	var stdout, stderr bytes.Buffer
+	if code := runOnce(t, []string{"--dev", "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("second node on the same --data exited %d, want 1; stderr:\n%s", code, &stderr)
+	}
+	if !strings.Contains(stderr.String(), "in use by another provd") {
+		t.Errorf("error does not say the data directory is in use:\n%s", &stderr)
+	}
+	if fileExists(filepath.Join(data, "log.pub")) {
+		t.Errorf("the second node wrote DATA/log.pub")
+	}
+	os.WriteFile(filepath.Join(data, "log.pub"), pub, 0o644)
+	// The first one still serves.
+	if _, err := appendOne(t, n.dial(t), n.verifier(t), newTestSigner(t), "second/0", true); err != nil {
+		t.Errorf("first node after the second was refused: %v", err)
+	}
+	if code := n.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// Once it stopped, the directory is free again.
+	n = startRun(t, "--dev", "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	n.stop(t)
+}
+
 func TestRestartWithOtherOriginFails(t *testing.T) {
 	data := t.TempDir()
 	n := startRun(t, "--dev", "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/provledger/provledger/api/server"
 	"github.com/provledger/provledger/api/service"
 	"github.com/provledger/provledger/crypto/checkpoint"
@@ -31,6 +33,7 @@ type node struct {
 	seq    *ledger.LocalSequencer
 	srv    *server.Server
 	errc   chan error
+	lock   io.Closer // DATA/provd.lock, held while the node runs
 }
 
 func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node, error) {
@@ -38,6 +41,19 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	// Lock the data directory before touching anything in it: a second
+	// node on the same --data must not rewrite its keys.
+	lockPath := filepath.Join(c.dataDir, "provd.lock")
+	lock, err := vfs.Default.Lock(lockPath)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %s is in use by another provd (cannot lock %s: %w)", c.dataDir, lockPath, err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
 	priv, keyPath, err := loadOrCreateLogKey(c, lg)
 	if err != nil {
 		return nil, err
@@ -122,7 +138,8 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, err
 	}
-	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1)}
+	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock}
+	started = true
 	go func() { n.errc <- srv.Serve() }()
 
 	cp := l.Latest()
@@ -156,6 +173,7 @@ func (n *node) wait(ctx context.Context) error {
 	defer cancel()
 	n.srv.Stop(sctx)
 	n.seq.Close()
+	defer n.lock.Close()
 	if err := n.ledger.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
 		return fmt.Errorf("close ledger: %w", err)
 	}
