@@ -1,9 +1,11 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/provledger/provledger/ledger"
 
@@ -109,43 +111,57 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 		id    graph.ID
 		depth int
 	}
-	queue := []item{{start, 0}}
+	// Level by level (a node's depth only depends on how many steps away
+	// it is), each level in key order, so the store is read front to back.
+	level := []item{{start, 0}}
 	seen := map[graph.ID]bool{start: true}
-	for len(queue) > 0 {
-		if err := s.canceled(); err != nil {
-			return err
-		}
-		it := queue[0]
-		queue = queue[1:]
-		process := isProcess(it.id.Kind())
-		hops, err := s.neighbors(s.hbuf[:0], it.id, down)
-		if err != nil {
-			return err
-		}
-		s.hbuf = hops
-		if !process && it.depth >= maxDepth {
-			if len(hops) > 0 {
-				s.cut("depth")
+	for len(level) > 0 {
+		sort.Slice(level, func(i, j int) bool { return bytes.Compare(level[i].id[:], level[j].id[:]) < 0 })
+		var nextLevel []item
+		for _, it := range level {
+			if err := s.canceled(); err != nil {
+				return err
 			}
-			continue
-		}
-		next := it.depth
-		if !process {
-			next++
-		}
-		for _, h := range hops {
-			if !s.spend(1) {
-				return nil
+			process := isProcess(it.id.Kind())
+			if !process && it.depth >= maxDepth {
+				// Say so if the depth hid anything; once said, the other
+				// nodes at the limit need not be read.
+				if s.ans.Truncated == nil || !s.ans.Truncated.Depth {
+					hops, err := s.neighbors(s.hbuf[:0], it.id, down)
+					if err != nil {
+						return err
+					}
+					s.hbuf = hops
+					if len(hops) > 0 {
+						s.cut("depth")
+					}
+				}
+				continue
 			}
-			s.add(h.next, next, h.name)
-			s.link(h.from, h.to, h.rel, h.ref)
-			if !seen[h.next] {
-				seen[h.next] = true
-				if s.stopAt == nil || !s.stopAt[h.next.Kind()] {
-					queue = append(queue, item{h.next, next})
+			hops, err := s.neighbors(s.hbuf[:0], it.id, down)
+			if err != nil {
+				return err
+			}
+			s.hbuf = hops
+			next := it.depth
+			if !process {
+				next++
+			}
+			for _, h := range hops {
+				if !s.spend(1) {
+					return nil
+				}
+				s.add(h.next, next, h.name)
+				s.link(h.from, h.to, h.rel, h.ref)
+				if !seen[h.next] {
+					seen[h.next] = true
+					if s.stopAt == nil || !s.stopAt[h.next.Kind()] {
+						nextLevel = append(nextLevel, item{h.next, next})
+					}
 				}
 			}
 		}
+		level = nextLevel
 	}
 	return nil
 }
