@@ -25,6 +25,28 @@ type keyFilter struct {
 	n, limit int
 	// next is the index position (qmnext) the filter describes.
 	next uint64
+	// known holds keys found to exist (the index never deletes a key),
+	// and latest datasets' latest completed versions: both describe the
+	// same position as the filter and are dropped with it.
+	known  map[string]struct{}
+	latest map[ID]string
+}
+
+// maxCached bounds known and latest; each is emptied when it fills.
+const maxCached = 1 << 20
+
+func (f *keyFilter) remember(key []byte) {
+	if len(f.known) >= maxCached {
+		clear(f.known)
+	}
+	f.known[string(key)] = struct{}{}
+}
+
+func (f *keyFilter) setLatest(d ID, v string) {
+	if len(f.latest) >= maxCached {
+		clear(f.latest)
+	}
+	f.latest[d] = v
 }
 
 const filterProbes = 7
@@ -32,7 +54,7 @@ const filterProbes = 7
 func newKeyFilter(capacity int) *keyFilter {
 	capacity = max(capacity, 1<<16)
 	words := (capacity*10 + 63) / 64
-	return &keyFilter{seed: maphash.MakeSeed(), bits: make([]uint64, words), limit: capacity}
+	return &keyFilter{seed: maphash.MakeSeed(), bits: make([]uint64, words), limit: capacity, known: map[string]struct{}{}, latest: map[ID]string{}}
 }
 
 func (f *keyFilter) probes(key []byte) (uint64, uint64) {

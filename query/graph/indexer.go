@@ -233,6 +233,9 @@ func (ix *Indexer) index(b *pebble.Batch, entries []ledger.IndexedEntry) error {
 	}
 	// The filter now describes the store as it will be once b commits; if
 	// it does not, the next batch starts elsewhere and rebuilds it.
+	for d, v := range w.latest {
+		ix.filter.setLatest(d, v)
+	}
 	ix.filter.next = entries[len(entries)-1].Index + 1
 	if err := b.Set(keyFormat, u64(nil, FormatVersion), nil); err != nil {
 		return err
@@ -302,6 +305,9 @@ func (w *writer) exists(key []byte) (bool, error) {
 	if _, ok := w.seen[string(key)]; ok {
 		return true, nil
 	}
+	if _, ok := w.filter.known[string(key)]; ok {
+		return true, nil
+	}
 	if !w.filter.mayContain(key) {
 		return false, nil
 	}
@@ -313,6 +319,7 @@ func (w *writer) exists(key []byte) (bool, error) {
 		return false, fmt.Errorf("query index: read: %w", err)
 	}
 	closer.Close()
+	w.filter.remember(key)
 	return true, nil
 }
 
@@ -373,6 +380,9 @@ func (w *writer) latestVersion(d ID) (string, error) {
 	if v, ok := w.latest[d]; ok {
 		return v, nil
 	}
+	if v, ok := w.filter.latest[d]; ok {
+		return v, nil
+	}
 	if w.latIt == nil {
 		it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, tagLatest}, UpperBound: []byte{prefix, tagLatest + 1}})
 		if err != nil {
@@ -382,9 +392,15 @@ func (w *writer) latestVersion(d ID) (string, error) {
 	}
 	p := idPrefix(tagLatest, d)
 	if !w.latIt.SeekLT(prefixEnd(p)) || !bytes.HasPrefix(w.latIt.Key(), p) {
-		return "", w.latIt.Error()
+		if err := w.latIt.Error(); err != nil {
+			return "", err
+		}
+		w.filter.setLatest(d, "")
+		return "", nil
 	}
-	return string(w.latIt.Value()), nil
+	v := string(w.latIt.Value())
+	w.filter.setLatest(d, v)
+	return v, nil
 }
 
 func (w *writer) tags(src ID, tags []payload.Tag) error {
