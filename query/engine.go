@@ -97,7 +97,13 @@ func (r *Request) limits() (int, int, error) {
 // latest checkpoint's), the number of entries integrated at or before
 // AsOfTime, or the latest checkpoint's size.
 func (e *Engine) Size(req *Request) (uint64, error) {
-	latest := e.log.Latest().Size
+	return e.sizeBelow(req, e.log.Latest().Size)
+}
+
+// sizeBelow is Size against a given latest size (a query resolves its
+// as-of against the checkpoint it proves with, which may be older than
+// the log's latest by the time it asks).
+func (e *Engine) sizeBelow(req *Request, latest uint64) (uint64, error) {
 	switch {
 	case req.AsOfSize != 0 && !req.AsOfTime.IsZero():
 		return 0, invalid("give an as-of size or an as-of time, not both")
@@ -174,12 +180,9 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 		return nil, err
 	}
 	cp := e.log.Latest()
-	if req.AsOfSize == 0 && req.AsOfTime.IsZero() {
-		req.AsOfSize = 0
-	}
 	size := cp.Size
 	if req.AsOfSize != 0 || !req.AsOfTime.IsZero() {
-		if size, err = e.Size(&req); err != nil {
+		if size, err = e.sizeBelow(&req, cp.Size); err != nil {
 			return nil, err
 		}
 	}
