@@ -122,7 +122,8 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm.FSM
 	store *badgerstore.Store
-	trans raft.Transport
+	trans raft.Transport // the guarded transport raft uses
+	guard *guardTransport
 	self  raft.ServerAddress
 
 	stop     chan struct{}
@@ -207,6 +208,7 @@ func Open(cfg Config) (*Node, error) {
 			Logger:  newHCLogger(lg, "raft-net"),
 		})
 	}
+	n.trans, n.guard = newGuardTransport(n.trans)
 	n.self = n.trans.LocalAddr()
 	n.fsm, err = fsm.New(cfg.Log, fsm.Options{
 		ScratchDir: filepath.Join(cfg.Dir, "tmp"),
@@ -276,10 +278,14 @@ func cmpLogger(l, def *slog.Logger) *slog.Logger {
 	return l
 }
 
-// closeResources closes what Open created (not the ledger).
+// closeResources closes what Open created (not the ledger). raft has
+// stopped (or never started) by then.
 func (n *Node) closeResources() {
-	if c, ok := n.trans.(interface{ Close() error }); ok && n.cfg.Transport == nil {
-		c.Close()
+	if n.guard != nil {
+		if n.cfg.Transport == nil {
+			n.guard.Close()
+		}
+		n.guard.quiesce() // no heartbeat handler may touch the store below
 	}
 	if n.store != nil {
 		n.store.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,4 +59,63 @@ func checkAdvertise(addr string) error {
 func defaultDial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", addr)
+}
+
+// guardTransport wraps the node's transport so that Shutdown can wait for
+// raft's heartbeat handler. raft runs that handler on the transport's own
+// goroutines (not its main loop), and raft.Shutdown neither stops nor waits
+// for them; one still running when the log store closes fails to persist a
+// term and panics. After quiesce, heartbeats are refused.
+type guardTransport struct {
+	raft.Transport
+	mu     sync.RWMutex
+	closed bool
+}
+
+// guardTransportPreVote adds pre-vote, which raft enables only if the
+// transport has it.
+type guardTransportPreVote struct{ *guardTransport }
+
+func newGuardTransport(t raft.Transport) (raft.Transport, *guardTransport) {
+	g := &guardTransport{Transport: t}
+	if _, ok := t.(raft.WithPreVote); ok {
+		return guardTransportPreVote{g}, g
+	}
+	return g, g
+}
+
+func (g guardTransportPreVote) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return g.Transport.(raft.WithPreVote).RequestPreVote(id, target, args, resp)
+}
+
+// SetHeartbeatHandler implements raft.Transport.
+func (g *guardTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		g.Transport.SetHeartbeatHandler(nil)
+		return
+	}
+	g.Transport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		g.mu.RLock()
+		defer g.mu.RUnlock()
+		if g.closed {
+			rpc.Respond(nil, raft.ErrRaftShutdown)
+			return
+		}
+		cb(rpc)
+	})
+}
+
+// Close implements raft.WithClose.
+func (g *guardTransport) Close() error {
+	if c, ok := g.Transport.(raft.WithClose); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// quiesce waits for running heartbeat handlers and refuses later ones.
+func (g *guardTransport) quiesce() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
