@@ -8,12 +8,12 @@ PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`.
 RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
 
-.PHONY: all build run test test-short race fuzz proto bench clean vet
+.PHONY: all build run test fuzz proto bench bench-limits bench-append bench-go clean vet
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./bench/cmd/...
 
 ## run: build and start one node (--dev) on loopback, data in ./data
 run: build
@@ -49,8 +49,19 @@ proto:
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/provledger/provledger \
 	  $$(find api/proto -name '*.proto')
 
-## bench: go benchmarks of the hot paths
-bench:
+## bench: machine limits, then appends through gRPC in each mode (~3 min; results in bench/results/)
+bench: build bench-limits bench-append
+
+bench-limits: build
+	$(BIN)/provbench limits
+
+bench-append: build
+	@for m in unary stream batch; do \
+	  $(BIN)/provbench append --spawn --provd $(BIN)/provd --clients 64 --duration 15s --mode $$m || exit 1; \
+	done
+
+## bench-go: go benchmarks of the hot paths
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./ledger/...
 
 clean:
