@@ -24,7 +24,6 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/checkpoint"
 	"github.com/provledger/provledger/crypto/envelope"
-	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/proof"
 	"github.com/provledger/provledger/crypto/record"
 )
@@ -89,11 +88,9 @@ func (a *app) audit(ctx context.Context, statePath, trustFile string) error {
 	if err != nil {
 		return err
 	}
-	var kr *keys.Keyring
-	if trustFile != "" {
-		if kr, err = keys.LoadKeyringFile(trustFile); err != nil {
-			return usagef("--trust: %v", err)
-		}
+	kr, err := loadTrust(trustFile)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	cp, cpNote, _, err := a.fetchCheckpoint(ctx, 0, true)

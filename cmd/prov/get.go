@@ -17,7 +17,6 @@ import (
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
-	"github.com/provledger/provledger/crypto/keys"
 )
 
 func (a *app) getCommand() *ffcli.Command {
@@ -87,12 +86,9 @@ type getResult struct {
 }
 
 func (a *app) get(ctx context.Context, n uint64, trustFile string) error {
-	var kr *keys.Keyring
-	if trustFile != "" {
-		var err error
-		if kr, err = keys.LoadKeyringFile(trustFile); err != nil {
-			return usagef("--trust: %v", err)
-		}
+	kr, err := loadTrust(trustFile)
+	if err != nil {
+		return err
 	}
 	c, err := a.dial(ctx)
 	if err != nil {

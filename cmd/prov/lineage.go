@@ -317,8 +317,8 @@ func (a *app) runQuery(ctx context.Context, q *queryFlags, format string, call f
 			return usagef("--trust checks the signatures of a proven answer: add --prove")
 		}
 		var err error
-		if kr, err = keys.LoadKeyringFile(q.trust); err != nil {
-			return usagef("--trust: %v", err)
+		if kr, err = loadTrust(q.trust); err != nil {
+			return err
 		}
 	}
 	if q.prove {
@@ -435,18 +435,14 @@ Exit codes: 0 verified; 1 verification failed (the message says what);
 			if len(args) != 1 {
 				return usagef("verify-answer takes one argument: the answer file (- for standard input)")
 			}
-			var kr *keys.Keyring
-			if *trust != "" {
-				var err error
-				if kr, err = keys.LoadKeyringFile(*trust); err != nil {
-					return usagef("--trust: %v", err)
-				}
+			kr, err := loadTrust(*trust)
+			if err != nil {
+				return err
 			}
 			if _, err := a.loadLogKey(true); err != nil {
 				return err
 			}
 			var b []byte
-			var err error
 			if args[0] == "-" {
 				b, err = io.ReadAll(io.LimitReader(a.stdin, 1<<30))
 			} else {

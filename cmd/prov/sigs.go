@@ -61,3 +61,16 @@ func checkSignatures(env *envelope.Envelope, rec record.Record, kr *keys.Keyring
 	}
 	return rep, nil
 }
+
+// loadTrust reads the optional --trust file of PEM public keys; no file
+// means no keyring (signatures are then reported as not re-verified).
+func loadTrust(path string) (*keys.Keyring, error) {
+	if path == "" {
+		return nil, nil
+	}
+	kr, err := keys.LoadKeyringFile(path)
+	if err != nil {
+		return nil, usagef("--trust: %v", err)
+	}
+	return kr, nil
+}

@@ -15,7 +15,6 @@ import (
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
-	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/proof"
 	"github.com/provledger/provledger/crypto/tlogproof"
 )
@@ -76,12 +75,9 @@ func (a *app) verifyEntry(ctx context.Context, n uint64, trustFile string) error
 	if _, err := a.loadLogKey(true); err != nil {
 		return err
 	}
-	var kr *keys.Keyring
-	if trustFile != "" {
-		var err error
-		if kr, err = keys.LoadKeyringFile(trustFile); err != nil {
-			return usagef("--trust: %v", err)
-		}
+	kr, err := loadTrust(trustFile)
+	if err != nil {
+		return err
 	}
 	c, err := a.dial(ctx)
 	if err != nil {
