@@ -18,12 +18,15 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/provledger/provledger/api/provledgerpb"
+	"github.com/provledger/provledger/api/queryservice"
 	"github.com/provledger/provledger/api/server"
 	"github.com/provledger/provledger/api/service"
 	"github.com/provledger/provledger/crypto/checkpoint"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/graph"
 )
 
 // node is a running provd: the log, its sequencer and the API servers.
@@ -84,14 +87,22 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		}
 	}
 
+	// The lineage index commits in the same Pebble batch as the entries
+	// (ledger.Indexer), so a query at size N sees exactly the entries below N.
+	ix := graph.New(graph.Options{Logger: lg})
 	l, err := ledger.Open(filepath.Join(c.dataDir, "ledger"), ledger.Options{
 		Origin:          c.origin,
 		Signer:          signer,
 		MaxEnvelopeSize: c.maxEnvelopeSize,
+		Indexer:         ix,
 		Logger:          lg,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := ix.Attach(l); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("lineage index: %w", err)
 	}
 	pubPath, err := checkLogKey(c, l, keyPath, priv.Public().(ed25519.PublicKey))
 	if err != nil {
@@ -138,6 +149,15 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, err
 	}
+	qs, err := queryservice.New(queryservice.Config{Log: l, Logger: lg})
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, err
+	}
+	provledgerpb.RegisterQueryServer(srv.GRPC(), qs)
 	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock}
 	started = true
 	go func() { n.errc <- srv.Serve() }()
