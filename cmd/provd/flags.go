@@ -12,10 +12,16 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/provledger/provledger/api/server"
 	"github.com/provledger/provledger/ledger"
 )
 
 var errHelp = errors.New("help requested")
+
+// maxEnvelopeSizeCap bounds --max-envelope-size: an append request carries
+// the envelope JSON (whose payload is base64, a third larger) and the
+// signers' public keys, and must fit in one gRPC message.
+const maxEnvelopeSizeCap = server.MaxRecvMsgSize / 4
 
 // config is every setting of a node, from flags or PROVLEDGER_* variables.
 type config struct {
@@ -101,8 +107,8 @@ func (c *config) validate() error {
 			return fmt.Errorf("%s %q: %v", a.name, a.addr, err)
 		}
 	}
-	if c.maxEnvelopeSize <= 0 {
-		return fmt.Errorf("--max-envelope-size %d: must be a positive number of bytes", c.maxEnvelopeSize)
+	if c.maxEnvelopeSize <= 0 || c.maxEnvelopeSize > maxEnvelopeSizeCap {
+		return fmt.Errorf("--max-envelope-size %d: must be between 1 and %d bytes (a larger envelope would not fit in one gRPC request)", c.maxEnvelopeSize, maxEnvelopeSizeCap)
 	}
 	if c.maxBatch <= 0 {
 		return fmt.Errorf("--max-batch %d: must be a positive number of entries", c.maxBatch)

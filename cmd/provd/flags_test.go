@@ -147,6 +147,7 @@ func TestBadFlagValues(t *testing.T) {
 		{name: "log level from env", args: []string{"--dev"}, env: map[string]string{"PROVLEDGER_LOG_LEVEL": "loud"}, code: 2, want: []string{"--log-level", "loud"}},
 		{name: "log format", args: []string{"--dev", "--log-format", "xml"}, code: 2, want: []string{"--log-format", "xml"}},
 		{name: "max batch zero", args: []string{"--dev", "--max-batch", "0"}, code: 2, want: []string{"--max-batch"}, not: []string{"max-envelope-size"}},
+		{name: "max envelope size above the gRPC message cap", args: []string{"--dev", "--max-envelope-size", "1073741824"}, code: 2, want: []string{"--max-envelope-size 1073741824: must be between 1 and 16777216"}},
 		{name: "max envelope size negative", args: []string{"--dev", "--max-envelope-size", "-1"}, code: 2, want: []string{"--max-envelope-size"}, not: []string{"max-batch"}},
 		{name: "max batch not a number", args: []string{"--dev", "--max-batch", "many"}, code: 2, want: []string{"max-batch", "many"}},
 		{name: "max batch from env not a number", args: []string{"--dev"}, env: map[string]string{"PROVLEDGER_MAX_BATCH": "many"}, code: 2, want: []string{"PROVLEDGER_MAX_BATCH"}},
