@@ -325,13 +325,14 @@ func (t *tofuStore) add(k *keys.Keyring, pub crypto.PublicKey) {
 	if err != nil {
 		return
 	}
-	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// Rewrite the whole file atomically: a crash in the middle of an
+	// append would leave a torn PEM block that stops the next start.
+	old, err := os.ReadFile(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
 	if err == nil {
-		_, err = f.Write(pem)
-		if err == nil {
-			err = f.Sync()
-		}
-		f.Close()
+		err = writeFileAtomic(t.path, append(old, pem...), 0o644)
 	}
 	if err != nil {
 		t.log.Error("cannot record trusted-on-first-use key", "key_id", id, "err", err)
