@@ -40,6 +40,8 @@ type config struct {
 	extraPayloadTypes []string
 	logFormat         string
 	logLevel          string
+	// ingest configures the OpenLineage HTTP endpoint (ingest.go).
+	ingest ingestConfig
 }
 
 const usageHeader = `provd — the provledger node.
@@ -72,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.anyPayloadType, "allow-any-payload-type", false, "accept any payload type")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	addIngestFlags(fs, &c.ingest)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
 	fs.Usage = func() {}
@@ -130,7 +133,7 @@ func (c *config) validate() error {
 	if err := lv.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
 	}
-	return nil
+	return c.ingest.validate()
 }
 
 func (c *config) logger(w io.Writer) *slog.Logger {

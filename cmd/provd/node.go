@@ -158,6 +158,13 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		return nil, err
 	}
 	provledgerpb.RegisterQueryServer(srv.GRPC(), qs)
+	if err := startIngest(c, srv, keyring, lg); err != nil { // ingest.go: OpenLineage over HTTP
+		grpcLis.Close()
+		httpLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, err
+	}
 	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock}
 	started = true
 	go func() { n.errc <- srv.Serve() }()
