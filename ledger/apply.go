@@ -54,6 +54,7 @@ func (l *Log) Apply(b Batch, o ApplyOptions) (*Applied, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
+	start := time.Now()
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
 	if l.closed.Load() {
@@ -103,6 +104,7 @@ func (l *Log) Apply(b Batch, o ApplyOptions) (*Applied, error) {
 	if o.Sync {
 		wo = pebble.Sync
 	}
+	commitStart := time.Now()
 	if !pb.Empty() {
 		if err := pb.Commit(wo); err != nil {
 			l.rollback()
@@ -119,6 +121,10 @@ func (l *Log) Apply(b Batch, o ApplyOptions) (*Applied, error) {
 		l.applied.Store(o.RaftIndex)
 	}
 	l.latest.Store(cp)
+	if obs := l.opts.Observer; obs != nil {
+		now := time.Now()
+		obs.BatchApplied(BatchStats{Entries: len(b.Entries), Added: len(indexed), Size: cp.Size, Apply: now.Sub(start), Commit: now.Sub(commitStart), Sync: o.Sync})
+	}
 	return &Applied{Results: results, Checkpoint: cp}, nil
 }
 

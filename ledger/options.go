@@ -36,6 +36,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock used by sequencers. Default time.Now.
 	Now func() time.Time
+	// Observer, if set, is told about every applied batch (metrics).
+	Observer Observer
 	// PebbleCacheSize is the Pebble block cache size in bytes; Pebble charges its memtables (32 MiB each) to it. Default 256 MiB.
 	PebbleCacheSize int64
 }
@@ -76,4 +78,24 @@ func (o Options) withDefaults() Options {
 		o.PebbleCacheSize = 256 << 20
 	}
 	return o
+}
+
+// Observer receives statistics of applied batches, e.g. for metrics. It is
+// called inside Apply, after the commit, and must not block.
+type Observer interface {
+	BatchApplied(BatchStats)
+}
+
+// BatchStats describes one applied batch.
+type BatchStats struct {
+	// Entries is the batch's length; Added how many of them grew the log
+	// (the rest were duplicates or invalid).
+	Entries, Added int
+	// Size is the log size after the batch.
+	Size uint64
+	// Apply is the time spent in Apply, Commit the part spent committing
+	// (and syncing, with Sync) the Pebble batch.
+	Apply, Commit time.Duration
+	// Sync reports whether the batch was synced.
+	Sync bool
 }
