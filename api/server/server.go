@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -58,6 +60,18 @@ type Config struct {
 	HTTPPrefix string
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// UnaryInterceptors and StreamInterceptors run after the server's own
+	// (request id, logging), in order: metrics, authentication, limits.
+	UnaryInterceptors  []grpc.UnaryServerInterceptor
+	StreamInterceptors []grpc.StreamServerInterceptor
+	// ServerOptions are added to the gRPC server's (e.g. grpc.InTapHandle).
+	ServerOptions []grpc.ServerOption
+	// HTTPMiddleware, if set, wraps the whole HTTP handler (the read API
+	// and whatever is added to Mux).
+	HTTPMiddleware func(http.Handler) http.Handler
+	// TLSConfig, if set, serves gRPC and HTTP over TLS with it (it must
+	// carry a certificate or GetCertificate; see package tlsreload).
+	TLSConfig *tls.Config
 }
 
 // Validate reports the first problem with c.
@@ -102,14 +116,18 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "server"), svc: svc, idPrefix: hex.EncodeToString(rnd[:]) + "-"}
 
 	sc := svc.Config()
-	s.grpc = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(RecvMsgSize(sc.MaxEnvelopeSize, sc.MaxBatch)),
 		grpc.MaxConcurrentStreams(1024),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	)
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unaryInterceptor}, cfg.UnaryInterceptors...)...),
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.streamInterceptor}, cfg.StreamInterceptors...)...),
+	}
+	if cfg.TLSConfig != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLSConfig)))
+	}
+	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	provledgerpb.RegisterLedgerServer(s.grpc, svc)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -126,8 +144,13 @@ func New(cfg Config) (*Server, error) {
 		p := "/" + trimSlashes(prefix)
 		s.mux.Handle(p+"/", h)
 	}
+	var handler http.Handler = s.mux
+	if cfg.HTTPMiddleware != nil {
+		handler = cfg.HTTPMiddleware(s.mux)
+	}
 	s.http = &http.Server{
-		Handler:           s.mux,
+		Handler:           handler,
+		TLSConfig:         cfg.TLSConfig,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,
@@ -191,7 +214,11 @@ func (s *Server) Serve() error {
 		s.logger.Info("serving HTTP", "addr", l.Addr().String(), "prefix", s.cfg.HTTPPrefix)
 		go func() {
 			defer wg.Done()
-			if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := s.http.Serve
+			if s.cfg.TLSConfig != nil {
+				serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+			}
+			if err := serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("http: %w", err)
 				s.grpc.Stop()
 			}
