@@ -28,6 +28,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Consistency says how fresh a read of "the latest" must be. Every answer
+// is verifiable whichever is chosen; only its freshness differs.
+type Consistency int32
+
+const (
+	// CONSISTENCY_UNSPECIFIED is CONSISTENCY_STALE.
+	Consistency_CONSISTENCY_UNSPECIFIED Consistency = 0
+	// CONSISTENCY_STALE answers from the node's own ledger: on a follower it
+	// may lag the leader by the entries it has not applied yet.
+	Consistency_CONSISTENCY_STALE Consistency = 1
+	// CONSISTENCY_LINEARIZABLE reflects every append acknowledged before the
+	// request: the node must be the Raft leader (it commits a barrier first);
+	// a follower answers FAILED_PRECONDITION naming the leader's API address.
+	Consistency_CONSISTENCY_LINEARIZABLE Consistency = 2
+)
+
+// Enum value maps for Consistency.
+var (
+	Consistency_name = map[int32]string{
+		0: "CONSISTENCY_UNSPECIFIED",
+		1: "CONSISTENCY_STALE",
+		2: "CONSISTENCY_LINEARIZABLE",
+	}
+	Consistency_value = map[string]int32{
+		"CONSISTENCY_UNSPECIFIED":  0,
+		"CONSISTENCY_STALE":        1,
+		"CONSISTENCY_LINEARIZABLE": 2,
+	}
+)
+
+func (x Consistency) Enum() *Consistency {
+	p := new(Consistency)
+	*p = x
+	return p
+}
+
+func (x Consistency) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Consistency) Descriptor() protoreflect.EnumDescriptor {
+	return file_provledger_v1_ledger_proto_enumTypes[0].Descriptor()
+}
+
+func (Consistency) Type() protoreflect.EnumType {
+	return &file_provledger_v1_ledger_proto_enumTypes[0]
+}
+
+func (x Consistency) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Consistency.Descriptor instead.
+func (Consistency) EnumDescriptor() ([]byte, []int) {
+	return file_provledger_v1_ledger_proto_rawDescGZIP(), []int{0}
+}
+
 // Envelope is a DSSE envelope with its payload and signatures as raw bytes.
 type Envelope struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -511,7 +568,9 @@ type GetEntryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// with_proof asks for an inclusion proof against the latest checkpoint.
-	WithProof     bool `protobuf:"varint,2,opt,name=with_proof,json=withProof,proto3" json:"with_proof,omitempty"`
+	WithProof bool `protobuf:"varint,2,opt,name=with_proof,json=withProof,proto3" json:"with_proof,omitempty"`
+	// consistency of "latest": see Consistency.
+	Consistency   Consistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=provledger.v1.Consistency" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +617,13 @@ func (x *GetEntryRequest) GetWithProof() bool {
 		return x.WithProof
 	}
 	return false
+}
+
+func (x *GetEntryRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
 type Entry struct {
@@ -712,7 +778,9 @@ func (x *GetEntriesRequest) GetEnd() uint64 {
 type GetCheckpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// size selects a past checkpoint; 0 means the latest.
-	Size          uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Size uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	// consistency of "latest": see Consistency.
+	Consistency   Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=provledger.v1.Consistency" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -752,6 +820,13 @@ func (x *GetCheckpointRequest) GetSize() uint64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *GetCheckpointRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
 type Checkpoint struct {
@@ -831,7 +906,9 @@ type GetInclusionProofRequest struct {
 	//	*GetInclusionProofRequest_LeafHash
 	Leaf isGetInclusionProofRequest_Leaf `protobuf_oneof:"leaf"`
 	// tree_size 0 means the latest checkpoint.
-	TreeSize      uint64 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	TreeSize uint64 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	// consistency of "latest": see Consistency.
+	Consistency   Consistency `protobuf:"varint,4,opt,name=consistency,proto3,enum=provledger.v1.Consistency" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -896,6 +973,13 @@ func (x *GetInclusionProofRequest) GetTreeSize() uint64 {
 		return x.TreeSize
 	}
 	return 0
+}
+
+func (x *GetInclusionProofRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
 type isGetInclusionProofRequest_Leaf interface {
@@ -995,7 +1079,9 @@ type GetConsistencyProofRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OldSize uint64                 `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
 	// new_size 0 means the latest checkpoint.
-	NewSize       uint64 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	NewSize uint64 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	// consistency of "latest": see Consistency.
+	Consistency   Consistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=provledger.v1.Consistency" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1042,6 +1128,13 @@ func (x *GetConsistencyProofRequest) GetNewSize() uint64 {
 		return x.NewSize
 	}
 	return 0
+}
+
+func (x *GetConsistencyProofRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
 type ConsistencyProof struct {
@@ -1161,11 +1254,12 @@ const file_provledger_v1_ledger_proto_rawDesc = "" +
 	"\x12AppendBatchRequest\x128\n" +
 	"\brequests\x18\x01 \x03(\v2\x1c.provledger.v1.AppendRequestR\brequests\"R\n" +
 	"\x13AppendBatchResponse\x12;\n" +
-	"\tresponses\x18\x01 \x03(\v2\x1d.provledger.v1.AppendResponseR\tresponses\"F\n" +
+	"\tresponses\x18\x01 \x03(\v2\x1d.provledger.v1.AppendResponseR\tresponses\"\x84\x01\n" +
 	"\x0fGetEntryRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
 	"\n" +
-	"with_proof\x18\x02 \x01(\bR\twithProof\"\xf6\x01\n" +
+	"with_proof\x18\x02 \x01(\bR\twithProof\x12<\n" +
+	"\vconsistency\x18\x03 \x01(\x0e2\x1a.provledger.v1.ConsistencyR\vconsistency\"\xf6\x01\n" +
 	"\x05Entry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06record\x18\x02 \x01(\fR\x06record\x12\x1b\n" +
@@ -1180,19 +1274,21 @@ const file_provledger_v1_ledger_proto_rawDesc = "" +
 	"\f_redacted_by\";\n" +
 	"\x11GetEntriesRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\x04R\x03end\"*\n" +
+	"\x03end\x18\x02 \x01(\x04R\x03end\"h\n" +
 	"\x14GetCheckpointRequest\x12\x12\n" +
-	"\x04size\x18\x01 \x01(\x04R\x04size\"i\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12<\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x1a.provledger.v1.ConsistencyR\vconsistency\"i\n" +
 	"\n" +
 	"Checkpoint\x12\x12\n" +
 	"\x04note\x18\x01 \x01(\fR\x04note\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x1b\n" +
-	"\troot_hash\x18\x04 \x01(\fR\brootHash\"v\n" +
+	"\troot_hash\x18\x04 \x01(\fR\brootHash\"\xb4\x01\n" +
 	"\x18GetInclusionProofRequest\x12\x16\n" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12\x1d\n" +
 	"\tleaf_hash\x18\x02 \x01(\fH\x00R\bleafHash\x12\x1b\n" +
-	"\ttree_size\x18\x03 \x01(\x04R\btreeSizeB\x06\n" +
+	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x12<\n" +
+	"\vconsistency\x18\x04 \x01(\x0e2\x1a.provledger.v1.ConsistencyR\vconsistencyB\x06\n" +
 	"\x04leaf\"\x98\x01\n" +
 	"\x0eInclusionProof\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
@@ -1201,16 +1297,21 @@ const file_provledger_v1_ledger_proto_rawDesc = "" +
 	"\x06hashes\x18\x04 \x03(\fR\x06hashes\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\fR\n" +
-	"checkpoint\"R\n" +
+	"checkpoint\"\x90\x01\n" +
 	"\x1aGetConsistencyProofRequest\x12\x19\n" +
 	"\bold_size\x18\x01 \x01(\x04R\aoldSize\x12\x19\n" +
-	"\bnew_size\x18\x02 \x01(\x04R\anewSize\"\xae\x01\n" +
+	"\bnew_size\x18\x02 \x01(\x04R\anewSize\x12<\n" +
+	"\vconsistency\x18\x03 \x01(\x0e2\x1a.provledger.v1.ConsistencyR\vconsistency\"\xae\x01\n" +
 	"\x10ConsistencyProof\x12\x19\n" +
 	"\bold_size\x18\x01 \x01(\x04R\aoldSize\x12\x19\n" +
 	"\bnew_size\x18\x02 \x01(\x04R\anewSize\x12\x16\n" +
 	"\x06hashes\x18\x03 \x03(\fR\x06hashes\x12%\n" +
 	"\x0eold_checkpoint\x18\x04 \x01(\fR\roldCheckpoint\x12%\n" +
-	"\x0enew_checkpoint\x18\x05 \x01(\fR\rnewCheckpoint2\x91\x05\n" +
+	"\x0enew_checkpoint\x18\x05 \x01(\fR\rnewCheckpoint*_\n" +
+	"\vConsistency\x12\x1b\n" +
+	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CONSISTENCY_STALE\x10\x01\x12\x1c\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\x91\x05\n" +
 	"\x06Ledger\x12E\n" +
 	"\x06Append\x12\x1c.provledger.v1.AppendRequest\x1a\x1d.provledger.v1.AppendResponse\x12O\n" +
 	"\fAppendStream\x12\x1c.provledger.v1.AppendRequest\x1a\x1d.provledger.v1.AppendResponse(\x010\x01\x12T\n" +
@@ -1234,52 +1335,58 @@ func file_provledger_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_provledger_v1_ledger_proto_rawDescData
 }
 
+var file_provledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_provledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_provledger_v1_ledger_proto_goTypes = []any{
-	(*Envelope)(nil),                   // 0: provledger.v1.Envelope
-	(*Signature)(nil),                  // 1: provledger.v1.Signature
-	(*AppendRequest)(nil),              // 2: provledger.v1.AppendRequest
-	(*AppendResponse)(nil),             // 3: provledger.v1.AppendResponse
-	(*Error)(nil),                      // 4: provledger.v1.Error
-	(*AppendBatchRequest)(nil),         // 5: provledger.v1.AppendBatchRequest
-	(*AppendBatchResponse)(nil),        // 6: provledger.v1.AppendBatchResponse
-	(*GetEntryRequest)(nil),            // 7: provledger.v1.GetEntryRequest
-	(*Entry)(nil),                      // 8: provledger.v1.Entry
-	(*GetEntriesRequest)(nil),          // 9: provledger.v1.GetEntriesRequest
-	(*GetCheckpointRequest)(nil),       // 10: provledger.v1.GetCheckpointRequest
-	(*Checkpoint)(nil),                 // 11: provledger.v1.Checkpoint
-	(*GetInclusionProofRequest)(nil),   // 12: provledger.v1.GetInclusionProofRequest
-	(*InclusionProof)(nil),             // 13: provledger.v1.InclusionProof
-	(*GetConsistencyProofRequest)(nil), // 14: provledger.v1.GetConsistencyProofRequest
-	(*ConsistencyProof)(nil),           // 15: provledger.v1.ConsistencyProof
+	(Consistency)(0),                   // 0: provledger.v1.Consistency
+	(*Envelope)(nil),                   // 1: provledger.v1.Envelope
+	(*Signature)(nil),                  // 2: provledger.v1.Signature
+	(*AppendRequest)(nil),              // 3: provledger.v1.AppendRequest
+	(*AppendResponse)(nil),             // 4: provledger.v1.AppendResponse
+	(*Error)(nil),                      // 5: provledger.v1.Error
+	(*AppendBatchRequest)(nil),         // 6: provledger.v1.AppendBatchRequest
+	(*AppendBatchResponse)(nil),        // 7: provledger.v1.AppendBatchResponse
+	(*GetEntryRequest)(nil),            // 8: provledger.v1.GetEntryRequest
+	(*Entry)(nil),                      // 9: provledger.v1.Entry
+	(*GetEntriesRequest)(nil),          // 10: provledger.v1.GetEntriesRequest
+	(*GetCheckpointRequest)(nil),       // 11: provledger.v1.GetCheckpointRequest
+	(*Checkpoint)(nil),                 // 12: provledger.v1.Checkpoint
+	(*GetInclusionProofRequest)(nil),   // 13: provledger.v1.GetInclusionProofRequest
+	(*InclusionProof)(nil),             // 14: provledger.v1.InclusionProof
+	(*GetConsistencyProofRequest)(nil), // 15: provledger.v1.GetConsistencyProofRequest
+	(*ConsistencyProof)(nil),           // 16: provledger.v1.ConsistencyProof
 }
 var file_provledger_v1_ledger_proto_depIdxs = []int32{
-	1,  // 0: provledger.v1.Envelope.signatures:type_name -> provledger.v1.Signature
-	0,  // 1: provledger.v1.AppendRequest.envelope:type_name -> provledger.v1.Envelope
-	4,  // 2: provledger.v1.AppendResponse.error:type_name -> provledger.v1.Error
-	2,  // 3: provledger.v1.AppendBatchRequest.requests:type_name -> provledger.v1.AppendRequest
-	3,  // 4: provledger.v1.AppendBatchResponse.responses:type_name -> provledger.v1.AppendResponse
-	2,  // 5: provledger.v1.Ledger.Append:input_type -> provledger.v1.AppendRequest
-	2,  // 6: provledger.v1.Ledger.AppendStream:input_type -> provledger.v1.AppendRequest
-	5,  // 7: provledger.v1.Ledger.AppendBatch:input_type -> provledger.v1.AppendBatchRequest
-	7,  // 8: provledger.v1.Ledger.GetEntry:input_type -> provledger.v1.GetEntryRequest
-	9,  // 9: provledger.v1.Ledger.GetEntries:input_type -> provledger.v1.GetEntriesRequest
-	10, // 10: provledger.v1.Ledger.GetCheckpoint:input_type -> provledger.v1.GetCheckpointRequest
-	12, // 11: provledger.v1.Ledger.GetInclusionProof:input_type -> provledger.v1.GetInclusionProofRequest
-	14, // 12: provledger.v1.Ledger.GetConsistencyProof:input_type -> provledger.v1.GetConsistencyProofRequest
-	3,  // 13: provledger.v1.Ledger.Append:output_type -> provledger.v1.AppendResponse
-	3,  // 14: provledger.v1.Ledger.AppendStream:output_type -> provledger.v1.AppendResponse
-	6,  // 15: provledger.v1.Ledger.AppendBatch:output_type -> provledger.v1.AppendBatchResponse
-	8,  // 16: provledger.v1.Ledger.GetEntry:output_type -> provledger.v1.Entry
-	8,  // 17: provledger.v1.Ledger.GetEntries:output_type -> provledger.v1.Entry
-	11, // 18: provledger.v1.Ledger.GetCheckpoint:output_type -> provledger.v1.Checkpoint
-	13, // 19: provledger.v1.Ledger.GetInclusionProof:output_type -> provledger.v1.InclusionProof
-	15, // 20: provledger.v1.Ledger.GetConsistencyProof:output_type -> provledger.v1.ConsistencyProof
-	13, // [13:21] is the sub-list for method output_type
-	5,  // [5:13] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	2,  // 0: provledger.v1.Envelope.signatures:type_name -> provledger.v1.Signature
+	1,  // 1: provledger.v1.AppendRequest.envelope:type_name -> provledger.v1.Envelope
+	5,  // 2: provledger.v1.AppendResponse.error:type_name -> provledger.v1.Error
+	3,  // 3: provledger.v1.AppendBatchRequest.requests:type_name -> provledger.v1.AppendRequest
+	4,  // 4: provledger.v1.AppendBatchResponse.responses:type_name -> provledger.v1.AppendResponse
+	0,  // 5: provledger.v1.GetEntryRequest.consistency:type_name -> provledger.v1.Consistency
+	0,  // 6: provledger.v1.GetCheckpointRequest.consistency:type_name -> provledger.v1.Consistency
+	0,  // 7: provledger.v1.GetInclusionProofRequest.consistency:type_name -> provledger.v1.Consistency
+	0,  // 8: provledger.v1.GetConsistencyProofRequest.consistency:type_name -> provledger.v1.Consistency
+	3,  // 9: provledger.v1.Ledger.Append:input_type -> provledger.v1.AppendRequest
+	3,  // 10: provledger.v1.Ledger.AppendStream:input_type -> provledger.v1.AppendRequest
+	6,  // 11: provledger.v1.Ledger.AppendBatch:input_type -> provledger.v1.AppendBatchRequest
+	8,  // 12: provledger.v1.Ledger.GetEntry:input_type -> provledger.v1.GetEntryRequest
+	10, // 13: provledger.v1.Ledger.GetEntries:input_type -> provledger.v1.GetEntriesRequest
+	11, // 14: provledger.v1.Ledger.GetCheckpoint:input_type -> provledger.v1.GetCheckpointRequest
+	13, // 15: provledger.v1.Ledger.GetInclusionProof:input_type -> provledger.v1.GetInclusionProofRequest
+	15, // 16: provledger.v1.Ledger.GetConsistencyProof:input_type -> provledger.v1.GetConsistencyProofRequest
+	4,  // 17: provledger.v1.Ledger.Append:output_type -> provledger.v1.AppendResponse
+	4,  // 18: provledger.v1.Ledger.AppendStream:output_type -> provledger.v1.AppendResponse
+	7,  // 19: provledger.v1.Ledger.AppendBatch:output_type -> provledger.v1.AppendBatchResponse
+	9,  // 20: provledger.v1.Ledger.GetEntry:output_type -> provledger.v1.Entry
+	9,  // 21: provledger.v1.Ledger.GetEntries:output_type -> provledger.v1.Entry
+	12, // 22: provledger.v1.Ledger.GetCheckpoint:output_type -> provledger.v1.Checkpoint
+	14, // 23: provledger.v1.Ledger.GetInclusionProof:output_type -> provledger.v1.InclusionProof
+	16, // 24: provledger.v1.Ledger.GetConsistencyProof:output_type -> provledger.v1.ConsistencyProof
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_provledger_v1_ledger_proto_init() }
@@ -1301,13 +1408,14 @@ func file_provledger_v1_ledger_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provledger_v1_ledger_proto_rawDesc), len(file_provledger_v1_ledger_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_provledger_v1_ledger_proto_goTypes,
 		DependencyIndexes: file_provledger_v1_ledger_proto_depIdxs,
+		EnumInfos:         file_provledger_v1_ledger_proto_enumTypes,
 		MessageInfos:      file_provledger_v1_ledger_proto_msgTypes,
 	}.Build()
 	File_provledger_v1_ledger_proto = out.File
