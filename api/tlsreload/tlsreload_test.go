@@ -1,0 +1,292 @@
+package tlsreload
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &testCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// leaf issues a certificate for 127.0.0.1 and "localhost" with the given
+// serial and common name; it returns the PEM certificate and key.
+func (ca *testCA) leaf(t *testing.T, serial int64, cn string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: cn},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+}
+
+// writeAtomic replaces path the way a rotation tool does (rename).
+func writeAtomic(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedSerial connects to addr trusting ca and returns the serial of the
+// certificate the server presented.
+func servedSerial(t *testing.T, addr string, ca *testCA) int64 {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+func serveTLS(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if tc, ok := c.(*tls.Conn); ok {
+					_ = tc.Handshake()
+				}
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestRotation(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	certPath, keyPath := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	c1, k1 := ca.leaf(t, 101, "node-1")
+	writeAtomic(t, certPath, c1)
+	writeAtomic(t, keyPath, k1)
+	r, err := New(Config{CertFile: certPath, KeyFile: keyPath, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, r.ServerConfig())
+
+	c2, k2 := ca.leaf(t, 202, "node-1")
+	c3, k3 := ca.leaf(t, 303, "node-1")
+	steps := []struct {
+		name       string
+		cert, key  []byte
+		wantSerial int64
+	}{
+		{"initial", nil, nil, 101},
+		{"rotated", c2, k2, 202},
+		{"half-written rotation keeps the previous pair", c3, nil, 202},
+		{"rotation completed", nil, k3, 303},
+		{"garbage keeps the previous pair", []byte("not a certificate"), nil, 303},
+	}
+	for _, s := range steps {
+		if s.cert != nil {
+			writeAtomic(t, certPath, s.cert)
+		}
+		if s.key != nil {
+			writeAtomic(t, keyPath, s.key)
+		}
+		if got := servedSerial(t, addr, ca); got != s.wantSerial {
+			t.Fatalf("%s: served serial %d; want %d", s.name, got, s.wantSerial)
+		}
+	}
+	if r.Reloads() != 2 {
+		t.Errorf("Reloads() = %d; want 2", r.Reloads())
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	c, k := ca.leaf(t, 1, "x")
+	certPath, keyPath, caPath := filepath.Join(dir, "c"), filepath.Join(dir, "k"), filepath.Join(dir, "ca")
+	writeAtomic(t, certPath, c)
+	writeAtomic(t, keyPath, k)
+	writeAtomic(t, caPath, []byte("no pem here"))
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		is   error
+	}{
+		{"no files", Config{}, ErrNoCertificate},
+		{"missing key", Config{CertFile: certPath, KeyFile: filepath.Join(dir, "missing")}, os.ErrNotExist},
+		{"key as cert", Config{CertFile: keyPath, KeyFile: keyPath}, nil},
+		{"empty CA bundle", Config{CertFile: certPath, KeyFile: keyPath, ClientCAFile: caPath}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Logger = quiet()
+			_, err := New(tc.cfg)
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v; want %v", err, tc.is)
+			}
+		})
+	}
+}
+
+// TestNodeToNode checks the Listener/Dialer pair Raft's transport plugs in:
+// both ends verified against the CA bundle, a stranger refused.
+func TestNodeToNode(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	other := newCA(t)
+	files := func(name string, ca *testCA, serial int64) Config {
+		c, k := ca.leaf(t, serial, name)
+		cfg := Config{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key"), ClientCAFile: filepath.Join(dir, "ca.pem"), Logger: quiet()}
+		writeAtomic(t, cfg.CertFile, c)
+		writeAtomic(t, cfg.KeyFile, k)
+		return cfg
+	}
+	writeAtomic(t, filepath.Join(dir, "ca.pem"), ca.pem)
+	srvR, err := New(files("node-1", ca, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := srvR.Listener(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4)
+				if _, err := io.ReadFull(c, buf); err == nil {
+					c.Write(buf)
+				}
+			}()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	echo := func(cfg Config) error {
+		r, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dial, err := r.Dialer("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := dial(ctx, lis.Addr().String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(c, buf)
+		return err
+	}
+	if err := echo(files("node-2", ca, 2)); err != nil {
+		t.Fatalf("node-2 (same CA): %v", err)
+	}
+	if err := echo(files("stranger", other, 3)); err == nil {
+		t.Fatal("a node with a certificate from another CA was accepted")
+	}
+
+	noCA := files("node-3", ca, 4)
+	noCA.ClientCAFile = ""
+	r, err := New(noCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Dialer(""); !errors.Is(err, ErrNoClientCA) {
+		t.Errorf("Dialer without a CA bundle: %v; want ErrNoClientCA", err)
+	}
+	if _, err := r.Listener(inner); !errors.Is(err, ErrNoClientCA) {
+		t.Errorf("Listener without a CA bundle: %v; want ErrNoClientCA", err)
+	}
+}
