@@ -13,6 +13,29 @@ import (
 	"github.com/provledger/provledger/ledger"
 )
 
+// ReadFencer is implemented by a Sequencer that can fence linearizable
+// reads (api/forward in a Raft cluster). ReadFence returns once the local
+// ledger holds every append acknowledged before it was called, or a status
+// error (FailedPrecondition naming the leader on a follower). Without it
+// (a single node) the local ledger is always linearizable.
+type ReadFencer interface {
+	ReadFence(ctx context.Context) error
+}
+
+// fence applies the read's consistency.
+func (s *Service) fence(ctx context.Context, op string, c provledgerpb.Consistency) error {
+	switch c {
+	case provledgerpb.Consistency_CONSISTENCY_UNSPECIFIED, provledgerpb.Consistency_CONSISTENCY_STALE:
+		return nil
+	case provledgerpb.Consistency_CONSISTENCY_LINEARIZABLE:
+		if f, ok := s.seq.(ReadFencer); ok {
+			return s.statusError(ctx, op, f.ReadFence(ctx))
+		}
+		return nil
+	}
+	return invalid("%s: unknown consistency %d; use CONSISTENCY_STALE or CONSISTENCY_LINEARIZABLE", op, c)
+}
+
 // envelopeOf fills e.EnvelopeJson (or e.RedactedBy) from the record.
 func (s *Service) envelopeOf(e *provledgerpb.Entry) error {
 	r, err := record.Unmarshal(e.Record)
@@ -35,6 +58,9 @@ func (s *Service) envelopeOf(e *provledgerpb.Entry) error {
 
 // GetEntry implements provledgerpb.LedgerServer.
 func (s *Service) GetEntry(ctx context.Context, req *provledgerpb.GetEntryRequest) (*provledgerpb.Entry, error) {
+	if err := s.fence(ctx, "get entry", req.GetConsistency()); err != nil {
+		return nil, err
+	}
 	rec, err := s.log.Record(req.GetIndex())
 	if err != nil {
 		return nil, s.statusError(ctx, "get entry", err)
@@ -91,6 +117,9 @@ func checkpointProto(cp *ledger.Checkpoint) *provledgerpb.Checkpoint {
 
 // GetCheckpoint implements provledgerpb.LedgerServer.
 func (s *Service) GetCheckpoint(ctx context.Context, req *provledgerpb.GetCheckpointRequest) (*provledgerpb.Checkpoint, error) {
+	if err := s.fence(ctx, "get checkpoint", req.GetConsistency()); err != nil {
+		return nil, err
+	}
 	if req.GetSize() == 0 {
 		return checkpointProto(s.log.Latest()), nil
 	}
@@ -124,6 +153,9 @@ func (s *Service) treeCheckpoint(size uint64) (uint64, []byte, error) {
 
 // GetInclusionProof implements provledgerpb.LedgerServer.
 func (s *Service) GetInclusionProof(ctx context.Context, req *provledgerpb.GetInclusionProofRequest) (*provledgerpb.InclusionProof, error) {
+	if err := s.fence(ctx, "inclusion proof", req.GetConsistency()); err != nil {
+		return nil, err
+	}
 	var (
 		index uint64
 		leaf  [32]byte
@@ -165,6 +197,9 @@ func (s *Service) GetInclusionProof(ctx context.Context, req *provledgerpb.GetIn
 
 // GetConsistencyProof implements provledgerpb.LedgerServer.
 func (s *Service) GetConsistencyProof(ctx context.Context, req *provledgerpb.GetConsistencyProofRequest) (*provledgerpb.ConsistencyProof, error) {
+	if err := s.fence(ctx, "consistency proof", req.GetConsistency()); err != nil {
+		return nil, err
+	}
 	newSize, newNote, err := s.treeCheckpoint(req.GetNewSize())
 	if err != nil {
 		return nil, s.statusError(ctx, "consistency proof", err)

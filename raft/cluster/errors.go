@@ -19,6 +19,8 @@ var (
 	ErrLeadershipLost = errors.New("raft leadership lost; outcome unknown, retry")
 	// ErrExists: Join of a node id or address that belongs to another node.
 	ErrExists = errors.New("raft cluster member exists")
+	// ErrNoMember: the node id names no member of the cluster.
+	ErrNoMember = errors.New("no such raft cluster member")
 )
 
 // LeaderError is returned when the operation must go to the leader. It

@@ -125,6 +125,9 @@ type Node struct {
 	trans raft.Transport // the guarded transport raft uses
 	guard *guardTransport
 	self  raft.ServerAddress
+	// hadState: the node had Raft state when it opened (it is or was a
+	// member of a cluster).
+	hadState bool
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -207,6 +210,9 @@ func Open(cfg Config) (*Node, error) {
 			Timeout: DefaultTransportTimeout,
 			Logger:  newHCLogger(lg, "raft-net"),
 		})
+	}
+	if n.hadState, err = raft.HasExistingState(n.store, n.store, snaps); err != nil {
+		return nil, fmt.Errorf("cluster: read raft state: %w", err)
 	}
 	n.trans, n.guard = newGuardTransport(n.trans)
 	n.self = n.trans.LocalAddr()
@@ -315,6 +321,14 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 // Err returns the error that stopped the state machine (fsm.ErrFailed), or
 // nil. The node shuts itself down when that happens.
 func (n *Node) Err() error { return n.fsm.Err() }
+
+// HadState reports whether the node had Raft state when it opened: it was
+// bootstrapped or added to a cluster before, and rejoins it on its own.
+// A node without state waits for Bootstrap or for the leader to add it.
+func (n *Node) HadState() bool { return n.hadState }
+
+// APIAddr returns this node's client API address (Config.APIAddr).
+func (n *Node) APIAddr() string { return n.cfg.APIAddr }
 
 // ID returns this node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
@@ -465,7 +479,7 @@ func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
 }
 
 // Remove removes node id from the cluster and forgets its API address. It
-// must be called on the leader. The leader may remove itself; it then
+// must be called on the leader; an id that is not a member is ErrNoMember. The leader may remove itself; it then
 // steps down.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	rec, err := fsm.EncodeRemoveMember(id)
@@ -474,6 +488,9 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	}
 	if !n.IsLeader() {
 		return n.leaderError(ErrNotLeader, nil)
+	}
+	if _, err := n.raftAddrOf(ctx, id); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if err := n.applyRecord(ctx, rec); err != nil {
 		return fmt.Errorf("remove %s: forget API address: %w", id, err)
@@ -528,7 +545,7 @@ func (n *Node) raftAddrOf(ctx context.Context, id string) (raft.ServerAddress, e
 			return s.Address, nil
 		}
 	}
-	return "", fmt.Errorf("no member %q", id)
+	return "", fmt.Errorf("%w: %q", ErrNoMember, id)
 }
 
 // Members lists the cluster's members (the latest Raft configuration), with
