@@ -64,6 +64,10 @@ type Options struct {
 	TOFU       bool
 	Service    func(*service.Config)
 	HTTPPrefix string
+	// Ledger and Server, if set, adjust the ledger and server configs
+	// (e.g. a metrics observer, interceptors, TLS).
+	Ledger func(*ledger.Options)
+	Server func(*server.Config)
 }
 
 // Start opens a ledger in a temporary directory and serves it on loopback.
@@ -77,7 +81,11 @@ func Start(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(t.TempDir(), ledger.Options{Origin: Origin, Signer: signer, Logger: logger})
+	lo := ledger.Options{Origin: Origin, Signer: signer, Logger: logger}
+	if o.Ledger != nil {
+		o.Ledger(&lo)
+	}
+	l, err := ledger.Open(t.TempDir(), lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +121,11 @@ func Start(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Service: sc, GRPCListener: gl, HTTPListener: hl, HTTPPrefix: o.HTTPPrefix, Logger: logger})
+	srvCfg := server.Config{Service: sc, GRPCListener: gl, HTTPListener: hl, HTTPPrefix: o.HTTPPrefix, Logger: logger}
+	if o.Server != nil {
+		o.Server(&srvCfg)
+	}
+	srv, err := server.New(srvCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
