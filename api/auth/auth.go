@@ -43,12 +43,12 @@ type Class int
 
 // The classes.
 const (
-	ClassPublic Class = iota // anyone, always
-	ClassAudit               // auditor (anyone unless PrivateAudit)
-	ClassRead                // reader
-	ClassAppend              // appender, per request
-	ClassAdmin               // admin
-	ClassOwnAuth             // authenticated by its handler (OpenLineage ingest)
+	ClassPublic  Class = iota // anyone, always
+	ClassAudit                // auditor (anyone unless PrivateAudit)
+	ClassRead                 // reader
+	ClassAppend               // appender, per request
+	ClassAdmin                // admin
+	ClassOwnAuth              // authenticated by its handler (OpenLineage ingest)
 )
 
 func (c Class) String() string {

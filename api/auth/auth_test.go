@@ -117,11 +117,26 @@ func TestGRPCAuthorization(t *testing.T) {
 			_, err := lc.AppendBatch(ctx, &provledgerpb.AppendBatchRequest{Requests: []*provledgerpb.AppendRequest{nsRequest(next(), "team-b")}})
 			return err
 		}, codes.OK},
-		{"appender reads", "team-a", func(ctx context.Context) error { _, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0}); return err }, codes.PermissionDenied},
-		{"reader reads", "reader", func(ctx context.Context) error { _, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0}); return err }, codes.OK},
-		{"anonymous reads", "", func(ctx context.Context) error { _, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0}); return err }, codes.Unauthenticated},
-		{"auditor reads entries", "auditor", func(ctx context.Context) error { _, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0}); return err }, codes.PermissionDenied},
-		{"anonymous checkpoint (public audit)", "", func(ctx context.Context) error { _, err := lc.GetCheckpoint(ctx, &provledgerpb.GetCheckpointRequest{}); return err }, codes.OK},
+		{"appender reads", "team-a", func(ctx context.Context) error {
+			_, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0})
+			return err
+		}, codes.PermissionDenied},
+		{"reader reads", "reader", func(ctx context.Context) error {
+			_, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0})
+			return err
+		}, codes.OK},
+		{"anonymous reads", "", func(ctx context.Context) error {
+			_, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0})
+			return err
+		}, codes.Unauthenticated},
+		{"auditor reads entries", "auditor", func(ctx context.Context) error {
+			_, err := lc.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: 0})
+			return err
+		}, codes.PermissionDenied},
+		{"anonymous checkpoint (public audit)", "", func(ctx context.Context) error {
+			_, err := lc.GetCheckpoint(ctx, &provledgerpb.GetCheckpointRequest{})
+			return err
+		}, codes.OK},
 		{"reader appends", "reader", func(ctx context.Context) error { _, err := lc.Append(ctx, nsRequest(next(), "team-a")); return err }, codes.PermissionDenied},
 		{"appender calls admin RPC", "team-a", func(ctx context.Context) error { _, err := cc.Join(ctx, &provledgerpb.JoinRequest{}); return err }, codes.PermissionDenied},
 		{"reader calls admin RPC", "reader", func(ctx context.Context) error { _, err := cc.Remove(ctx, &provledgerpb.RemoveRequest{}); return err }, codes.PermissionDenied},

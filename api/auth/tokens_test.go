@@ -48,7 +48,9 @@ func TestParseTestdataFile(t *testing.T) {
 	}
 }
 
-func hexOf(b [32]byte) string { return strings.TrimPrefix(HashToken(""), "sha256:")[:0] + hexString(b[:]) }
+func hexOf(b [32]byte) string {
+	return strings.TrimPrefix(HashToken(""), "sha256:")[:0] + hexString(b[:])
+}
 
 func hexString(b []byte) string {
 	const digits = "0123456789abcdef"
