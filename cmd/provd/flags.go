@@ -40,8 +40,13 @@ type config struct {
 	extraPayloadTypes []string
 	logFormat         string
 	logLevel          string
+	// given holds the names of the flags set on the command line or in
+	// the environment (cluster mode keeps the others from DATA/cluster.json).
+	given map[string]bool
 	// ingest configures the OpenLineage HTTP endpoint (ingest.go).
 	ingest ingestConfig
+	// cluster configures Raft cluster mode (cluster.go).
+	cluster clusterConfig
 }
 
 const usageHeader = `provd — the provledger node.
@@ -75,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	addIngestFlags(fs, &c.ingest)
+	addClusterFlags(fs, &c.cluster)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
 	fs.Usage = func() {}
@@ -89,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (see provd --help)", fs.Args())
 	}
+	c.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true }) // flags and PROVLEDGER_* variables set
 	return c, c.validate()
 }
 
@@ -132,6 +140,9 @@ func (c *config) validate() error {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if err := c.cluster.validate(c); err != nil {
+		return err
 	}
 	return c.ingest.validate()
 }

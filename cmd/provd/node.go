@@ -33,7 +33,7 @@ import (
 type node struct {
 	log    *slog.Logger
 	ledger *ledger.Log
-	seq    *ledger.LocalSequencer
+	seq    sequencer // ledger.LocalSequencer, or the Raft one (cluster.go)
 	srv    *server.Server
 	errc   chan error
 	lock   io.Closer // DATA/provd.lock, held while the node runs
@@ -109,7 +109,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, err
 	}
-	seq, err := ledger.NewLocalSequencer(l, ledger.SequencerOptions{MaxBatch: c.maxBatch})
+	seq, err := openSequencer(c, l, keyring, priv, lg) // cluster.go: Raft with --node-id
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -158,6 +158,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		return nil, err
 	}
 	provledgerpb.RegisterQueryServer(srv.GRPC(), qs)
+	registerCluster(srv.GRPC(), seq)
 	if err := startIngest(c, srv, keyring, lg); err != nil { // ingest.go: OpenLineage over HTTP
 		grpcLis.Close()
 		httpLis.Close()
@@ -195,6 +196,8 @@ func (n *node) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		n.log.Info("shutting down")
 	case serveErr = <-n.errc:
+	case <-clusterDone(n.seq):
+		serveErr = clusterErr(n.seq)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
