@@ -1,346 +1,343 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
+	"net"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/schollz/progressbar/v3"
-	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
 	"github.com/provledger/provledger/api/client"
-	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/checkpoint"
-	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/proof"
-	"github.com/provledger/provledger/crypto/record"
 )
 
-// auditChunk is the number of entries read per GetEntries call; each call
-// gets its own --timeout.
-const auditChunk = 4096
-
-// maxProblemsShown bounds the per-entry problems printed.
+// maxProblemsShown bounds the problems printed.
 const maxProblemsShown = 20
 
 func (a *app) auditCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("prov audit", flag.ContinueOnError)
 	state := fs.String("state", "./prov-audit.state", "file keeping the last checkpoint this auditor verified (a signed checkpoint note); created on the first run")
 	trust := fs.String("trust", "", "file of PEM public keys: re-verify every DSSE signature (signatures by keys not in the file are counted as unverifiable)")
+	full := fs.Bool("full", false, "re-download and re-check every entry, not only those added since the state file's checkpoint")
+	url := fs.String("url", "", "base URL of the node's HTTP tlog-tiles API (default: http://HOST:PORT+1 of --server, provd's default layout)")
+	workers := fs.Int("workers", 0, "parallel fetches (default 4 per CPU)")
 	return &ffcli.Command{
 		Name:       "audit",
-		ShortUsage: "prov audit --log-key FILE [--state FILE] [--trust FILE]",
-		ShortHelp:  "replay the whole log and check it end to end",
+		ShortUsage: "prov audit --log-key FILE [--full] [--state FILE] [--trust FILE] [--url URL]",
+		ShortHelp:  "check the log end to end through its tiles API",
 		LongHelp: strings.TrimSpace(`
-Replays the whole log up to the latest checkpoint (whose signature is
-checked with --log-key, required): for every entry it recomputes the leaf
-hash from the entry record and checks the envelope's digest, size and
-payload type (redacted envelopes are counted, their records still hashed);
-it recomputes the tree's root from all leaves and checks it equals the
-checkpoint's root. With --trust it re-verifies every DSSE signature: a bad
-signature by a trusted key fails the audit, a signature by a key not in the
-file is counted as unverifiable.
+Reads the log through its C2SP tlog-tiles HTTP API (--url) and trusts
+nothing it serves: the latest checkpoint's signature is checked with
+--log-key (required), and everything else is checked against it.
 
-The state file keeps the last checkpoint a previous audit verified. The
-new checkpoint must be consistent with it: the node's consistency proof
-must verify, and the root recomputed at the old size must equal the old
-root. So a log that rewrote or dropped history since the last audit fails.
-Only when everything passed is the new checkpoint saved to the state file
-(atomically: a temporary file renamed into place).
+For every entry audited it downloads the entry bundle and the hash tile,
+recomputes the leaf hash from the entry record and compares it with the
+tree's leaf, decodes the record, and recomputes the root of the whole tree,
+which must equal the signed checkpoint's. Entries that do not match are
+named: entry-modified, entry-dropped (later entries shifted), entries-swapped.
+With --trust it also fetches every envelope, checks its digest, size and
+payload type against the record, and re-verifies every DSSE signature (a
+bad signature by a trusted key fails; a key not in the file is counted as
+unverifiable; redacted envelopes are counted).
 
-A progress bar is drawn when stderr is a terminal. The summary line gives
-entries/s.
+The state file keeps the last checkpoint an audit verified. Without --full
+only the entries added since are audited (incremental), starting from the
+tree's frontier at the old size read from tiles authenticated against the
+new checkpoint; the RFC 6962 consistency proof old -> new is checked, so a
+log that rewrote, forked or rolled back its history fails. --full audits
+every entry again (and still checks consistency with the state). The state
+file is replaced (atomically) only when everything passed.
 
-Exit codes: 0 the log checks out; 1 a check failed (each problem is
-listed); 2 the server could not be reached; 64 bad flags or arguments.`),
+Work runs in parallel (--workers); a progress bar with ETA is drawn when
+stderr is a terminal; --json prints the report as one object.
+
+Exit codes: 0 verified; 1 verification failed (the first bad index and why
+are printed); 2 the log could not be reached or read; 64 bad flags.`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usagef("audit takes no arguments")
 			}
-			return a.audit(ctx, *state, *trust)
+			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers})
 		},
 	}
 }
 
-// auditStats counts what an audit saw.
-type auditStats struct {
-	Entries      uint64 `json:"entries"`
-	Redacted     uint64 `json:"redacted"`
-	SigsVerified uint64 `json:"signatures_verified"`
-	Unverifiable uint64 `json:"signatures_unverifiable"`
+type auditOptions struct {
+	statePath, trustFile, url string
+	full                      bool
+	workers                   int
 }
 
-func (a *app) audit(ctx context.Context, statePath, trustFile string) error {
+// tilesURL is --url, or http://<host>:<port+1> of --server.
+func (a *app) tilesURL(u string) (string, error) {
+	if u != "" {
+		return u, nil
+	}
+	host, port, err := net.SplitHostPort(a.server)
+	if err != nil {
+		return "", usagef("--url is required (cannot derive it from --server %q: %v)", a.server, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p >= 65535 {
+		return "", usagef("--url is required (cannot derive it from --server %q)", a.server)
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+}
+
+// auditReport is the outcome of an audit (printed with --json).
+type auditReport struct {
+	OK            bool       `json:"ok"`
+	Mode          string     `json:"mode"`
+	Origin        string     `json:"origin,omitempty"`
+	TreeSize      uint64     `json:"tree_size"`
+	RootHash      string     `json:"root_hash,omitempty"`
+	PreviousSize  *uint64    `json:"previous_size,omitempty"`
+	FirstAudit    bool       `json:"first_audit"`
+	Consistency   string     `json:"consistency"`
+	AuditedFrom   uint64     `json:"audited_from"`
+	Stats         auditStats `json:"stats"`
+	SigsChecked   bool       `json:"signatures_checked"`
+	FirstBadIndex *int64     `json:"first_bad_index,omitempty"`
+	Problems      []problem  `json:"problems,omitempty"`
+	ReadError     string     `json:"read_error,omitempty"`
+	Seconds       float64    `json:"seconds"`
+	Rate          float64    `json:"entries_per_second"`
+	StateFile     string     `json:"state_file"`
+}
+
+func (a *app) audit(ctx context.Context, o auditOptions) error {
 	pub, err := a.loadLogKey(true)
 	if err != nil {
 		return err
 	}
-	kr, err := loadTrust(trustFile)
+	kr, err := loadTrust(o.trustFile)
+	if err != nil {
+		return err
+	}
+	base, err := a.tilesURL(o.url)
+	if err != nil {
+		return err
+	}
+	if o.workers < 0 {
+		return usagef("--workers must be positive")
+	}
+	workers := o.workers
+	if workers == 0 {
+		workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	src, err := newHTTPSource(base, a.timeout, workers)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	cp, cpNote, _, err := a.fetchCheckpoint(ctx, 0, true)
+	rep := &auditReport{Mode: "incremental", StateFile: o.statePath, SigsChecked: kr != nil}
+	if o.full {
+		rep.Mode = "full"
+	}
+
+	cpNote, err := src.Checkpoint(ctx)
 	if err != nil {
-		return a.failed("latest checkpoint", err)
+		return a.readFailure(rep, "latest checkpoint", err)
 	}
 	v, err := client.VerifierForCheckpoint(pub, a.origin, cpNote)
 	if err != nil {
-		return a.failed("latest checkpoint", err)
+		return a.auditFailed(rep, problem{Index: -1, Kind: kindCheckpointSig, Detail: err.Error()})
 	}
+	cp, err := client.OpenCheckpoint(cpNote, v)
+	if err != nil {
+		return a.auditFailed(rep, problem{Index: -1, Kind: kindCheckpointSig, Detail: "latest checkpoint: " + err.Error()})
+	}
+	rep.Origin, rep.TreeSize, rep.RootHash = cp.Origin, cp.Size, b64(cp.Hash[:])
 
-	// The checkpoint of the previous audit, if any.
-	var old *checkpoint.Checkpoint
-	if b, err := os.ReadFile(statePath); err == nil {
-		o, err := openState(b, v)
-		if err != nil {
-			return a.failed("state file "+statePath, err)
+	old, err := loadState(o.statePath, v)
+	if err != nil {
+		return err
+	}
+	rep.FirstAudit = old == nil
+	rep.Consistency = "no previous audit state: first audit, nothing to be consistent with"
+	base0 := rangeFactory.NewEmptyRange(0)
+	if old != nil {
+		rep.PreviousSize = &old.Size
+		if p, ok := checkOrder(*old, cp); !ok {
+			return a.auditFailed(rep, p)
 		}
-		old = &o
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("state file: %w", err)
+		rng, cproof, err := frontier(ctx, src, cp, old.Size)
+		if err != nil {
+			if transient(err) {
+				return a.readFailure(rep, "tiles for the consistency proof", err)
+			}
+			return a.auditFailed(rep, problem{Index: -1, Kind: kindTiles, Detail: fmt.Sprintf("the log's tiles do not match its signed checkpoint of size %d: %v", cp.Size, err)})
+		}
+		if r := rootOf(rng); r != old.Hash {
+			return a.auditFailed(rep, problem{Index: -1, Kind: kindInconsistent, Detail: fmt.Sprintf(
+				"the log's signed tree of size %d has root %s at size %d, but the previously audited checkpoint of size %d says %s: the log rewrote history",
+				cp.Size, b64(r[:]), old.Size, old.Size, b64(old.Hash[:]))})
+		}
+		if old.Size > 0 && old.Size < cp.Size {
+			if err := proof.VerifyConsistency(old.Size, cp.Size, cproof, old.Hash, cp.Hash); err != nil {
+				return a.auditFailed(rep, problem{Index: -1, Kind: kindInconsistent, Detail: fmt.Sprintf("consistency proof %d -> %d: %v", old.Size, cp.Size, err)})
+			}
+		}
+		rep.Consistency = fmt.Sprintf("consistent with the previously audited checkpoint of size %d (RFC 6962 consistency proof verified)", old.Size)
+		if !o.full {
+			base0 = rng
+		}
 	}
-	if old != nil && old.Size > cp.Size {
-		return a.failed("consistency", fmt.Errorf("the log's latest checkpoint has size %d, but the previous audit verified size %d: the log lost entries (or the server is behind)", cp.Size, old.Size))
-	}
+	rep.AuditedFrom = base0.End()
 
 	var bar *progressbar.ProgressBar
-	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && cp.Size > 0 {
-		bar = progressbar.NewOptions64(int64(cp.Size),
+	todo := cp.Size - base0.End()
+	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && todo > 0 && !a.json {
+		bar = progressbar.NewOptions64(int64(todo),
 			progressbar.OptionSetWriter(a.stderr),
 			progressbar.OptionSetDescription("auditing"),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("entries"),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-
-	var (
-		st       auditStats
-		problems []string
-		tree     = (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
-		oldRoot  []byte
-	)
-	problem := func(format string, args ...any) {
-		problems = append(problems, fmt.Sprintf(format, args...))
+	au := &auditor{src: src, workers: workers}
+	if kr != nil {
+		au.policy = staticTrust{kr}
 	}
-	if old != nil && old.Size == 0 {
-		e := proof.EmptyRoot()
-		oldRoot = e[:]
+	if bar != nil {
+		au.progress = func(done uint64) { bar.Set64(int64(done)) }
 	}
-	c, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	for next := uint64(0); next < cp.Size; {
-		end := min(next+auditChunk, cp.Size)
-		got, err := a.auditChunk(ctx, c, next, end, func(e *provledgerpb.Entry) {
-			i := e.GetIndex()
-			raw := e.GetRecord()
-			leaf := proof.LeafHash(raw)
-			if err := tree.Append(leaf[:], nil); err != nil {
-				problem("entry %d: %v", i, err)
-			}
-			if tree.End() == oldSizeOf(old) {
-				oldRoot, _ = tree.GetRootHash(nil)
-			}
-			st.Entries++
-			if !bytes.Equal(leaf[:], e.GetLeafHash()) {
-				problem("entry %d: leaf hash %x, but the record hashes to %x", i, e.GetLeafHash(), leaf[:])
-			}
-			rec, err := record.Unmarshal(raw)
-			if err != nil {
-				problem("entry %d: %v", i, err)
-				return
-			}
-			if len(e.GetEnvelopeJson()) == 0 {
-				if e.RedactedBy == nil {
-					problem("entry %d: no envelope, and the server does not say it was redacted", i)
-				}
-				st.Redacted++
-				return
-			}
-			if err := client.CheckEnvelope(rec, e.GetEnvelopeJson()); err != nil {
-				problem("entry %d: %v", i, err)
-				return
-			}
-			if kr == nil {
-				return
-			}
-			env, err := envelope.Parse(e.GetEnvelopeJson())
-			if err != nil {
-				problem("entry %d: envelope: %v", i, err)
-				return
-			}
-			rep, err := checkSignatures(env, rec, kr)
-			if err != nil {
-				problem("entry %d: %v", i, err)
-				return
-			}
-			st.SigsVerified += uint64(len(rep.Verified))
-			st.Unverifiable += uint64(len(rep.Unverifiable))
-		})
-		if err != nil {
-			if bar != nil {
-				bar.Exit()
-			}
-			return a.failed(fmt.Sprintf("read entries [%d, %d)", next, end), err)
-		}
-		next = end
-		if bar != nil {
-			bar.Add64(int64(got))
-		}
-	}
+	res := au.replay(ctx, base0, cp.Size)
 	if bar != nil {
 		bar.Finish()
 	}
+	rep.Stats = res.stats
+	rep.Problems = res.problems
+	if res.rng != nil {
+		root, tileRoot := rootOf(res.rng), rootOf(res.tileRng)
+		switch {
+		case root == cp.Hash:
+		case tileRoot == cp.Hash:
+			rep.Problems = append(rep.Problems, problem{Index: -1, Kind: kindRootMismatch, Detail: fmt.Sprintf(
+				"the root recomputed from the entries is %s, the signed checkpoint says %s (the entries named above differ from the signed tree)", b64(root[:]), b64(cp.Hash[:]))})
+		default:
+			rep.Problems = append(rep.Problems, problem{Index: -1, Kind: kindRootMismatch, Detail: fmt.Sprintf(
+				"the root recomputed from the entries is %s and from the tiles %s; the signed checkpoint of size %d says %s",
+				b64(root[:]), b64(tileRoot[:]), cp.Size, b64(cp.Hash[:]))})
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.Rate = float64(rep.Stats.Entries) / rep.Seconds
+	}
+	if len(rep.Problems) > 0 {
+		return a.auditFailed(rep)
+	}
+	if res.fetchErr != nil || res.rng == nil {
+		err := res.fetchErr
+		if err == nil {
+			err = errors.New("incomplete read")
+		}
+		return a.readFailure(rep, "entries", err)
+	}
+	if err := writeFileAtomic(o.statePath, cpNote, 0o644); err != nil {
+		return fmt.Errorf("audit passed, but saving the state file failed: %w", err)
+	}
+	rep.OK = true
+	if a.json {
+		return a.printJSON(rep)
+	}
+	sigs := "signatures not re-verified (no --trust)"
+	if kr != nil {
+		sigs = fmt.Sprintf("%d signature(s) verified, %d unverifiable (key not in %s)", rep.Stats.SigsVerified, rep.Stats.Unverifiable, o.trustFile)
+	}
+	fmt.Fprintf(a.stdout, "audit OK: %s, %d entries, root %s matches the signed checkpoint; %s audit of %d entries from index %d; %s; %s; %d redacted; %.2fs (%.0f entries/s); state saved to %s\n",
+		cp.Origin, cp.Size, rep.RootHash, rep.Mode, rep.Stats.Entries, rep.AuditedFrom, rep.Consistency, sigs, rep.Stats.Redacted,
+		rep.Seconds, rep.Rate, o.statePath)
+	return nil
+}
 
-	root := proof.EmptyRoot()
-	if cp.Size > 0 {
-		r, err := tree.GetRootHash(nil)
-		if err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		copy(root[:], r)
+// checkOrder compares a previously verified checkpoint with a new one of
+// the same log: the log may only grow, and one size has one root.
+func checkOrder(old, cp checkpoint.Checkpoint) (problem, bool) {
+	switch {
+	case old.Size > cp.Size:
+		return problem{Index: -1, Kind: kindRollback, Detail: fmt.Sprintf(
+			"the log's latest checkpoint has size %d, but size %d was verified before: the log lost entries or serves a stale checkpoint", cp.Size, old.Size)}, false
+	case old.Size == cp.Size && old.Hash != cp.Hash:
+		return problem{Index: -1, Kind: kindFork, Detail: fmt.Sprintf(
+			"two different signed roots for size %d: %s (verified before) and %s (now)", cp.Size, b64(old.Hash[:]), b64(cp.Hash[:]))}, false
 	}
-	if root != cp.Hash {
-		problem("the root recomputed from all %d entries is %s, the signed checkpoint says %s",
-			cp.Size, base64.StdEncoding.EncodeToString(root[:]), base64.StdEncoding.EncodeToString(cp.Hash[:]))
+	return problem{}, true
+}
+
+// loadState opens the state file's checkpoint with the log's verifier
+// (nil: no state file).
+func loadState(path string, v note.Verifier) (*checkpoint.Checkpoint, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	consistency := "no previous audit state: first audit, nothing to be consistent with"
-	if old != nil {
-		if !bytes.Equal(oldRoot, old.Hash[:]) {
-			problem("the root recomputed at the previously audited size %d is %s, the saved checkpoint says %s: the log rewrote history",
-				old.Size, base64.StdEncoding.EncodeToString(oldRoot), base64.StdEncoding.EncodeToString(old.Hash[:]))
-		}
-		if err := a.checkConsistency(ctx, c, *old, cp); err != nil {
-			if unreachable(err) {
-				return err
-			}
-			problem("consistency with the previously audited checkpoint (size %d): %v", old.Size, grpcMessage(err))
-		} else {
-			consistency = fmt.Sprintf("consistent with the previously audited checkpoint of size %d", old.Size)
+	if err != nil {
+		return nil, usagef("state file: %v", err)
+	}
+	cp, err := client.OpenCheckpoint(b, v)
+	if err != nil {
+		return nil, exitError{code: exitFailed, err: fmt.Errorf("FAILED: state file %s: %v (delete the file to start over, if it is not from this log)", path, err)}
+	}
+	return &cp, nil
+}
+
+// auditFailed reports problems (exit 1): the first bad index and why on
+// stderr (or the whole report with --json).
+func (a *app) auditFailed(rep *auditReport, extra ...problem) error {
+	rep.Problems = append(rep.Problems, extra...)
+	rep.OK = false
+	first := rep.Problems[0]
+	for _, p := range rep.Problems {
+		if p.Index >= 0 {
+			i := p.Index
+			rep.FirstBadIndex = &i
+			first = p
+			break
 		}
 	}
-	elapsed := time.Since(start)
-	if len(problems) > 0 {
-		for i, p := range problems {
+	if a.json {
+		a.printJSON(rep)
+	} else {
+		for i, p := range rep.Problems {
 			if i == maxProblemsShown {
-				fmt.Fprintf(a.stderr, "  ... and %d more\n", len(problems)-maxProblemsShown)
+				fmt.Fprintf(a.stderr, "  ... and %d more\n", len(rep.Problems)-maxProblemsShown)
 				break
 			}
 			fmt.Fprintf(a.stderr, "  %s\n", p)
 		}
-		return exitError{code: exitFailed, err: fmt.Errorf("FAILED: audit of %s at size %d found %d problem(s); the state file was not updated", cp.Origin, cp.Size, len(problems))}
 	}
-	if err := writeFileAtomic(statePath, cpNote, 0o644); err != nil {
-		return fmt.Errorf("audit passed, but saving the state file failed: %w", err)
+	where := ""
+	if rep.FirstBadIndex != nil {
+		where = fmt.Sprintf(" first bad index %d:", *rep.FirstBadIndex)
 	}
-	rate := float64(st.Entries) / elapsed.Seconds()
+	return exitError{code: exitFailed, err: fmt.Errorf("FAILED: audit of %s at size %d:%s %s (%d problem(s)); the state file was not updated",
+		rep.Origin, rep.TreeSize, where, first, len(rep.Problems))}
+}
+
+// readFailure reports that the log could not be read (exit 2).
+func (a *app) readFailure(rep *auditReport, what string, err error) error {
+	rep.ReadError = fmt.Sprintf("%s: %v", what, err)
 	if a.json {
-		return a.printJSON(map[string]any{
-			"ok": true, "origin": cp.Origin, "tree_size": cp.Size, "root_hash": base64.StdEncoding.EncodeToString(cp.Hash[:]),
-			"stats": st, "previous_size": oldSizeOf(old), "first_audit": old == nil, "consistency": consistency,
-			"signatures_checked": kr != nil, "seconds": elapsed.Seconds(), "entries_per_second": rate, "state_file": statePath,
-		})
+		a.printJSON(rep)
 	}
-	sigs := "signatures not re-verified (no --trust)"
-	if kr != nil {
-		sigs = fmt.Sprintf("%d signature(s) verified, %d unverifiable (key not in %s)", st.SigsVerified, st.Unverifiable, trustFile)
-	}
-	fmt.Fprintf(a.stdout, "audit OK: %s, %d entries, root %s matches the signed checkpoint; %s; %s; %d redacted; %.2fs (%.0f entries/s); state saved to %s\n",
-		cp.Origin, st.Entries, base64.StdEncoding.EncodeToString(cp.Hash[:]), consistency, sigs, st.Redacted,
-		elapsed.Seconds(), rate, statePath)
-	return nil
-}
-
-func oldSizeOf(old *checkpoint.Checkpoint) uint64 {
-	if old == nil {
-		return ^uint64(0)
-	}
-	return old.Size
-}
-
-// openState opens the state file's checkpoint with the log's verifier.
-func openState(b []byte, v note.Verifier) (checkpoint.Checkpoint, error) {
-	cp, err := client.OpenCheckpoint(b, v)
-	if err != nil {
-		return checkpoint.Checkpoint{}, fmt.Errorf("%w (delete the file to start over, if it is not from this log)", err)
-	}
-	return cp, nil
-}
-
-// auditChunk streams the entries [start, end) into fn, checking that they
-// come in order and all of them come. It returns how many came.
-func (a *app) auditChunk(ctx context.Context, c *client.Client, start, end uint64, fn func(*provledgerpb.Entry)) (uint64, error) {
-	rctx, cancel := a.rpcCtx(ctx)
-	defer cancel()
-	stream, err := c.GetEntries(rctx, &provledgerpb.GetEntriesRequest{Start: start, End: end})
-	if err != nil {
-		return 0, err
-	}
-	next := start
-	for {
-		e, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return next - start, err
-		}
-		if e.GetIndex() != next {
-			return next - start, fmt.Errorf("%w: expected entry %d, the server sent entry %d", client.ErrVerify, next, e.GetIndex())
-		}
-		if next == end {
-			return next - start, fmt.Errorf("%w: the server sent more entries than asked for", client.ErrVerify)
-		}
-		fn(e)
-		next++
-	}
-	if next != end {
-		return next - start, fmt.Errorf("%w: the server sent entries up to %d, not %d", client.ErrVerify, next, end)
-	}
-	return next - start, nil
-}
-
-// checkConsistency verifies that old is a prefix of cp with the node's
-// consistency proof.
-func (a *app) checkConsistency(ctx context.Context, c *client.Client, old, cp checkpoint.Checkpoint) error {
-	if old.Size == cp.Size {
-		if old.Hash != cp.Hash {
-			return fmt.Errorf("%w: two different signed roots for size %d", client.ErrVerify, cp.Size)
-		}
-		return nil
-	}
-	if old.Size == 0 {
-		return nil // the empty tree is a prefix of every tree
-	}
-	rctx, cancel := a.rpcCtx(ctx)
-	defer cancel()
-	cproof, err := c.GetConsistencyProof(rctx, &provledgerpb.GetConsistencyProofRequest{OldSize: old.Size, NewSize: cp.Size})
-	if err != nil {
-		return fmt.Errorf("get consistency proof %d → %d: %w", old.Size, cp.Size, err)
-	}
-	if cproof.GetOldSize() != old.Size || cproof.GetNewSize() != cp.Size {
-		return fmt.Errorf("%w: asked for a proof %d → %d, got %d → %d", client.ErrVerify, old.Size, cp.Size, cproof.GetOldSize(), cproof.GetNewSize())
-	}
-	if err := proof.VerifyConsistency(old.Size, cp.Size, cproof.GetHashes(), old.Hash, cp.Hash); err != nil {
-		return fmt.Errorf("%w: %w", client.ErrVerify, err)
-	}
-	return nil
+	return exitError{code: exitUnreachable, err: fmt.Errorf("could not reach or read the log: %s: %v", what, err)}
 }

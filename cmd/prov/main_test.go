@@ -68,16 +68,16 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The HTTP tiles API listens on the gRPC port + 1, as provd's defaults
+	// do, so prov audit finds it without --url.
+	lis, hlis := listenPair(t)
 	srv, err := server.New(server.Config{
 		Service: service.Config{
 			Log: l, Sequencer: seq, Logger: logger,
 			Verifier: &envelope.Verifier{Keyring: kr, TrustOnFirstUse: true},
 		},
 		GRPCListener: lis,
+		HTTPListener: hlis,
 		Logger:       logger,
 	})
 	if err != nil {
@@ -103,6 +103,24 @@ func startServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	return ts
+}
+
+// listenPair listens on two consecutive loopback ports.
+func listenPair(t *testing.T) (net.Listener, net.Listener) {
+	t.Helper()
+	for range 50 {
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", a.Addr().(*net.TCPAddr).Port+1))
+		if err == nil {
+			return a, b
+		}
+		a.Close()
+	}
+	t.Fatal("no two consecutive free ports")
+	return nil, nil
 }
 
 type result struct {
@@ -333,7 +351,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("second audit: %s", r.stdout)
 	}
 	// With a trust file lacking the signer, signatures are unverifiable, not failures.
-	r = mustProv(t, ts.args("audit", "--state", state, "--trust", filepath.Join(otherDir, "signer.pub"))...)
+	r = mustProv(t, ts.args("audit", "--full", "--state", state, "--trust", filepath.Join(otherDir, "signer.pub"))...)
 	if !strings.Contains(r.stdout, "0 signature(s) verified, 7 unverifiable") {
 		t.Fatalf("audit with a foreign trust file: %s", r.stdout)
 	}
