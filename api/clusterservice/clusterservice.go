@@ -155,7 +155,7 @@ func (s *Service) Join(ctx context.Context, req *provledgerpb.JoinRequest) (*pro
 		return provledgerpb.NewClusterClient(conn).Join(s.outgoing(ctx), req)
 	}
 	if err != nil {
-		return nil, s.errStatus("join "+req.GetNodeId(), err)
+		return nil, s.errStatus("", err) // err names the operation and node
 	}
 	ms, err := s.members(ctx)
 	return &provledgerpb.JoinResponse{Members: ms}, err
@@ -174,7 +174,7 @@ func (s *Service) Remove(ctx context.Context, req *provledgerpb.RemoveRequest) (
 		return provledgerpb.NewClusterClient(conn).Remove(s.outgoing(ctx), req)
 	}
 	if err != nil {
-		return nil, s.errStatus("remove "+req.GetNodeId(), err)
+		return nil, s.errStatus("", err)
 	}
 	ms, err := s.members(ctx)
 	return &provledgerpb.RemoveResponse{Members: ms}, err
@@ -190,7 +190,7 @@ func (s *Service) TransferLeadership(ctx context.Context, req *provledgerpb.Tran
 		return provledgerpb.NewClusterClient(conn).TransferLeadership(s.outgoing(ctx), req)
 	}
 	if err != nil {
-		return nil, s.errStatus("transfer leadership", err)
+		return nil, s.errStatus("", err)
 	}
 	// Wait (briefly) until a leader is known again, so the answer names it.
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -250,24 +250,29 @@ func (s *Service) members(ctx context.Context) ([]*provledgerpb.ClusterMember, e
 	return out, nil
 }
 
-// errStatus maps the cluster package's errors onto gRPC codes.
+// errStatus maps the cluster package's errors onto gRPC codes. An empty op
+// means err already names the operation.
 func (s *Service) errStatus(op string, err error) error {
+	msg := err.Error()
+	if op != "" {
+		msg = op + ": " + msg
+	}
 	switch {
 	case errors.Is(err, cluster.ErrExists):
-		return status.Errorf(codes.AlreadyExists, "%s: %v; remove that member first or use another node id / address", op, err)
+		return status.Errorf(codes.AlreadyExists, "%s; remove that member first or use another node id / address", msg)
 	case errors.Is(err, cluster.ErrNoMember):
-		return status.Errorf(codes.NotFound, "%s: %v; see prov cluster status for the members", op, err)
+		return status.Errorf(codes.NotFound, "%s; see prov cluster status for the members", msg)
 	case errors.Is(err, ledger.ErrClosed):
-		return status.Errorf(codes.Unavailable, "%s: the node is shutting down; retry against another node", op)
+		return status.Errorf(codes.Unavailable, "%s: the node is shutting down; retry against another node", msg)
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Errorf(codes.DeadlineExceeded, "%s: deadline exceeded; the change may still happen: check prov cluster status", op)
+		return status.Errorf(codes.DeadlineExceeded, "%s; the change may still happen: check prov cluster status", msg)
 	case errors.Is(err, context.Canceled):
-		return status.Errorf(codes.Canceled, "%s: canceled", op)
+		return status.Errorf(codes.Canceled, "%s", msg)
 	}
 	var le *cluster.LeaderError
 	if errors.As(err, &le) {
-		return status.Errorf(codes.Unavailable, "%s: %v; retry", op, err)
+		return status.Errorf(codes.Unavailable, "%s; retry", msg)
 	}
-	s.lg.Error("cluster operation failed", "op", op, "err", err)
-	return status.Errorf(codes.Internal, "%s: %v", op, err)
+	s.lg.Error("cluster operation failed", "err", msg)
+	return status.Errorf(codes.Internal, "%s", msg)
 }

@@ -300,6 +300,7 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.lineageCommand(),
 		a.costCommand(),
 		a.verifyAnswerCommand(),
+		a.clusterCommand(),
 	}
 	for _, s := range subs {
 		s.FlagSet.SetOutput(a.stderr)
