@@ -45,6 +45,10 @@ type config struct {
 	given map[string]bool
 	// ingest configures the OpenLineage HTTP endpoint (ingest.go).
 	ingest ingestConfig
+	// admin and security configure metrics, TLS, auth and limits
+	// (admin.go, security.go).
+	admin    adminConfig
+	security securityConfig
 	// cluster configures Raft cluster mode (cluster.go).
 	cluster clusterConfig
 }
@@ -80,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	addIngestFlags(fs, &c.ingest)
+	addAdminFlags(fs, &c.admin)
+	addSecurityFlags(fs, &c.security)
 	addClusterFlags(fs, &c.cluster)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
@@ -144,6 +150,12 @@ func (c *config) validate() error {
 	if err := c.cluster.validate(c); err != nil {
 		return err
 	}
+	if err := c.admin.validate(); err != nil {
+		return err
+	}
+	if err := c.security.validate(); err != nil {
+		return err
+	}
 	return c.ingest.validate()
 }
 
@@ -152,7 +164,7 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 	_ = lv.UnmarshalText([]byte(c.logLevel))
 	o := &slog.HandlerOptions{Level: lv}
 	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		return slog.New(requestIDHandler{slog.NewJSONHandler(w, o)})
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.New(requestIDHandler{slog.NewTextHandler(w, o)})
 }

@@ -47,6 +47,20 @@ var allFlags = []struct {
 	{"allow-any-payload-type", "PROVLEDGER_ALLOW_ANY_PAYLOAD_TYPE", "true", func(c *config) string { return strconv.FormatBool(c.anyPayloadType) }},
 	{"log-format", "PROVLEDGER_LOG_FORMAT", "json", func(c *config) string { return c.logFormat }},
 	{"log-level", "PROVLEDGER_LOG_LEVEL", "debug", func(c *config) string { return c.logLevel }},
+	// admin.go, security.go
+	{"admin-addr", "PROVLEDGER_ADMIN_ADDR", "127.0.0.1:9403", func(c *config) string { return c.admin.addr }},
+	{"tls-cert", "PROVLEDGER_TLS_CERT", "/etc/provd/tls.crt", func(c *config) string { return c.security.tlsCert }},
+	{"tls-key", "PROVLEDGER_TLS_KEY", "/etc/provd/tls.key", func(c *config) string { return c.security.tlsKey }},
+	{"tls-client-ca", "PROVLEDGER_TLS_CLIENT_CA", "/etc/provd/ca.pem", func(c *config) string { return c.security.tlsClientCA }},
+	{"tls-client-cert-optional", "PROVLEDGER_TLS_CLIENT_CERT_OPTIONAL", "true", func(c *config) string { return strconv.FormatBool(c.security.tlsClientCertOptional) }},
+	{"auth-tokens", "PROVLEDGER_AUTH_TOKENS", "/etc/provd/tokens", func(c *config) string { return c.security.authTokens }},
+	{"auth-private-audit", "PROVLEDGER_AUTH_PRIVATE_AUDIT", "true", func(c *config) string { return strconv.FormatBool(c.security.authPrivateAudit) }},
+	{"rate-limit", "PROVLEDGER_RATE_LIMIT", "12.5", func(c *config) string { return strconv.FormatFloat(c.security.rateLimit, 'g', -1, 64) }},
+	{"rate-burst", "PROVLEDGER_RATE_BURST", "99", func(c *config) string { return strconv.Itoa(c.security.rateBurst) }},
+	{"max-concurrent", "PROVLEDGER_MAX_CONCURRENT", "7", func(c *config) string { return strconv.Itoa(c.security.maxConcurrent) }},
+	{"max-inflight-appends", "PROVLEDGER_MAX_INFLIGHT_APPENDS", "9", func(c *config) string { return strconv.Itoa(c.security.maxInflightAppends) }},
+	{"rpc-timeout", "PROVLEDGER_RPC_TIMEOUT", "45s", func(c *config) string { return c.security.rpcTimeout.String() }},
+	{"stream-timeout", "PROVLEDGER_STREAM_TIMEOUT", "2h0m0s", func(c *config) string { return c.security.streamTimeout.String() }},
 }
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {

@@ -28,6 +28,9 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "token" {
+		return tokenCmd(args[1:], os.Stdin, stdout, stderr) // security.go
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		if err == errHelp {

@@ -37,6 +37,7 @@ type node struct {
 	srv    *server.Server
 	errc   chan error
 	lock   io.Closer // DATA/provd.lock, held while the node runs
+	guard  *guard    // metrics, TLS, auth, limits (security.go)
 }
 
 func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node, error) {
@@ -87,6 +88,11 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		}
 	}
 
+	g, err := newGuard(c, lg)
+	if err != nil {
+		return nil, err
+	}
+
 	// The lineage index commits in the same Pebble batch as the entries
 	// (ledger.Indexer), so a query at size N sees exactly the entries below N.
 	ix := graph.New(graph.Options{Logger: lg})
@@ -96,6 +102,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		MaxEnvelopeSize: c.maxEnvelopeSize,
 		Indexer:         ix,
 		Logger:          lg,
+		Observer:        g.observer(),
 	})
 	if err != nil {
 		return nil, err
@@ -141,7 +148,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
-	srv, err := server.New(server.Config{Service: svc, GRPCListener: grpcLis, HTTPListener: httpLis, Logger: lg})
+	srv, err := server.New(g.serverConfig(server.Config{Service: svc, GRPCListener: grpcLis, HTTPListener: httpLis, Logger: lg}))
 	if err != nil {
 		grpcLis.Close()
 		httpLis.Close()
@@ -166,14 +173,22 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, err
 	}
-	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock}
+	if err := g.start(c, l, lg); err != nil { // admin listener: metrics, pprof
+		grpcLis.Close()
+		httpLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, err
+	}
+	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock, guard: g}
 	started = true
 	go func() { n.errc <- srv.Serve() }()
 
 	cp := l.Latest()
 	fmt.Fprintf(stdout, `provd is serving log %q (size %d)
   gRPC:       %s
-  HTTP tiles: http://%s/checkpoint
+  HTTP tiles: %s://%s/checkpoint
+  metrics:    %s
   log key:    %s
   verifier:   %s
 
@@ -183,7 +198,7 @@ Try, in another shell:
   ./bin/prov get 0
   ./bin/prov verify --log-key %s 0
   ./bin/prov audit --log-key %s
-`, c.origin, cp.Size, grpcLis.Addr(), httpLis.Addr(), pubPath, vkey, pubPath, pubPath)
+`, c.origin, cp.Size, grpcLis.Addr(), g.scheme(), httpLis.Addr(), g.admin.metricsURL(), pubPath, vkey, pubPath, pubPath)
 	return n, nil
 }
 
@@ -202,6 +217,7 @@ func (n *node) wait(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n.srv.Stop(sctx)
+	n.guard.stop(sctx)
 	n.seq.Close()
 	defer n.lock.Close()
 	if err := n.ledger.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/provledger/provledger/api/provledgerpb"
+)
+
+var reMetrics = regexp.MustCompile(`(?m)^\s+metrics:\s+(http://\S+/metrics)$`)
+
+// scrape fetches a Prometheus text exposition and returns each sample by
+// its series (name and labels as printed).
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestMetricsScrape runs provd, scrapes its admin listener, appends, and
+// checks the series exist and move.
+func TestMetricsScrape(t *testing.T) {
+	n := startRun(t, "--dev", "--data", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn")
+	m := reMetrics.FindStringSubmatch(n.stdout.String())
+	if m == nil {
+		t.Fatalf("banner has no metrics URL:\n%s", n.stdout.String())
+	}
+	url := m[1]
+	c := n.dial(t)
+	v := n.verifier(t)
+	s := newTestSigner(t)
+
+	const (
+		appendOK   = `provledger_grpc_requests_total{code="OK",method="/provledger.v1.Ledger/Append"}`
+		appended   = `provledger_append_entries_total{result="appended"}`
+		duplicate  = `provledger_append_entries_total{result="duplicate"}`
+		rejInvalid = `provledger_rejected_total{reason="invalid_argument"}`
+		batches    = `provledger_batch_entries_count`
+		applyCount = `provledger_batch_apply_duration_seconds_count{sync="true"}`
+		commitCnt  = `provledger_batch_commit_duration_seconds_count{sync="true"}`
+		size       = `provledger_log_size`
+		latency    = `provledger_grpc_request_duration_seconds_count{method="/provledger.v1.Ledger/Append"}`
+	)
+	before := scrape(t, url)
+	for _, name := range []string{size, `provledger_checkpoint_age_seconds`, batches, `go_goroutines`, `process_resident_memory_bytes`} {
+		if _, ok := before[name]; !ok {
+			t.Errorf("series %s missing before any append", name)
+		}
+	}
+
+	const appends = 3
+	var envs [][]byte
+	for i := range appends {
+		if _, err := appendOne(t, c, v, s, fmt.Sprintf("metrics-%d", i), i == 0); err != nil {
+			t.Fatal(err)
+		}
+		env, _ := s.statement(fmt.Sprintf("metrics-%d", i))
+		envs = append(envs, env.Marshal())
+	}
+	// A duplicate and a rejected append.
+	if _, err := appendOne(t, c, v, s, "metrics-0", false); err != nil {
+		t.Fatal(err)
+	}
+	bad := &provledgerpb.AppendRequest{Namespace: "provd-test", Body: &provledgerpb.AppendRequest_DsseJson{DsseJson: []byte("not json")}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Append(ctx, bad); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad append: %v", err)
+	}
+
+	after := scrape(t, url)
+	for _, tc := range []struct {
+		series string
+		delta  float64
+	}{
+		{appendOK, appends + 1},
+		{appended, appends},
+		{duplicate, 1},
+		{rejInvalid, 1},
+		{size, appends},
+		{latency, appends + 2},
+	} {
+		if d := after[tc.series] - before[tc.series]; d != tc.delta {
+			t.Errorf("%s moved by %g; want %g (before %g, after %g)", tc.series, d, tc.delta, before[tc.series], after[tc.series])
+		}
+	}
+	for _, series := range []string{batches, applyCount, commitCnt} {
+		if d := after[series] - before[series]; d < 1 || d > appends+1 {
+			t.Errorf("%s moved by %g; want 1..%d batches", series, d, appends+1)
+		}
+	}
+	if after[`provledger_checkpoint_age_seconds`] < 0 {
+		t.Errorf("negative checkpoint age")
+	}
+
+	// pprof is on the admin listener, and only there.
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{strings.TrimSuffix(url, "/metrics") + "/debug/pprof/", 200},
+		{strings.TrimSuffix(url, "/metrics") + "/debug/pprof/goroutine?debug=1", 200},
+		{"http://" + n.httpAddr + "/debug/pprof/", 404},
+		{"http://" + n.httpAddr + "/metrics", 404},
+	} {
+		resp, err := http.Get(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s: %d; want %d", tc.url, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+func TestAdminDisabled(t *testing.T) {
+	n := startRun(t, "--dev", "--data", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "", "--log-level", "warn")
+	if !strings.Contains(n.stdout.String(), `metrics:    off`) {
+		t.Errorf("banner with --admin-addr \"\":\n%s", n.stdout.String())
+	}
+}
