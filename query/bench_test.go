@@ -367,6 +367,10 @@ func BenchmarkLineage(b *testing.B) {
 		bs.figures[k.name+"_cpu_ms_per_query"] = float64(cpu[k.name].Microseconds()) / 1000 / float64(max(len(ls), 1))
 		b.Logf("%-8s n=%d p50=%v p99=%v, %.1f ms CPU per query, cut short %d/%d, %.0f nodes per answer", k.name, len(ls), p50, p99, bs.figures[k.name+"_cpu_ms_per_query"], cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"])
 	}
+	if m := bs.log.DB().Metrics(); m != nil {
+		bc := m.BlockCache
+		b.Logf("pebble block cache: %d hits, %d misses (%.1f%% hits), %d MiB", bc.Hits, bc.Misses, 100*float64(bc.Hits)/float64(max(bc.Hits+bc.Misses, 1)), bc.Size>>20)
+	}
 	b.ReportMetric(bs.figures["ingest_events_per_s"], "ingest-events/s")
 	b.ReportMetric(bs.figures["ingest_edges_per_s"], "ingest-edges/s")
 	if *benchJSON != "" {

@@ -164,11 +164,15 @@ type session struct {
 	stopAt map[graph.Kind]bool
 
 	order  []pendingNode
-	pos    map[graph.ID]int
+	pos    map[graph.ID]int32
 	pedges []pendingEdge
 	pseen  map[pendingKey]struct{}
-	paths  [][]graph.ID
-	infos  map[graph.ID]graph.NodeInfo
+	// walks numbers the traversals of the session (pendingNode.walk).
+	walks int32
+	// pseenSlow dedups edges linkSlow records (ends not in the answer).
+	pseenSlow map[slowKey]struct{}
+	paths     [][]graph.ID
+	infos     map[graph.ID]graph.NodeInfo
 	// Scratch buffers reused across a traversal's steps.
 	ebuf []graph.Edge
 	hbuf []hop
@@ -186,13 +190,14 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 			return nil, err
 		}
 	}
-	r, err := graph.NewReader(e.log.DB(), size)
+	r, err := e.reader(size, cp.Size)
 	if err != nil {
 		return nil, err
 	}
 	s := &session{
 		ctx: ctx, e: e, r: r, cp: cp, req: req, depth: depth, budget: budget,
-		entries: map[uint64]bool{}, pos: map[graph.ID]int{}, pseen: map[pendingKey]struct{}{}, infos: map[graph.ID]graph.NodeInfo{},
+		entries: make(map[uint64]bool, min(budget, 1<<12)), pos: make(map[graph.ID]int32, min(budget, 1<<12)),
+		pseen: make(map[pendingKey]struct{}, min(budget, 1<<12)), infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
 			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime},
@@ -206,6 +211,16 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 		return nil, fmt.Errorf("%w: it covers %d entries, the log %d (is the query indexer attached to the log?)", ErrIndexBehind, indexed, size)
 	}
 	return s, nil
+}
+
+// reader opens a graph reader at size; completeBelow is the size of a
+// checkpoint read before the call. The log's graph indexer, if it has
+// one, lends its adjacency cache.
+func (e *Engine) reader(size, completeBelow uint64) (*graph.Reader, error) {
+	if ix, ok := e.log.Options().Indexer.(*graph.Indexer); ok && ix != nil {
+		return ix.NewReader(e.log.DB(), size, completeBelow)
+	}
+	return graph.NewReader(e.log.DB(), size)
 }
 
 // finish closes the reader, sorts the entries and proves them if asked.

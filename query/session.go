@@ -22,39 +22,78 @@ type pendingNode struct {
 	// nodes). hasIndex is false for a node no edge touches.
 	index    uint64
 	hasIndex bool
+	// walk is the number of the last traversal that reached the node
+	// (session.walks; 0: none).
+	walk int32
 }
 
 type pendingEdge struct {
 	from, to graph.ID
-	rel      string
-	ref      edgeRef
+	// fi, ti are the positions of from and to in session.order (-1: not
+	// in the answer).
+	fi, ti int32
+	rel    string
+	ref    edgeRef
 }
 
+// pendingKey identifies an edge of the answer: its ends' positions and
+// its relation.
 type pendingKey struct {
-	from, to graph.ID
-	rel      string
+	fi, ti int32
+	rel    uint8
+}
+
+// relCode numbers the answer relations for pendingKey.
+func relCode(rel string) uint8 {
+	switch rel {
+	case answer.RelInput:
+		return 1
+	case answer.RelOutput:
+		return 2
+	case answer.RelDerives:
+		return 3
+	case answer.RelAffects:
+		return 4
+	case answer.RelRunOf:
+		return 5
+	case answer.RelParent:
+		return 6
+	case answer.RelVersion:
+		return 7
+	case answer.RelCode:
+		return 8
+	case answer.RelField:
+		return 9
+	case answer.RelTagged:
+		return 10
+	}
+	return 0
 }
 
 // add records a node of the answer (its depth is the smallest seen);
-// name, if known, is its encoded name (graph.Edge.Name).
-func (s *session) add(id graph.ID, depth int, name []byte) {
+// name, if known, is its encoded name (graph.Edge.Name). It returns the
+// node's position in s.order.
+func (s *session) add(id graph.ID, depth int, name []byte) int32 {
 	if i, ok := s.pos[id]; ok {
-		if depth < s.order[i].depth {
-			s.order[i].depth = depth
+		n := &s.order[i]
+		if depth < n.depth {
+			n.depth = depth
 		}
-		if s.order[i].name == nil {
-			s.order[i].name = name
+		if n.name == nil {
+			n.name = name
 		}
-		return
+		return i
 	}
-	s.pos[id] = len(s.order)
+	i := int32(len(s.order))
+	s.pos[id] = i
 	s.order = append(s.order, pendingNode{id: id, depth: depth, name: name})
+	return i
 }
 
-// touch notes that an edge asserted by entry idx touches node id.
-func (s *session) touch(id graph.ID, idx uint64) {
-	i, ok := s.pos[id]
-	if !ok {
+// touchAt notes that an edge asserted by entry idx touches the node at
+// position i.
+func (s *session) touchAt(i int32, idx uint64) {
+	if i < 0 {
 		return
 	}
 	if n := &s.order[i]; !n.hasIndex || idx < n.index {
@@ -69,17 +108,50 @@ func (s *session) depthOf(id graph.ID) int {
 	return 0
 }
 
+func (s *session) posOf(id graph.ID) int32 {
+	if i, ok := s.pos[id]; ok {
+		return i
+	}
+	return -1
+}
+
 // link records an edge of the answer, in data-flow direction, between
 // nodes already added; ref is the stored edge it renders.
 func (s *session) link(from, to graph.ID, rel string, ref edgeRef) {
-	k := pendingKey{from, to, rel}
+	fi, ti := s.posOf(from), s.posOf(to)
+	k := pendingKey{fi, ti, relCode(rel)}
+	if k.rel == 0 || fi < 0 || ti < 0 {
+		// Not expected; keep the ids in the key so distinct edges stay
+		// distinct.
+		s.linkSlow(from, to, fi, ti, rel, ref)
+		return
+	}
 	if _, dup := s.pseen[k]; dup {
 		return
 	}
 	s.pseen[k] = struct{}{}
-	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, rel: rel, ref: ref})
-	s.touch(from, ref.index)
-	s.touch(to, ref.index)
+	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, fi: fi, ti: ti, rel: rel, ref: ref})
+	s.touchAt(fi, ref.index)
+	s.touchAt(ti, ref.index)
+}
+
+type slowKey struct {
+	from, to graph.ID
+	rel      string
+}
+
+func (s *session) linkSlow(from, to graph.ID, fi, ti int32, rel string, ref edgeRef) {
+	if s.pseenSlow == nil {
+		s.pseenSlow = map[slowKey]struct{}{}
+	}
+	k := slowKey{from, to, rel}
+	if _, dup := s.pseenSlow[k]; dup {
+		return
+	}
+	s.pseenSlow[k] = struct{}{}
+	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, fi: fi, ti: ti, rel: rel, ref: ref})
+	s.touchAt(fi, ref.index)
+	s.touchAt(ti, ref.index)
 }
 
 // linkEdge is link for a stored edge read from the index.
@@ -129,33 +201,46 @@ func (s *session) render() error {
 			return fmt.Errorf("%w: the lineage index names node %x, which it does not hold: %v", ledger.ErrCorrupt, id[:], err)
 		}
 	}
-	keys := make(map[graph.ID]string, len(s.order))
-	used := make(map[string]bool, len(s.order))
+	keys := make([]string, len(s.order))
+	used := make(map[string]struct{}, len(s.order))
 	s.ans.Nodes = make([]answer.Node, 0, len(s.order))
-	for _, pn := range s.order {
+	for i, pn := range s.order {
 		n, ok := s.infos[pn.id]
-		if !ok {
+		var name string
+		if ok {
+			name = n.Name()
+		} else {
 			var err error
-			if n, err = graph.DecodeName(pn.id, pn.name); err != nil {
+			if n, name, err = graph.DecodeNamed(pn.id, pn.name); err != nil {
 				return fmt.Errorf("%w: %v", ledger.ErrCorrupt, err)
 			}
 			n.Index = pn.index
 		}
-		name := n.Name()
 		key := name
-		for i := 2; used[key]; i++ { // two nodes that render alike (names with ':')
-			key = fmt.Sprintf("%s#%d", name, i)
+		if _, dup := used[key]; dup {
+			for j := 2; ; j++ { // two nodes that render alike (names with ':')
+				key = fmt.Sprintf("%s#%d", name, j)
+				if _, dup := used[key]; !dup {
+					break
+				}
+			}
 		}
-		used[key] = true
-		keys[pn.id] = key
+		used[key] = struct{}{}
+		keys[i] = key
 		s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: key, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: pn.depth})
 		s.rests(n.Index)
+	}
+	keyAt := func(i int32) string {
+		if i < 0 {
+			return ""
+		}
+		return keys[i]
 	}
 	if len(s.pedges) > 0 {
 		s.ans.Edges = make([]answer.Edge, 0, len(s.pedges))
 	}
 	for _, pe := range s.pedges {
-		ae := answer.Edge{From: keys[pe.from], To: keys[pe.to], Rel: pe.rel, Index: pe.ref.index}
+		ae := answer.Edge{From: keyAt(pe.fi), To: keyAt(pe.ti), Rel: pe.rel, Index: pe.ref.index}
 		if len(pe.ref.attrs) > 0 {
 			switch pe.ref.rel {
 			case graph.DerivedFrom, graph.Affects:
@@ -178,7 +263,7 @@ func (s *session) render() error {
 	for _, p := range s.paths {
 		ks := make([]string, len(p))
 		for i, id := range p {
-			ks[i] = keys[id]
+			ks[i] = keyAt(s.posOf(id))
 		}
 		s.ans.Paths = append(s.ans.Paths, ks)
 	}

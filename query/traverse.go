@@ -114,7 +114,12 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 	// Level by level (a node's depth only depends on how many steps away
 	// it is), each level in key order, so the store is read front to back.
 	level := []item{{start, 0}}
-	seen := map[graph.ID]bool{start: true}
+	// A node is expanded once per traversal: pendingNode.walk says which
+	// traversal reached it last.
+	s.walks++
+	if i, ok := s.pos[start]; ok {
+		s.order[i].walk = s.walks
+	}
 	for len(level) > 0 {
 		sort.Slice(level, func(i, j int) bool { return bytes.Compare(level[i].id[:], level[j].id[:]) < 0 })
 		var nextLevel []item
@@ -151,10 +156,10 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 				if !s.spend(1) {
 					return nil
 				}
-				s.add(h.next, next, h.name)
+				i := s.add(h.next, next, h.name)
 				s.link(h.from, h.to, h.rel, h.ref)
-				if !seen[h.next] {
-					seen[h.next] = true
+				if n := &s.order[i]; n.walk != s.walks {
+					n.walk = s.walks
 					if s.stopAt == nil || !s.stopAt[h.next.Kind()] {
 						nextLevel = append(nextLevel, item{h.next, next})
 					}

@@ -35,6 +35,10 @@ type Options struct {
 	Limits payload.Limits
 	// Logger receives the indexer's logs. Default slog.Default().
 	Logger *slog.Logger
+	// AdjacencyCacheSize bounds the memory, in bytes, of the decoded
+	// adjacency lists kept for queries (Indexer.NewReader). Default
+	// DefaultAdjacencyCacheSize; negative turns the cache off.
+	AdjacencyCacheSize int64
 }
 
 // Indexer maintains the lineage graph. It implements ledger.Indexer: pass
@@ -49,6 +53,8 @@ type Indexer struct {
 	db *pebble.DB
 	// filter says which keys the index may hold (nil: rebuild it).
 	filter *keyFilter
+	// adj caches decoded adjacency lists for readers (nil: off).
+	adj *adjCache
 }
 
 // New returns an Indexer; it must be attached to its log (Attach) before
@@ -57,7 +63,14 @@ func New(opts Options) *Indexer {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Indexer{opts: opts, log: opts.Logger.With("component", "query-index")}
+	ix := &Indexer{opts: opts, log: opts.Logger.With("component", "query-index")}
+	switch {
+	case opts.AdjacencyCacheSize == 0:
+		ix.adj = newAdjCache(DefaultAdjacencyCacheSize)
+	case opts.AdjacencyCacheSize > 0:
+		ix.adj = newAdjCache(opts.AdjacencyCacheSize)
+	}
+	return ix
 }
 
 // Attach binds the indexer to the log it indexes (the one opened with it
@@ -216,6 +229,11 @@ func (ix *Indexer) load(start, end uint64) ([]ledger.IndexedEntry, error) {
 // position) into b.
 func (ix *Indexer) index(b *pebble.Batch, entries []ledger.IndexedEntry) error {
 	first := entries[0].Index
+	if ix.adj != nil && (ix.filter == nil || ix.filter.next != first) {
+		// The first batch, or the store moved behind the indexer's back:
+		// the touches of the entries below first are unknown.
+		ix.adj.reset(first)
+	}
 	if ix.filter == nil || ix.filter.next != first || ix.filter.full() {
 		f, err := buildKeyFilter(ix.db, first)
 		if err != nil {
@@ -223,7 +241,7 @@ func (ix *Indexer) index(b *pebble.Batch, entries []ledger.IndexedEntry) error {
 		}
 		ix.filter = f
 	}
-	w := &writer{db: ix.db, b: b, seen: map[string]struct{}{}, latest: map[ID]string{}, names: map[ID][]byte{}, filter: ix.filter}
+	w := &writer{db: ix.db, b: b, seen: map[string]struct{}{}, latest: map[ID]string{}, names: map[ID][]byte{}, filter: ix.filter, adj: ix.adj}
 	defer w.close()
 	for i := range entries {
 		if err := w.entry(&entries[i], ix.opts.Limits); err != nil {
@@ -237,6 +255,11 @@ func (ix *Indexer) index(b *pebble.Batch, entries []ledger.IndexedEntry) error {
 		ix.filter.setLatest(d, v)
 	}
 	ix.filter.next = entries[len(entries)-1].Index + 1
+	if ix.adj != nil {
+		// After the touches, before the commit: readers of sizes above
+		// this batch come later.
+		ix.adj.next.Store(ix.filter.next)
+	}
 	if err := b.Set(keyFormat, u64(nil, FormatVersion), nil); err != nil {
 		return err
 	}
@@ -260,6 +283,7 @@ type writer struct {
 	latest map[ID]string // dataset → version of its latest completed output in this batch
 	names  map[ID][]byte // encoded names of the nodes this batch touched
 	filter *keyFilter
+	adj    *adjCache        // nil: no adjacency cache to tell
 	latIt  *pebble.Iterator // reads latest versions (opened on first use)
 	idx    uint64
 }
@@ -362,6 +386,10 @@ func (w *writer) edge(src ID, rel Rel, dst ID, attrs any) error {
 	added, err := w.once(edgeKey(tagOut, src, rel, dst), fwd)
 	if err != nil || !added {
 		return err
+	}
+	if w.adj != nil {
+		w.adj.touch(adjKey{src, tagOut, rel}, w.idx)
+		w.adj.touch(adjKey{dst, tagIn, rel}, w.idx)
 	}
 	return w.b.Set(edgeKey(tagIn, dst, rel, src), encodeEdgeValue(w.idx, w.names[src], j), nil)
 }

@@ -507,3 +507,36 @@ func TestOldFormatRebuilt(t *testing.T) {
 		t.Errorf("rebuilt index differs:\n%s", d)
 	}
 }
+
+func TestDecodeNamedMatchesDecodeName(t *testing.T) {
+	for _, c := range []struct {
+		k     graph.Kind
+		parts []string
+	}{
+		{graph.Dataset, []string{"s3://lake", "raw/orders"}},
+		{graph.DatasetVersion, []string{"s3://lake", "raw/orders", ""}},
+		{graph.Column, []string{"pg", "shop.orders", "amount"}},
+		{graph.TagNode, []string{"team", "revenue"}},
+		{graph.Run, []string{"0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a00"}},
+		{graph.Job, []string{"a:b", "c:d"}},
+		{graph.Job, []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}},
+		{graph.Job, nil},
+	} {
+		id := graph.NodeID(c.k, c.parts...)
+		b := graph.EncodeName(c.k, c.parts...)
+		want, err := graph.DecodeName(id, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, name, err := graph.DecodeNamed(id, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != want.Name() || got.Kind != want.Kind || strings.Join(got.Parts, "\x00") != strings.Join(want.Parts, "\x00") || len(got.Parts) != len(want.Parts) {
+			t.Errorf("%v %q: got %q %q, want %q %q", c.k, c.parts, name, got.Parts, want.Name(), want.Parts)
+		}
+	}
+	if _, _, err := graph.DecodeNamed(graph.ID{}, []byte{byte(graph.Dataset), 9, 'x'}); err == nil {
+		t.Error("a truncated part decoded")
+	}
+}

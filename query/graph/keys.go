@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // Pebble key layout of the lineage graph. Everything lives under the
@@ -60,7 +61,7 @@ var kindNames = map[Kind]string{
 }
 
 func (k Kind) String() string {
-	if s, ok := kindNames[k]; ok {
+	if s := kindNameArr[k]; s != "" {
 		return s
 	}
 	return fmt.Sprintf("kind(%q)", byte(k))
@@ -230,6 +231,65 @@ func encodeName(b []byte, k Kind, parts []string) []byte {
 // EncodeName encodes the name of the node of kind k named by parts, as
 // edges carry it (Edge.Name).
 func EncodeName(k Kind, parts ...string) []byte { return encodeName(nil, k, parts) }
+
+// kindNameArr is kindNames as an array, for String.
+var kindNameArr = func() (a [256]string) {
+	for k, n := range kindNames {
+		a[k] = n
+	}
+	return a
+}()
+
+// DecodeNamed is DecodeName that also returns the node's rendered name
+// (NodeInfo.Name), in one allocation: the parts are substrings of it.
+func DecodeNamed(id ID, b []byte) (NodeInfo, string, error) {
+	if len(b) < 1 {
+		return NodeInfo{}, "", fmt.Errorf("node %x: empty name", id)
+	}
+	k := Kind(b[0])
+	prefix, sep := k.String(), ":"
+	if k == Column {
+		prefix = "datasetField"
+	}
+	// Count the parts and their bytes first.
+	var lens [8]int
+	n, total := 0, 0
+	for rest := b[1:]; len(rest) > 0; n++ {
+		l, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < l {
+			return NodeInfo{}, "", fmt.Errorf("node %x: bad name part", id)
+		}
+		if n < len(lens) {
+			lens[n] = int(l)
+		}
+		total += int(l)
+		rest = rest[w+int(l):]
+	}
+	if n > len(lens) || (k == TagNode && n == 2) {
+		ni, err := DecodeName(id, b)
+		return ni, ni.Name(), err
+	}
+	buf := make([]byte, 0, len(prefix)+n+total)
+	buf = append(buf, prefix...)
+	var offs [8]int
+	rest := b[1:]
+	for i := 0; i < n; i++ {
+		_, w := binary.Uvarint(rest)
+		buf = append(buf, sep...)
+		offs[i] = len(buf)
+		buf = append(buf, rest[w:w+lens[i]]...)
+		rest = rest[w+lens[i]:]
+	}
+	if n == 0 {
+		buf = append(buf, sep...)
+	}
+	name := unsafe.String(unsafe.SliceData(buf), len(buf))
+	ni := NodeInfo{ID: id, Kind: k, Parts: make([]string, n)}
+	for i := 0; i < n; i++ {
+		ni.Parts[i] = name[offs[i] : offs[i]+lens[i]]
+	}
+	return ni, name, nil
+}
 
 // DecodeName decodes a name written by encodeName (Index is left zero).
 func DecodeName(id ID, b []byte) (NodeInfo, error) {

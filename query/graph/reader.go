@@ -25,6 +25,9 @@ type Reader struct {
 	nit *pebble.Iterator
 	// Reads counts the keys the reader visited (a cost measure).
 	Reads int
+	// adj, when set, caches adjacency lists complete below complete.
+	adj      *adjCache
+	complete uint64
 }
 
 // NewReader returns a reader of db's graph as of log size size (entries
@@ -172,6 +175,9 @@ func (r *Reader) AppendIn(buf []Edge, dst ID, rel Rel) ([]Edge, error) {
 }
 
 func (r *Reader) appendAdjacent(edges []Edge, tag byte, a ID, rel Rel) ([]Edge, error) {
+	if r.adj != nil {
+		return r.appendCached(edges, tag, a, rel)
+	}
 	var pb [2 + IDSize + 1]byte
 	pb[0], pb[1] = prefix, tag
 	copy(pb[2:], a[:])
@@ -401,4 +407,74 @@ func (r *Reader) SkipOf(idx uint64) (Skip, bool, error) {
 		return Skip{}, false, err
 	}
 	return Skip{Index: idx, Class: v[0], Reason: string(v[1:])}, true, nil
+}
+
+// appendCached is appendAdjacent through the adjacency cache: a cached
+// list complete at the reader's size, else the list read from the store
+// (every edge, whatever its index) and cached as complete below
+// r.complete.
+func (r *Reader) appendCached(edges []Edge, tag byte, a ID, rel Rel) ([]Edge, error) {
+	k := adjKey{a, tag, rel}
+	l := r.adj.get(&k, r.size)
+	if l == nil {
+		var err error
+		if l, err = r.readList(tag, a, rel); err != nil {
+			return edges, err
+		}
+		r.adj.put(&k, l)
+	}
+	start := uint32(0)
+	for i := range l.edges {
+		ce := &l.edges[i]
+		r.Reads++
+		name := l.buf[start:ce.nameEnd:ce.nameEnd]
+		attrs := l.buf[ce.nameEnd:ce.attrsEnd:ce.attrsEnd]
+		start = ce.attrsEnd
+		if ce.idx >= r.size {
+			continue
+		}
+		e := Edge{Rel: rel, Index: ce.idx, Name: name}
+		if len(attrs) > 0 {
+			e.Attrs = attrs
+		}
+		if tag == tagOut {
+			e.Src, e.Dst = a, ce.other
+		} else {
+			e.Src, e.Dst = ce.other, a
+		}
+		edges = append(edges, e)
+	}
+	return edges, nil
+}
+
+// readList reads a's whole adjacency list of rel in direction tag.
+func (r *Reader) readList(tag byte, a ID, rel Rel) (*adjList, error) {
+	var pb [2 + IDSize + 1]byte
+	pb[0], pb[1] = prefix, tag
+	copy(pb[2:], a[:])
+	pb[2+IDSize] = byte(rel)
+	p := pb[:]
+	l := &adjList{upTo: r.complete}
+	err := r.scan(p, func(k, v []byte) (bool, error) {
+		idx, name, attrs, ok := decodeEdgeValue(v)
+		if len(k) != len(p)+IDSize || !ok {
+			return false, fmt.Errorf("query index: malformed edge %x", k)
+		}
+		r.Reads-- // counted once, when the edge is used
+		ce := cachedEdge{idx: idx}
+		copy(ce.other[:], k[len(p):])
+		l.buf = append(l.buf, name...)
+		ce.nameEnd = uint32(len(l.buf))
+		l.buf = append(l.buf, attrs...)
+		ce.attrsEnd = uint32(len(l.buf))
+		l.edges = append(l.edges, ce)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Trim: the list lives on in the cache.
+	l.edges = l.edges[:len(l.edges):len(l.edges)]
+	l.buf = l.buf[:len(l.buf):len(l.buf)]
+	return l, nil
 }
