@@ -19,7 +19,7 @@ func ReasonForCode(c codes.Code) string {
 	var b strings.Builder
 	for i, r := range s {
 		if r >= 'A' && r <= 'Z' {
-			if i > 0 {
+			if i > 0 && s[i-1] >= 'a' && s[i-1] <= 'z' {
 				b.WriteByte('_')
 			}
 			r += 'a' - 'A'

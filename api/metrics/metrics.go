@@ -86,10 +86,10 @@ func New(o Options) *Metrics {
 	m.batchEntries = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "batch_entries",
 		Help: "Entries per batch applied to the ledger (one group commit or one Raft command).", Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
 	m.applyDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "batch_apply_duration_seconds",
-		Help: "Time to apply one batch to the ledger (integrate, sign the checkpoint, commit), by sync (true: local group commit, false: Raft FSM).",
+		Help:    "Time to apply one batch to the ledger (integrate, sign the checkpoint, commit), by sync (true: local group commit, false: Raft FSM).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"sync"})
 	m.commitDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "batch_commit_duration_seconds",
-		Help: "Time to commit (and with sync=true, fsync) one batch's Pebble write.",
+		Help:    "Time to commit (and with sync=true, fsync) one batch's Pebble write.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"sync"})
 	m.reg.MustRegister(m.grpcRequests, m.grpcDuration, m.httpRequests, m.httpDuration, m.entries, m.rejected,
 		m.batchEntries, m.applyDur, m.commitDur,
