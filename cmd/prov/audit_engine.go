@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/crypto/checkpoint"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
@@ -257,7 +257,11 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 	}
 	r.rng = rangeFactory.NewEmptyRange(j.lo)
 	r.tileRng = rangeFactory.NewEmptyRange(j.lo)
-	var kr *keys.Keyring
+	type sigJob struct {
+		i   uint64
+		rec record.Record
+	}
+	var sigJobs []sigJob
 	for i := j.lo; i < j.hi; i++ {
 		raw := recs[i-j.k*256]
 		leaf := proof.LeafHash(raw)
@@ -276,40 +280,92 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 			fail(int64(i), kindBadRecord, "%v", err)
 			continue
 		}
-		if au.policy == nil {
-			continue
+		if au.policy != nil {
+			sigJobs = append(sigJobs, sigJob{i, rec})
 		}
-		kr = au.policy.KeyringAt(i)
-		env, err := au.src.Envelope(ctx, rec.EnvelopeDigest)
-		if errors.Is(err, errRedacted) {
-			r.stats.Redacted++
-			continue
-		}
-		if err != nil {
-			fetch(fmt.Sprintf("entry %d: envelope sha256:%x", i, rec.EnvelopeDigest), err)
-			if r.fetchErr != nil {
-				return r
+	}
+	if len(sigJobs) == 0 {
+		return r
+	}
+	// Envelopes are one request each: fetch them concurrently so that the
+	// audit is bound by CPU (signature checks), not by round trips.
+	var (
+		mu   sync.Mutex
+		next int
+		swg  sync.WaitGroup
+	)
+	for range min(au.envelopeConcurrency(), len(sigJobs)) {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			var st auditStats
+			defer func() { mu.Lock(); r.stats.add(st); mu.Unlock() }()
+			for {
+				mu.Lock()
+				if next == len(sigJobs) || r.fetchErr != nil {
+					mu.Unlock()
+					return
+				}
+				sj := sigJobs[next]
+				next++
+				mu.Unlock()
+				kind, msg, err := au.checkEnvelope(ctx, sj.i, sj.rec, &st)
+				if err != nil || kind != "" {
+					mu.Lock()
+					if err != nil {
+						fetch(fmt.Sprintf("entry %d: envelope sha256:%x", sj.i, sj.rec.EnvelopeDigest), err)
+					} else {
+						fail(int64(sj.i), kind, "%s", msg)
+					}
+					mu.Unlock()
+				}
 			}
-			continue
-		}
-		if err := client.CheckEnvelope(rec, env); err != nil {
-			fail(int64(i), kindEnvelope, "%v", err)
-			continue
-		}
-		e, err := envelope.Parse(env)
-		if err != nil {
-			fail(int64(i), kindEnvelope, "envelope: %v", err)
-			continue
-		}
-		rep, err := checkSignatures(e, rec, kr)
-		if err != nil {
-			fail(int64(i), kindBadSignature, "%v", err)
-			continue
-		}
-		r.stats.SigsVerified += uint64(len(rep.Verified))
-		r.stats.Unverifiable += uint64(len(rep.Unverifiable))
+		}()
+	}
+	swg.Wait()
+	sort.Slice(r.problems, func(a, b int) bool { return r.problems[a].Index < r.problems[b].Index })
+	if r.fetchErr != nil {
+		r.rng, r.tileRng = nil, nil
 	}
 	return r
+}
+
+func (au *auditor) envelopeConcurrency() int {
+	return 16
+}
+
+// checkEnvelope fetches entry i's envelope and checks it against its
+// record and the trust policy at i. It returns a problem kind and message,
+// or an error when the envelope could not be read.
+func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Record, st *auditStats) (string, string, error) {
+	env, err := au.src.Envelope(ctx, rec.EnvelopeDigest)
+	if errors.Is(err, errRedacted) {
+		st.Redacted++
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if d := sha256.Sum256(env); d != rec.EnvelopeDigest {
+		return kindEnvelope, fmt.Sprintf("envelope digest is %x, the record says %x", d, rec.EnvelopeDigest), nil
+	}
+	if uint64(len(env)) != uint64(rec.EnvelopeSize) {
+		return kindEnvelope, fmt.Sprintf("envelope is %d bytes, the record says %d", len(env), rec.EnvelopeSize), nil
+	}
+	e, err := envelope.Parse(env)
+	if err != nil {
+		return kindEnvelope, fmt.Sprintf("envelope: %v", err), nil
+	}
+	if e.PayloadType != rec.PayloadType {
+		return kindEnvelope, fmt.Sprintf("envelope payload type is %q, the record says %q", e.PayloadType, rec.PayloadType), nil
+	}
+	rep, err := checkSignatures(e, rec, au.policy.KeyringAt(i))
+	if err != nil {
+		return kindBadSignature, err.Error(), nil
+	}
+	st.SigsVerified += uint64(len(rep.Verified))
+	st.Unverifiable += uint64(len(rep.Unverifiable))
+	return "", "", nil
 }
 
 // splitBundle splits a C2SP entry bundle into exactly n entries.
