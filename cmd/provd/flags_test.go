@@ -233,7 +233,7 @@ type inProc struct {
 
 var (
 	reGRPC     = regexp.MustCompile(`(?m)^\s+gRPC:\s+(\S+)$`)
-	reHTTP     = regexp.MustCompile(`(?m)^\s+HTTP tiles:\s+http://(\S+)/checkpoint$`)
+	reHTTP     = regexp.MustCompile(`(?m)^\s+HTTP tiles:\s+https?://(\S+)/checkpoint$`)
 	reLogKey   = regexp.MustCompile(`(?m)^\s+log key:\s+(\S+)$`)
 	reVerifier = regexp.MustCompile(`(?m)^\s+verifier:\s+(\S+)$`)
 )
