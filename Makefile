@@ -8,7 +8,7 @@ PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`.
 RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
 
-.PHONY: all build run test fuzz proto bench bench-limits bench-append bench-go clean vet
+.PHONY: all build run cluster test fuzz proto bench bench-limits bench-append bench-go clean vet
 
 all: build
 
@@ -20,6 +20,12 @@ run: build
 	@echo "starting provd --dev (data in $(DATA); Ctrl-C stops it)"
 	@echo "in another shell:  ./bin/prov keygen --out ./keys && ./bin/prov append --key ./keys/signer.key --type openlineage examples/openlineage-run.json"
 	$(BIN)/provd --dev --data $(DATA)
+
+## cluster: build and start 3 provd nodes of one Raft cluster on 127.0.0.1
+## (gRPC 7410/7420/7430, HTTP 7411/7421/7431, Raft 7412/7422/7432; data in
+## $(DATA)/node1..3); prints how to use them; Ctrl-C stops all three
+cluster: build
+	@BIN=$(BIN) DATA=$(DATA) ./scripts/cluster.sh
 
 ## test: the whole suite (unit, integration, fuzz seed corpora, race on concurrent packages)
 test:
