@@ -1,0 +1,145 @@
+package scanner
+
+import (
+	"math"
+	"slices"
+)
+
+// madScale makes the MAD of a normal sample estimate its standard
+// deviation.
+const madScale = 1.4826
+
+// point is one value of a series, with the weekday (0 = Sunday, UTC) it
+// belongs to.
+type point struct {
+	V  float64 `json:"v"`
+	WD int8    `json:"w"`
+}
+
+// series is the recent history of one banded quantity.
+type series struct {
+	Points []point `json:"p"`
+}
+
+// keep is how many points a series holds for o.
+func keep(o BandOptions) int {
+	if o.NotWeekly {
+		return o.Window
+	}
+	return o.Window * 7
+}
+
+// band computes the expected band for a value on weekday wd; ok is false
+// while there are fewer than MinPoints comparable points.
+//
+// The centre is the median of the last Window comparable points (same
+// weekday unless NotWeekly), corrected for drift: the median of the
+// relative deviations of the last 7 points from the median of the older
+// points of their weekday says how far the level moved since the middle
+// of the window (a trend would otherwise lag by Window/2 weeks). The
+// spread is pooled over the whole series: each point's relative deviation
+// from the median of the other points of its weekday group (leave-one-out),
+// whose median (MAD, scaled by 1.4826) estimates the relative standard
+// deviation from up to 7·Window points instead of Window. The half-width
+// is K·σ·√(1+π/(2n)): the centre's own error (median of n points) counts.
+func (s *series) band(o BandOptions, wd int8) (Band, bool) {
+	type pv struct {
+		pos int
+		v   float64
+	}
+	var groups [7][]pv
+	for i := len(s.Points) - 1; i >= 0; i-- {
+		g := s.Points[i].WD
+		if o.NotWeekly {
+			g = 0
+		}
+		if g < 0 || g > 6 || len(groups[g]) >= o.Window {
+			continue
+		}
+		groups[g] = append(groups[g], pv{i, s.Points[i].V})
+	}
+	own := wd
+	if o.NotWeekly {
+		own = 0
+	}
+	if own < 0 || own > 6 || len(groups[own]) < o.MinPoints {
+		return Band{}, false
+	}
+	n := len(groups[own])
+	vals := make([]float64, n)
+	for i, p := range groups[own] {
+		vals[i] = p.v
+	}
+	med := median(vals)
+	var dev, recent []float64
+	others := make([]float64, 0, o.Window)
+	for _, g := range groups {
+		if len(g) < 3 {
+			continue
+		}
+		for i, p := range g {
+			others = others[:0]
+			for j, q := range g {
+				if j != i {
+					others = append(others, q.v)
+				}
+			}
+			gm := median(others)
+			if gm == 0 {
+				continue
+			}
+			dev = append(dev, math.Abs(p.v-gm)/math.Abs(gm))
+			if i == 0 && p.pos >= len(s.Points)-7 {
+				// The newest point of its group, against the older ones.
+				older := others[:0]
+				for _, q := range g[1:] {
+					older = append(older, q.v)
+				}
+				if om := median(older); om != 0 {
+					recent = append(recent, p.v/om-1)
+				}
+			}
+		}
+	}
+	if len(recent) >= 3 {
+		med *= 1 + median(recent)
+	}
+	half := 0.0
+	if len(dev) > 0 {
+		half = o.K * madScale * median(dev) * math.Abs(med) * math.Sqrt(1+math.Pi/2/float64(n))
+	}
+	if f := o.MinRelWidth * math.Abs(med); half < f {
+		half = f
+	}
+	return Band{Low: med - half, High: med + half, Median: med, Points: n}, true
+}
+
+// add appends a point, dropping the oldest beyond keep(o).
+func (s *series) add(o BandOptions, v float64, wd int8) {
+	s.Points = append(s.Points, point{V: v, WD: wd})
+	if n := keep(o); len(s.Points) > n {
+		s.Points = slices.Delete(s.Points, 0, len(s.Points)-n)
+	}
+}
+
+// median of vals (reordered in place).
+func median(vals []float64) float64 {
+	slices.Sort(vals)
+	n := len(vals)
+	if n%2 == 1 {
+		return vals[n/2]
+	}
+	return (vals[n/2-1] + vals[n/2]) / 2
+}
+
+// outside reports whether v is outside b.
+func outside(b Band, v float64) bool { return v < b.Low || v > b.High }
+
+// bandSeverity is medium, or high when v is more than twice the band's
+// half-width from the median.
+func bandSeverity(b Band, v float64) Severity {
+	if half := (b.High - b.Low) / 2; half > 0 && math.Abs(v-b.Median) > 2*half {
+		return SeverityHigh
+	}
+	return SeverityMedium
+}

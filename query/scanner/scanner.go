@@ -1,0 +1,570 @@
+// Package scanner is the anomaly scanner: it reads the log in order, runs
+// its detectors (integrity, GitOps, lineage drift, volume and quality,
+// freshness, cost, time) over every entry and appends each finding back
+// into the log as a DSSE-signed application/vnd.provledger.finding+json
+// entry signed by the node's scanner key.
+//
+// Its state (cursor and per-series baselines) lives in the ledger's Pebble
+// store under the reserved prefix 's' and is committed in one batch with
+// the cursor, after the findings of the entries below the cursor are
+// durable in the log. A restart resumes at the cursor; a crash between the
+// two rescans the same entries from the same state and produces the same
+// findings, which the log deduplicates (Ed25519 signatures are
+// deterministic), so no finding is reported twice. Decisions use only the
+// log: integration times are the scanner's clock.
+package scanner
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/record"
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/payload"
+)
+
+// Sentinel errors.
+var (
+	// ErrState: the stored scanner state cannot be used.
+	ErrState = errors.New("scanner: bad stored state")
+	// ErrNotLeader: a continuous scan was asked of a node that does not lead.
+	ErrNotLeader = errors.New("scanner: not the leader")
+)
+
+// maxFindingBatch bounds the findings submitted in one Submit call.
+const maxFindingBatch = 256
+
+// Scanner scans one log. Its methods are safe for concurrent use; scans
+// are serialized.
+type Scanner struct {
+	log    *ledger.Log
+	seq    ledger.Sequencer
+	opts   Options
+	self   keys.KeyID
+	signer signature.Signer
+
+	mu     sync.Mutex
+	cursor uint64
+	tick   int64
+
+	keys      *table[keyState]
+	approvals *table[approval]
+	budgets   *table[budget]
+	jobs      *table[jobState]
+	datasets  *table[datasetState]
+	runs      *table[runState]
+	volume    *table[series]
+	cost      *table[costSeries]
+
+	// verifiers of keys granted by policy (the trust keyring caches its own).
+	verifiers map[keys.KeyID][]signature.Verifier
+
+	out []*Finding
+}
+
+// New opens the scanner of l, loading its stored state. Findings are
+// appended through seq.
+func New(l *ledger.Log, seq ledger.Sequencer, o Options) (*Scanner, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	pub, err := o.Signer.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("scanner key: %w", err)
+	}
+	id, err := keys.IDOf(pub)
+	if err != nil {
+		return nil, fmt.Errorf("scanner key: %w", err)
+	}
+	s := &Scanner{
+		log: l, seq: seq, opts: o, self: id, signer: o.Signer,
+		keys:      newTable[keyState](tblKey),
+		approvals: newTable[approval](tblApproval),
+		budgets:   newTable[budget](tblBudget),
+		jobs:      newTable[jobState](tblJob),
+		datasets:  newTable[datasetState](tblDataset),
+		runs:      newTable[runState](tblRun),
+		volume:    newTable[series](tblVolume),
+		cost:      newTable[costSeries](tblCost),
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// KeyID is the scanner key's id: the signer of every finding.
+func (s *Scanner) KeyID() keys.KeyID { return s.self }
+
+// Options returns the scanner's options with defaults applied.
+func (s *Scanner) Options() Options { return s.opts }
+
+// Cursor is the index of the next entry to scan.
+func (s *Scanner) Cursor() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cursor
+}
+
+func (s *Scanner) tables() []interface {
+	load(*pebble.DB) error
+	flush(*pebble.Batch) error
+	reset()
+} {
+	return []interface {
+		load(*pebble.DB) error
+		flush(*pebble.Batch) error
+		reset()
+	}{s.keys, s.approvals, s.budgets, s.jobs, s.datasets, s.runs, s.volume, s.cost}
+}
+
+func (s *Scanner) load() error {
+	db := s.log.DB()
+	s.cursor, s.tick = 0, 0
+	s.verifiers = map[keys.KeyID][]signature.Verifier{}
+	s.out = nil
+	if v, closer, err := db.Get(keyFormat); err == nil {
+		f := binary.BigEndian.Uint64(v)
+		closer.Close()
+		if f != stateFormat {
+			return fmt.Errorf("%w: state format %d, this build uses %d (delete the s keys to rescan)", ErrState, f, stateFormat)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	for _, kv := range []struct {
+		k []byte
+		v *uint64
+	}{{keyCursor, &s.cursor}} {
+		v, closer, err := db.Get(kv.k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		*kv.v = binary.BigEndian.Uint64(v)
+		closer.Close()
+	}
+	if v, closer, err := db.Get(keyTick); err == nil {
+		s.tick = int64(binary.BigEndian.Uint64(v))
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	for _, t := range s.tables() {
+		t.reset()
+		if err := t.load(db); err != nil {
+			return fmt.Errorf("%w: %v", ErrState, err)
+		}
+	}
+	for k, ks := range s.keys.m {
+		if ks.PEM == "" {
+			continue
+		}
+		if err := s.addVerifier(k, ks.PEM); err != nil {
+			return fmt.Errorf("%w: key %s: %v", ErrState, k, err)
+		}
+	}
+	return nil
+}
+
+func (s *Scanner) addVerifier(hexID, pem string) error {
+	id, err := keys.ParseKeyID(hexID)
+	if err != nil {
+		return err
+	}
+	pub, err := keys.ParsePublicPEM([]byte(pem))
+	if err != nil {
+		return err
+	}
+	vs, err := keys.NewVerifiers(pub)
+	if err != nil {
+		return err
+	}
+	s.verifiers[id] = vs
+	return nil
+}
+
+// Pass is the outcome of one Scan.
+type Pass struct {
+	// From and To delimit the entries scanned: [From, To).
+	From, To uint64
+	// Skipped counts the scanner's own findings among them.
+	Skipped int
+	// Findings are the findings raised, with their indexes in the log.
+	Findings []StoredFinding
+}
+
+// Scan scans the entries from the cursor up to upTo (0: the latest
+// checkpoint's size), appends the findings, and commits the state and
+// cursor chunk by chunk. On error the cursor stays after the last
+// committed chunk.
+func (s *Scanner) Scan(ctx context.Context, upTo uint64) (*Pass, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size := s.log.Latest().Size
+	if upTo == 0 || upTo > size {
+		upTo = size
+	}
+	p := &Pass{From: s.cursor, To: s.cursor}
+	for s.cursor < upTo {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		items, err := s.read(s.cursor, min(upTo, s.cursor+uint64(s.opts.ChunkSize)))
+		if err != nil {
+			return p, err
+		}
+		s.prepare(items)
+		end := items[len(items)-1].index + 1
+		for i := range items {
+			if items[i].own {
+				p.Skipped++
+				continue
+			}
+			s.process(&items[i])
+		}
+		stored, err := s.commit(ctx, end)
+		if err != nil {
+			// The in-memory state saw the chunk; go back to the stored one.
+			if lerr := s.load(); lerr != nil {
+				return p, errors.Join(err, lerr)
+			}
+			return p, err
+		}
+		p.Findings = append(p.Findings, stored...)
+		p.To = end
+	}
+	return p, nil
+}
+
+// item is one entry being scanned.
+type item struct {
+	index    uint64
+	rec      record.Record
+	recErr   error
+	own      bool
+	redacted bool
+	env      *envelope.Envelope
+	envErr   error
+	sigErr   error
+	parsed   *payload.Parsed
+	policy   *Policy
+	parseErr error
+}
+
+// read decodes the records of [start, end), ending the chunk after a
+// policy entry (later entries are verified with the keys it grants).
+func (s *Scanner) read(start, end uint64) ([]item, error) {
+	items := make([]item, 0, end-start)
+	stop := errors.New("stop")
+	err := s.log.Records(start, end, func(index uint64, rec []byte) error {
+		it := item{index: index}
+		it.rec, it.recErr = record.Unmarshal(rec)
+		if it.recErr == nil && it.rec.PayloadType == TypeFinding {
+			for _, sg := range it.rec.Signers {
+				if sg == s.self {
+					it.own = true
+				}
+			}
+		}
+		items = append(items, it)
+		if it.recErr == nil && it.rec.PayloadType == TypePolicy {
+			return stop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return nil, fmt.Errorf("scanner: read entries from %d: %w", start, err)
+	}
+	return items, nil
+}
+
+// prepare reads, parses and verifies the envelopes of items in parallel.
+func (s *Scanner) prepare(items []item) {
+	w := min(s.opts.Workers, len(items))
+	if w <= 1 {
+		for i := range items {
+			s.prepareOne(&items[i])
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(items) + w - 1) / w
+	for lo := 0; lo < len(items); lo += per {
+		hi := min(lo+per, len(items))
+		wg.Add(1)
+		go func(part []item) {
+			defer wg.Done()
+			for i := range part {
+				s.prepareOne(&part[i])
+			}
+		}(items[lo:hi])
+	}
+	wg.Wait()
+}
+
+func (s *Scanner) prepareOne(it *item) {
+	if it.recErr != nil || it.own {
+		return
+	}
+	raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
+	if errors.Is(err, ledger.ErrRedacted) {
+		it.redacted = true
+		return
+	}
+	if err != nil {
+		it.envErr = err
+		return
+	}
+	env, err := envelope.Parse(raw)
+	if err != nil {
+		it.envErr = err
+		return
+	}
+	it.env = env
+	if env.PayloadType != it.rec.PayloadType {
+		it.envErr = fmt.Errorf("envelope payload type %q differs from the record's %q", env.PayloadType, it.rec.PayloadType)
+		return
+	}
+	if !s.opts.Integrity.Disabled {
+		it.sigErr = s.verifySignatures(it)
+	}
+	switch it.rec.PayloadType {
+	case payload.TypeOpenLineage, payload.TypeInToto, payload.TypeCost:
+		it.parsed, it.parseErr = payload.Parse(it.rec.PayloadType, env.Payload, s.opts.Limits)
+	case TypePolicy:
+		it.policy, it.parseErr = ParsePolicy(env.Payload)
+	case TypeFinding:
+		_, it.parseErr = ParseFinding(env.Payload)
+	default:
+		if strings.HasSuffix(it.rec.PayloadType, "+json") && !json.Valid(env.Payload) {
+			it.parseErr = errors.New("payload is not valid JSON")
+		}
+	}
+}
+
+// verifySignatures checks that the envelope's signers are the record's and
+// that each signature by a key the scanner knows verifies. Unknown keys
+// are reported by the key checks, not here.
+func (s *Scanner) verifySignatures(it *item) error {
+	if len(it.env.Signatures) != len(it.rec.Signers) {
+		return fmt.Errorf("envelope has %d signatures, the record names %d signers", len(it.env.Signatures), len(it.rec.Signers))
+	}
+	var pae []byte
+	for i, sg := range it.env.Signatures {
+		id, err := keys.ParseKeyID(sg.KeyID)
+		if err != nil || id != keys.KeyID(it.rec.Signers[i]) {
+			return fmt.Errorf("signature %d: keyid %q is not the record's signer %x", i, sg.KeyID, it.rec.Signers[i])
+		}
+		if s.opts.Integrity.SkipSignatures {
+			continue
+		}
+		vs, ok := s.opts.Trust.Verifiers(id)
+		if !ok {
+			vs, ok = s.verifiers[id]
+		}
+		if !ok {
+			continue
+		}
+		if pae == nil {
+			pae = envelope.PAE(it.env.PayloadType, it.env.Payload)
+		}
+		good := false
+		for _, v := range vs {
+			if v.VerifySignature(bytes.NewReader(sg.Sig), bytes.NewReader(pae)) == nil {
+				good = true
+				break
+			}
+		}
+		if !good {
+			return fmt.Errorf("signature %d by key %s does not verify", i, id)
+		}
+	}
+	return nil
+}
+
+// process runs the detectors over one prepared entry, in log order.
+func (s *Scanner) process(it *item) {
+	if it.recErr != nil {
+		// The log wrote it; a record that does not decode is corruption.
+		s.emit(&Finding{Detector: "integrity", Kind: "integrity.record", Severity: SeverityCritical,
+			Subject: fmt.Sprintf("entry:%d", it.index), Entries: []uint64{it.index}, Time: time.Unix(0, 0).UTC(),
+			Message: "entry record does not decode: " + oneLine(it.recErr.Error())})
+		return
+	}
+	now := it.rec.IntegratedTime.UTC()
+	s.advance(now)
+	if it.redacted {
+		return
+	}
+	honoured := true
+	if !s.opts.Integrity.Disabled {
+		honoured = s.integrity(it, now)
+	} else if it.envErr != nil || it.parseErr != nil {
+		return
+	}
+	if it.envErr != nil || it.parseErr != nil {
+		return
+	}
+	switch {
+	case it.policy != nil:
+		if honoured {
+			s.applyPolicy(it.index, it.policy)
+		}
+	case it.parsed != nil && it.parsed.Event != nil:
+		s.event(it, now, it.parsed.Event)
+	case it.parsed != nil && len(it.parsed.Costs) > 0:
+		s.costs(it, now, it.parsed.Costs)
+	}
+}
+
+// emit queues a finding for the current chunk.
+func (s *Scanner) emit(f *Finding) {
+	f.Version = FindingVersion
+	f.Message = oneLine(f.Message)
+	slices.Sort(f.Entries)
+	f.Entries = slices.Compact(f.Entries)
+	s.out = append(s.out, f)
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	return strings.ReplaceAll(s, "\r", " ")
+}
+
+// commit appends the chunk's findings, then writes the findings index,
+// the dirty state and the new cursor in one synced Pebble batch.
+func (s *Scanner) commit(ctx context.Context, cursor uint64) ([]StoredFinding, error) {
+	var stored []StoredFinding
+	payloads := make([][]byte, 0, len(s.out))
+	for len(s.out) > 0 {
+		n := min(len(s.out), maxFindingBatch)
+		part := s.out[:n]
+		entries := make([]ledger.Entry, n)
+		payloads = payloads[:0]
+		for i, f := range part {
+			b, err := f.Marshal()
+			if err != nil {
+				return nil, fmt.Errorf("scanner: finding %s: %w", f.Kind, err)
+			}
+			env, err := envelope.Sign(TypeFinding, b, s.signer)
+			if err != nil {
+				return nil, fmt.Errorf("scanner: sign finding: %w", err)
+			}
+			payloads = append(payloads, b)
+			entries[i] = ledger.Entry{Namespace: s.opts.Namespace, PayloadType: TypeFinding, Envelope: env.Marshal(), Signers: [][32]byte{s.self}}
+		}
+		rs, err := s.seq.Submit(ctx, entries)
+		if err != nil {
+			return nil, fmt.Errorf("scanner: append findings: %w", err)
+		}
+		b := s.log.DB().NewBatch()
+		for i, r := range rs {
+			if r.Err != nil {
+				b.Close()
+				return nil, fmt.Errorf("scanner: append finding %s: %w", part[i].Kind, r.Err)
+			}
+			if err := b.Set(findingKey(r.Index), payloads[i], nil); err != nil {
+				b.Close()
+				return nil, err
+			}
+			stored = append(stored, StoredFinding{Index: r.Index, Finding: part[i]})
+		}
+		// The findings index may run ahead of the cursor: a rescan writes
+		// the same keys again.
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return nil, fmt.Errorf("scanner: store findings: %w", err)
+		}
+		s.out = s.out[n:]
+	}
+	s.out = nil
+	b := s.log.DB().NewBatch()
+	defer b.Close()
+	for _, t := range s.tables() {
+		if err := t.flush(b); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Set(keyCursor, binary.BigEndian.AppendUint64(nil, cursor), nil); err != nil {
+		return nil, err
+	}
+	if err := b.Set(keyTick, binary.BigEndian.AppendUint64(nil, uint64(s.tick)), nil); err != nil {
+		return nil, err
+	}
+	if err := b.Set(keyFormat, binary.BigEndian.AppendUint64(nil, stateFormat), nil); err != nil {
+		return nil, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return nil, fmt.Errorf("scanner: commit state: %w", err)
+	}
+	s.cursor = cursor
+	return stored, nil
+}
+
+// Filter selects stored findings.
+type Filter struct {
+	// Since keeps findings whose Time is not before it.
+	Since time.Time
+	// MinSeverity keeps findings at least this severe.
+	MinSeverity Severity
+	// Detector, Kind keep one detector or kind.
+	Detector, Kind string
+	// After keeps findings stored at indexes above it (paging).
+	After *uint64
+	// Limit caps the answer (0: no cap).
+	Limit int
+}
+
+// Findings lists the stored findings, oldest (lowest index) first.
+func (s *Scanner) Findings(f Filter) ([]StoredFinding, error) {
+	lo := []byte{keyPrefix, tblFinding}
+	if f.After != nil {
+		lo = findingKey(*f.After + 1)
+	}
+	it, err := s.log.DB().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tblFinding + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	size := s.log.Latest().Size
+	var out []StoredFinding
+	for ok := it.First(); ok; ok = it.Next() {
+		idx := binary.BigEndian.Uint64(it.Key()[2:])
+		if idx >= size {
+			break
+		}
+		fd, err := ParseFinding(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("%w: finding at %d: %v", ErrState, idx, err)
+		}
+		if (!f.Since.IsZero() && fd.Time.Before(f.Since)) || fd.Severity < f.MinSeverity ||
+			(f.Detector != "" && fd.Detector != f.Detector) || (f.Kind != "" && fd.Kind != f.Kind) {
+			continue
+		}
+		out = append(out, StoredFinding{Index: idx, Finding: fd})
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+	}
+	return out, it.Error()
+}
+
+// hexID is a key id as the state tables key it.
+func hexID(id [32]byte) string { return hex.EncodeToString(id[:]) }

@@ -1,0 +1,184 @@
+package scanner
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Key layout under the scanner's reserved prefix 's' (docs/scanner.md).
+const (
+	keyPrefix = 's'
+
+	tblMeta     = 'm' // sm<name>
+	tblFinding  = 'f' // sf<index u64> → finding JSON
+	tblKey      = 'k' // sk<keyid hex> → keyState
+	tblApproval = 'a' // sa<ns>\x00<name> → approval
+	tblBudget   = 'u' // su<series>|<currency> → budget
+	tblJob      = 'j' // sj<ns>\x00<name> → jobState
+	tblDataset  = 'd' // sd<ns>\x00<name> → datasetState
+	tblRun      = 'r' // sr<run id> → runState
+	tblVolume   = 'v' // sv<series> → series
+	tblCost     = 'c' // sc<series> → costSeries
+)
+
+// stateFormat is the version of the state encoding; a store of another
+// format is refused (rescan from zero into a fresh store).
+const stateFormat = 1
+
+var (
+	keyCursor = []byte{keyPrefix, tblMeta, 'c', 'u', 'r', 's', 'o', 'r'}
+	keyFormat = []byte{keyPrefix, tblMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+	keyTick   = []byte{keyPrefix, tblMeta, 't', 'i', 'c', 'k'}
+)
+
+func findingKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{keyPrefix, tblFinding}, index)
+}
+
+// table is one kind of state, held in memory and written back (the dirty
+// part) with the cursor.
+type table[T any] struct {
+	pfx   byte
+	m     map[string]*T
+	dirty map[string]struct{}
+}
+
+func newTable[T any](pfx byte) *table[T] {
+	return &table[T]{pfx: pfx, m: map[string]*T{}, dirty: map[string]struct{}{}}
+}
+
+// peek returns the value for k, or nil; changes to it must be followed by
+// touch.
+func (t *table[T]) peek(k string) *T { return t.m[k] }
+
+// touch returns the value for k, creating it, and marks it for writing.
+func (t *table[T]) touch(k string) *T {
+	v := t.m[k]
+	if v == nil {
+		v = new(T)
+		t.m[k] = v
+	}
+	t.dirty[k] = struct{}{}
+	return v
+}
+
+// del removes k.
+func (t *table[T]) del(k string) {
+	delete(t.m, k)
+	t.dirty[k] = struct{}{}
+}
+
+func (t *table[T]) key(k string) []byte {
+	return append([]byte{keyPrefix, t.pfx}, k...)
+}
+
+func (t *table[T]) load(db *pebble.DB) error {
+	lo := []byte{keyPrefix, t.pfx}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, t.pfx + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v := new(T)
+		if err := json.Unmarshal(it.Value(), v); err != nil {
+			return fmt.Errorf("scanner state %q: %w", it.Key(), err)
+		}
+		t.m[string(it.Key()[2:])] = v
+	}
+	return it.Error()
+}
+
+func (t *table[T]) flush(b *pebble.Batch) error {
+	for k := range t.dirty {
+		v, ok := t.m[k]
+		if !ok {
+			if err := b.Delete(t.key(k), nil); err != nil {
+				return err
+			}
+			continue
+		}
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("scanner state %q: %w", k, err)
+		}
+		if err := b.Set(t.key(k), enc, nil); err != nil {
+			return err
+		}
+	}
+	clear(t.dirty)
+	return nil
+}
+
+func (t *table[T]) reset() {
+	clear(t.m)
+	clear(t.dirty)
+}
+
+// keyState is a key granted or revoked by policy.
+type keyState struct {
+	PEM        string   `json:"pem,omitempty"`
+	Namespaces []string `json:"ns,omitempty"`
+	Granted    bool     `json:"granted,omitempty"`
+	GrantedAt  uint64   `json:"grantedAt,omitempty"`
+	Revoked    bool     `json:"revoked,omitempty"`
+	RevokedAt  uint64   `json:"revokedAt,omitempty"`
+}
+
+type approval struct {
+	Versions []string `json:"v"`
+}
+
+type budget struct {
+	Amount float64 `json:"amount"`
+	Entry  uint64  `json:"entry"`
+}
+
+type jobState struct {
+	Inputs      []string `json:"in,omitempty"`
+	Runs        int      `json:"runs,omitempty"`
+	LastVersion string   `json:"ver,omitempty"`
+	Flagged     []string `json:"flagged,omitempty"`
+}
+
+type datasetState struct {
+	Schema     []string `json:"schema,omitempty"`
+	LastUpdate int64    `json:"last,omitempty"` // integration time, Unix ms
+	LastEntry  uint64   `json:"lastEntry,omitempty"`
+	Updates    int      `json:"n,omitempty"`
+	Gaps       []int64  `json:"gaps,omitempty"` // ms
+	Stale      bool     `json:"stale,omitempty"`
+	Configured int64    `json:"cfg,omitempty"` // ms, from policy
+}
+
+type runState struct {
+	Job        string `json:"job"`
+	Started    bool   `json:"started,omitempty"`
+	StartedAt  int64  `json:"startedAt,omitempty"` // integration time, ms
+	StartEntry uint64 `json:"startEntry,omitempty"`
+	Done       bool   `json:"done,omitempty"`
+	DoneAt     int64  `json:"doneAt,omitempty"`
+	MaxEvent   int64  `json:"maxEvent,omitempty"` // eventTime, ms
+	MaxEntry   uint64 `json:"maxEntry,omitempty"`
+	HasInputs  bool   `json:"hasInputs,omitempty"`
+}
+
+type dayValue struct {
+	Day int64   `json:"d"` // days since 1970-01-01 (UTC)
+	V   float64 `json:"v"`
+}
+
+type costSeries struct {
+	Day      int64    `json:"day"` // open bucket
+	Sum      float64  `json:"sum"`
+	Entries  []uint64 `json:"entries,omitempty"`
+	Amounts  []float64 `json:"amounts,omitempty"`
+	Band     series   `json:"band"`
+	Daily    []dayValue `json:"daily,omitempty"`
+	Month    int      `json:"month,omitempty"` // yyyymm of MonthSum
+	MonthSum float64  `json:"monthSum,omitempty"`
+	Flagged  int      `json:"flagged,omitempty"` // month whose budget was reported
+}
