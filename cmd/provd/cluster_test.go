@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/provledger/provledger/api/client"
+	"github.com/provledger/provledger/api/provledgerpb"
+	"github.com/provledger/provledger/crypto/checkpoint"
+	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/proof"
+)
+
+// The cluster fault tests of issue 3, with real provd processes on
+// 127.0.0.1: SIGKILL the leader during concurrent appends sent to every
+// node, and restart every node at once.
+
+// cnode is one provd process of a test cluster; its addresses stay the
+// same across restarts (a restarted node gets them from DATA/cluster.json).
+type cnode struct {
+	id                   string
+	data                 string
+	grpc, http, raftAddr string
+	proc                 *provdProc
+	conn                 *grpc.ClientConn
+	ledger               provledgerpb.LedgerClient
+	clus                 provledgerpb.ClusterClient
+}
+
+// start runs the node's provd. The first start passes the addresses and
+// extra (--bootstrap or --join); a restart passes only --dev, --data and
+// --node-id.
+func (n *cnode) start(t *testing.T, first bool, extra ...string) {
+	t.Helper()
+	args := []string{"--dev", "--data", n.data, "--node-id", n.id, "--log-level", "warn"}
+	if first {
+		args = append(args, "--grpc-addr", n.grpc, "--http-addr", n.http, "--raft-addr", n.raftAddr)
+		args = append(args, extra...)
+	}
+	p := &provdProc{grpcAddr: n.grpc, httpAddr: n.http, exited: make(chan struct{})}
+	p.cmd = exec.Command(provdBinary(t), args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	n.proc = p
+	waitServing(t, n.grpc, 30*time.Second, p.exited, &p.stderr)
+}
+
+func (n *cnode) running() bool {
+	if n.proc == nil {
+		return false
+	}
+	select {
+	case <-n.proc.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// clusterEnv is a 3-node cluster of provd processes sharing one log key.
+type clusterEnv struct {
+	t     *testing.T
+	nodes []*cnode
+	v     note.Verifier
+}
+
+func newClusterEnv(t *testing.T) *clusterEnv {
+	t.Helper()
+	priv, err := keys.Generate("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := keys.MarshalPrivatePEM(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := checkpoint.NewVerifier(devOrigin, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &clusterEnv{t: t, v: v}
+	for i := range 3 {
+		n := &cnode{id: fmt.Sprintf("n%d", i+1), data: t.TempDir(), grpc: freeAddr(t), http: freeAddr(t), raftAddr: freeAddr(t)}
+		// The shared log key in each data directory, where provd looks
+		// for it by default: restarts need no --log-key.
+		if err := os.WriteFile(filepath.Join(n.data, "log.key"), pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n.conn, err = grpc.NewClient(n.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.conn.Close() })
+		n.ledger, n.clus = provledgerpb.NewLedgerClient(n.conn), provledgerpb.NewClusterClient(n.conn)
+		e.nodes = append(e.nodes, n)
+	}
+	e.nodes[0].start(t, true, "--bootstrap")
+	for _, n := range e.nodes[1:] {
+		n.start(t, true, "--join", e.nodes[0].grpc)
+	}
+	e.waitMembers(3)
+	return e
+}
+
+// waitMembers waits until a running node reports a leader and want
+// members, all of which answer with their status.
+func (e *clusterEnv) waitMembers(want int) *provledgerpb.ClusterStatusResponse {
+	t := e.t
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		for _, n := range e.nodes {
+			if !n.running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			st, err := n.clus.Status(ctx, &provledgerpb.ClusterStatusRequest{})
+			cancel()
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			ok := st.GetLeader().GetId() != "" && len(st.GetMembers()) == want
+			for _, m := range st.GetMembers() {
+				ok = ok && m.GetStatus() != nil
+			}
+			if ok {
+				return st
+			}
+			last = fmt.Sprintf("%v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.fatal("no leader with %d answering members within 30 s; last: %s", want, last)
+	return nil
+}
+
+func (e *clusterEnv) fatal(format string, args ...any) {
+	e.t.Helper()
+	for _, n := range e.nodes {
+		if n.proc != nil {
+			e.t.Logf("%s log:\n%s", n.id, &n.proc.stderr)
+		}
+	}
+	e.t.Fatalf(format, args...)
+}
+
+func (e *clusterEnv) byID(id string) *cnode {
+	for _, n := range e.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	e.fatal("no node %q", id)
+	return nil
+}
+
+// ack is an acknowledged append whose receipt verified.
+type ack struct {
+	index uint64
+	leaf  [32]byte
+}
+
+// load runs clients that append through every running node in turn until
+// stop closes; a client whose node fails with Unavailable or a deadline
+// retries the same envelope at the next node (safe: dedup). Acks go to
+// acks; onAck sees each acknowledgement's time.
+type load struct {
+	mu    sync.Mutex
+	acks  map[uint64][32]byte
+	count atomic.Int64
+	errs  atomic.Int64
+}
+
+func (e *clusterEnv) runLoad(clients int, stop <-chan struct{}, onAck func(time.Time)) (*load, *sync.WaitGroup) {
+	t := e.t
+	l := &load{acks: map[uint64][32]byte{}}
+	var wg sync.WaitGroup
+	for c := range clients {
+		s := newTestSigner(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				env, err := s.statement(fmt.Sprintf("client-%d-%d", c, k))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req := s.appendRequest(env, true)
+				for try := 0; ; try++ {
+					n := e.nodes[(c+k+try)%len(e.nodes)]
+					if !n.running() {
+						continue
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					resp, err := n.ledger.Append(ctx, req)
+					cancel()
+					if err == nil {
+						if verr := client.VerifyReceipt(resp, env.Marshal(), e.v); verr != nil {
+							t.Errorf("receipt from %s does not verify: %v", n.id, verr)
+							return
+						}
+						l.mu.Lock()
+						if old, ok := l.acks[resp.GetIndex()]; ok && old != [32]byte(resp.GetLeafHash()) {
+							t.Errorf("index %d acknowledged with two different leaves", resp.GetIndex())
+						}
+						l.acks[resp.GetIndex()] = [32]byte(resp.GetLeafHash())
+						l.mu.Unlock()
+						l.count.Add(1)
+						if onAck != nil {
+							onAck(time.Now())
+						}
+						break
+					}
+					if c := status.Code(err); c != codes.Unavailable && c != codes.DeadlineExceeded {
+						t.Errorf("append through %s: %v", n.id, err)
+						return
+					}
+					l.errs.Add(1)
+					if try > 50 {
+						t.Errorf("append failed 50 times; last through %s: %v", n.id, err)
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return l, &wg
+}
+
+func waitCount(e *clusterEnv, what string, c *atomic.Int64, want int64) {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Load() < want {
+		if time.Now().After(deadline) || e.t.Failed() {
+			e.fatal("%s: %d of %d acknowledged", what, c.Load(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// converge waits until every running node serves the same latest
+// checkpoint of at least minSize, then checks every acknowledged entry on
+// every running node and that the checkpoints are consistent. It returns
+// the common checkpoint.
+func (e *clusterEnv) converge(minSize uint64, acks map[uint64][32]byte) *provledgerpb.Checkpoint {
+	t := e.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ref *provledgerpb.Checkpoint
+	for {
+		ref = nil
+		same := true
+		for _, n := range e.nodes {
+			if !n.running() {
+				continue
+			}
+			cp, err := n.ledger.GetCheckpoint(ctx, &provledgerpb.GetCheckpointRequest{})
+			if err != nil {
+				same = false
+				break
+			}
+			if _, err := checkpoint.Open(cp.GetNote(), e.v); err != nil {
+				e.fatal("%s: checkpoint does not verify: %v", n.id, err)
+			}
+			if ref == nil {
+				ref = cp
+			}
+			same = same && cp.GetSize() >= minSize && bytes.Equal(cp.GetNote(), ref.GetNote())
+		}
+		if same && ref != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			e.fatal("the running nodes did not converge on one checkpoint of size ≥ %d", minSize)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, n := range e.nodes {
+		if !n.running() {
+			continue
+		}
+		for idx, leaf := range acks {
+			ent, err := n.ledger.GetEntry(ctx, &provledgerpb.GetEntryRequest{Index: idx})
+			if err != nil {
+				e.fatal("%s: acknowledged entry %d: %v", n.id, idx, err)
+			}
+			if [32]byte(ent.GetLeafHash()) != leaf || proof.LeafHash(ent.GetRecord()) != leaf {
+				e.fatal("%s: index %d holds another entry than the one acknowledged", n.id, idx)
+			}
+		}
+	}
+	return ref
+}
+
+// TestClusterLeaderKilled: three provd processes; appends sent to every
+// node (followers forward them); the leader is SIGKILLed during the load;
+// a new leader takes over; every acknowledged entry is at its index on
+// both survivors; the killed node restarts with only --data and --node-id
+// and converges to the same checkpoint.
+func TestClusterLeaderKilled(t *testing.T) {
+	e := newClusterEnv(t)
+	st := e.waitMembers(3)
+	leader := e.byID(st.GetLeader().GetId())
+
+	// One append through a follower first.
+	var follower *cnode
+	for _, n := range e.nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	s := newTestSigner(t)
+	env, err := s.statement("through-a-follower")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	resp, err := follower.ledger.Append(ctx, s.appendRequest(env, true))
+	cancel()
+	if err != nil {
+		e.fatal("append through follower %s: %v", follower.id, err)
+	}
+	if err := client.VerifyReceipt(resp, env.Marshal(), e.v); err != nil {
+		t.Fatalf("receipt through follower %s: %v", follower.id, err)
+	}
+
+	stop := make(chan struct{})
+	var killedAt, firstAfter atomic.Int64
+	l, wg := e.runLoad(8, stop, func(now time.Time) {
+		if k := killedAt.Load(); k != 0 {
+			firstAfter.CompareAndSwap(0, now.UnixNano())
+		}
+	})
+	waitCount(e, "appends before the kill", &l.count, 200)
+	killedAt.Store(time.Now().UnixNano())
+	leader.proc.kill(t)
+	before := l.count.Load()
+	waitCount(e, "appends after the kill", &l.count, before+200)
+	close(stop)
+	wg.Wait()
+	if t.Failed() {
+		e.fatal("load failed")
+	}
+	t.Logf("leader %s SIGKILLed; first acknowledged append %v later; %d acknowledged, %d retried",
+		leader.id, time.Duration(firstAfter.Load()-killedAt.Load()).Round(time.Millisecond), len(l.acks), l.errs.Load())
+	l.acks[resp.GetIndex()] = [32]byte(resp.GetLeafHash())
+	var maxIdx uint64
+	for idx := range l.acks {
+		maxIdx = max(maxIdx, idx)
+	}
+	cp := e.converge(maxIdx+1, l.acks)
+
+	// The killed node restarts from its data directory alone.
+	leader.start(t, false)
+	e.waitMembers(3)
+	final := e.converge(cp.GetSize(), l.acks)
+	if !bytes.Equal(final.GetNote(), cp.GetNote()) {
+		t.Fatalf("the checkpoint moved without appends:\n%s\n%s", cp.GetNote(), final.GetNote())
+	}
+}
+
+// TestClusterRestartAll: every node is SIGKILLed at once after appends,
+// then all restart together (only --data and --node-id); the cluster
+// elects a leader, has the same log, and takes appends.
+func TestClusterRestartAll(t *testing.T) {
+	e := newClusterEnv(t)
+	stop := make(chan struct{})
+	l, wg := e.runLoad(8, stop, nil)
+	waitCount(e, "appends", &l.count, 200)
+	close(stop)
+	wg.Wait()
+	if t.Failed() {
+		e.fatal("load failed")
+	}
+	var maxIdx uint64
+	for idx := range l.acks {
+		maxIdx = max(maxIdx, idx)
+	}
+	before := e.converge(maxIdx+1, l.acks)
+
+	for _, n := range e.nodes {
+		if err := n.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range e.nodes {
+		<-n.proc.exited
+	}
+	var swg sync.WaitGroup
+	for _, n := range e.nodes {
+		swg.Add(1)
+		go func() { defer swg.Done(); n.start(t, false) }()
+	}
+	swg.Wait()
+	e.waitMembers(3)
+	after := e.converge(before.GetSize(), l.acks)
+	if !bytes.Equal(after.GetNote(), before.GetNote()) {
+		t.Fatalf("after restarting every node the latest checkpoint differs:\n%s\n%s", before.GetNote(), after.GetNote())
+	}
+	stop2 := make(chan struct{})
+	l2, wg2 := e.runLoad(4, stop2, nil)
+	waitCount(e, "appends after the restart", &l2.count, 20)
+	close(stop2)
+	wg2.Wait()
+	for idx, leaf := range l2.acks {
+		l.acks[idx] = leaf
+	}
+	e.converge(before.GetSize()+20, l.acks)
+}
