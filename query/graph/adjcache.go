@@ -51,30 +51,67 @@ type adjKey struct {
 	rel Rel
 }
 
+// adjShard holds its lists in an arena, and its map holds no pointers,
+// so the garbage collector neither scans the map nor follows the lists:
+// a cache of a million edges costs it nothing.
 type adjShard struct {
 	mu    sync.RWMutex
-	m     map[adjKey]*adjList
-	bytes int64
+	m     map[adjKey]adjRef
+	arena []byte
 }
 
-// adjList is an immutable decoded adjacency list: edges in key order;
-// names and attrs in buf.
+// adjRef locates a list in its shard's arena: n edge records of
+// edgeRecSize bytes at off, then the names and attrs (the last record's
+// attrsEnd bytes).
+type adjRef struct {
+	upTo uint64
+	off  uint32
+	n    uint32
+}
+
+// edgeRecSize is the arena size of one edge record: the far end's id, the
+// index, and the ends of its name and attrs in the list's byte area.
+const edgeRecSize = IDSize + 8 + 4 + 4
+
+// adjList is a decoded adjacency list: n edge records, then the names and
+// attrs they point into. It is immutable: readers share it.
 type adjList struct {
-	upTo  uint64
-	edges []cachedEdge
-	buf   []byte
+	upTo uint64
+	recs []byte // n × edgeRecSize
+	buf  []byte // names and attrs
 }
 
-type cachedEdge struct {
-	other             ID
-	idx               uint64
-	nameEnd, attrsEnd uint32 // in buf; the name starts where the previous attrs end
+func (l *adjList) len() int { return len(l.recs) / edgeRecSize }
+
+// edge returns edge i: the far end, the index, and the name and attrs.
+func (l *adjList) edge(i int) (other ID, idx uint64, name, attrs []byte) {
+	r := l.recs[i*edgeRecSize : (i+1)*edgeRecSize]
+	copy(other[:], r)
+	idx = binary.LittleEndian.Uint64(r[IDSize:])
+	ne := binary.LittleEndian.Uint32(r[IDSize+8:])
+	ae := binary.LittleEndian.Uint32(r[IDSize+12:])
+	ns := uint32(0)
+	if i > 0 {
+		ns = binary.LittleEndian.Uint32(l.recs[i*edgeRecSize-4:])
+	}
+	return other, idx, l.buf[ns:ne:ne], l.buf[ne:ae:ae]
+}
+
+// appendEdge adds an edge record to a list being built.
+func (l *adjList) appendEdge(other ID, idx uint64, name, attrs []byte) {
+	l.buf = append(l.buf, name...)
+	ne := uint32(len(l.buf))
+	l.buf = append(l.buf, attrs...)
+	l.recs = append(l.recs, other[:]...)
+	l.recs = binary.LittleEndian.AppendUint64(l.recs, idx)
+	l.recs = binary.LittleEndian.AppendUint32(l.recs, ne)
+	l.recs = binary.LittleEndian.AppendUint32(l.recs, uint32(len(l.buf)))
 }
 
 func newAdjCache(size int64) *adjCache {
 	c := &adjCache{maxShardBytes: max(size/adjShards, 1), touched: make([]atomic.Uint64, 1<<touchBucketBits)}
 	for i := range c.shards {
-		c.shards[i].m = map[adjKey]*adjList{}
+		c.shards[i].m = map[adjKey]adjRef{}
 	}
 	return c
 }
@@ -92,51 +129,64 @@ func (c *adjCache) bucket(h uint64) *atomic.Uint64 {
 }
 
 // get returns the list for k if it is complete for a reader at size n.
-func (c *adjCache) get(k *adjKey, n uint64) *adjList {
+func (c *adjCache) get(k *adjKey, n uint64) (adjList, bool) {
 	h := k.hash()
 	s := c.shard(h)
 	s.mu.RLock()
-	l := s.m[*k]
+	ref, ok := s.m[*k]
+	arena := s.arena
 	s.mu.RUnlock()
-	if l == nil {
+	if !ok {
 		c.misses.Add(1)
-		return nil
+		return adjList{}, false
 	}
-	if n <= l.upTo {
-		c.hits.Add(1)
-		return l
+	valid := n <= ref.upTo
+	if !valid {
+		// next before start: a reset stores start, then next.
+		next := c.next.Load()
+		start := c.start.Load()
+		valid = ref.upTo >= start && n <= next && c.bucket(h).Load() <= ref.upTo
 	}
-	// next before start: a reset stores start, then next.
-	next := c.next.Load()
-	start := c.start.Load()
-	if l.upTo >= start && n <= next && c.bucket(h).Load() <= l.upTo {
-		c.hits.Add(1)
-		return l
+	if !valid {
+		c.misses.Add(1)
+		return adjList{}, false
 	}
-	c.misses.Add(1)
-	return nil
+	c.hits.Add(1)
+	recEnd := ref.off + ref.n*edgeRecSize
+	l := adjList{upTo: ref.upTo, recs: arena[ref.off:recEnd:recEnd]}
+	bufEnd := recEnd
+	if ref.n > 0 {
+		bufEnd += binary.LittleEndian.Uint32(arena[recEnd-4:])
+	}
+	l.buf = arena[recEnd:bufEnd:bufEnd]
+	return l, true
 }
 
 func (c *adjCache) put(k *adjKey, l *adjList) {
+	size := int64(len(l.recs) + len(l.buf))
+	if size > c.maxShardBytes/4 || size >= 1<<31 {
+		return // a giant list would crowd out the rest
+	}
 	h := k.hash()
 	s := c.shard(h)
-	size := int64(len(l.edges))*int64(40) + int64(len(l.buf)) + 96
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.m[*k]; old != nil {
-		if old.upTo >= l.upTo {
-			return
-		}
-		s.bytes -= int64(len(old.edges))*40 + int64(len(old.buf)) + 96
+	if old, ok := s.m[*k]; ok && old.upTo >= l.upTo {
+		return
 	}
-	if s.bytes+size > c.maxShardBytes {
-		// Full: start the shard over (cheap, and bounded; hot lists come
-		// back on their next use).
+	if int64(len(s.arena))+size > c.maxShardBytes {
+		// Full: start the shard over with a new arena (readers keep the
+		// old one as long as they use it). Hot lists come back on their
+		// next use.
 		clear(s.m)
-		s.bytes = 0
+		s.arena = make([]byte, 0, min(c.maxShardBytes, 1<<20))
 	}
-	s.m[*k] = l
-	s.bytes += size
+	// Appending never moves bytes a reader holds: it writes past them, or
+	// copies into a new array and leaves the old one to its readers.
+	off := uint32(len(s.arena))
+	s.arena = append(s.arena, l.recs...)
+	s.arena = append(s.arena, l.buf...)
+	s.m[*k] = adjRef{upTo: l.upTo, off: off, n: uint32(l.len())}
 }
 
 // touch records that entry idx added an edge to the list k.
@@ -159,7 +209,7 @@ func (c *adjCache) reset(start uint64) {
 		s := &c.shards[i]
 		s.mu.Lock()
 		clear(s.m)
-		s.bytes = 0
+		s.arena = nil
 		s.mu.Unlock()
 	}
 }

@@ -46,9 +46,16 @@ func NewReader(db *pebble.DB, size uint64) (*Reader, error) {
 	return &Reader{db: db, size: size, it: it, nit: nit}, nil
 }
 
-// Close releases the reader.
+// Close releases the reader. Closing it again does nothing (a Pebble
+// iterator closed twice would go back to Pebble's pool twice, and two
+// later iterators would share it).
 func (r *Reader) Close() error {
-	return errors.Join(r.it.Close(), r.nit.Close())
+	if r.it == nil {
+		return nil
+	}
+	err := errors.Join(r.it.Close(), r.nit.Close())
+	r.it, r.nit = nil, nil
+	return err
 }
 
 // Size is the log size the reader sees the graph at.
@@ -415,32 +422,30 @@ func (r *Reader) SkipOf(idx uint64) (Skip, bool, error) {
 // r.complete.
 func (r *Reader) appendCached(edges []Edge, tag byte, a ID, rel Rel) ([]Edge, error) {
 	k := adjKey{a, tag, rel}
-	l := r.adj.get(&k, r.size)
-	if l == nil {
-		var err error
-		if l, err = r.readList(tag, a, rel); err != nil {
+	l, ok := r.adj.get(&k, r.size)
+	if !ok {
+		nl, err := r.readList(tag, a, rel)
+		if err != nil {
 			return edges, err
 		}
-		r.adj.put(&k, l)
+		r.adj.put(&k, nl)
+		l = *nl
 	}
-	start := uint32(0)
-	for i := range l.edges {
-		ce := &l.edges[i]
-		r.Reads++
-		name := l.buf[start:ce.nameEnd:ce.nameEnd]
-		attrs := l.buf[ce.nameEnd:ce.attrsEnd:ce.attrsEnd]
-		start = ce.attrsEnd
-		if ce.idx >= r.size {
+	n := l.len()
+	r.Reads += n
+	for i := 0; i < n; i++ {
+		other, idx, name, attrs := l.edge(i)
+		if idx >= r.size {
 			continue
 		}
-		e := Edge{Rel: rel, Index: ce.idx, Name: name}
+		e := Edge{Rel: rel, Index: idx, Name: name}
 		if len(attrs) > 0 {
 			e.Attrs = attrs
 		}
 		if tag == tagOut {
-			e.Src, e.Dst = a, ce.other
+			e.Src, e.Dst = a, other
 		} else {
-			e.Src, e.Dst = ce.other, a
+			e.Src, e.Dst = other, a
 		}
 		edges = append(edges, e)
 	}
@@ -461,20 +466,13 @@ func (r *Reader) readList(tag byte, a ID, rel Rel) (*adjList, error) {
 			return false, fmt.Errorf("query index: malformed edge %x", k)
 		}
 		r.Reads-- // counted once, when the edge is used
-		ce := cachedEdge{idx: idx}
-		copy(ce.other[:], k[len(p):])
-		l.buf = append(l.buf, name...)
-		ce.nameEnd = uint32(len(l.buf))
-		l.buf = append(l.buf, attrs...)
-		ce.attrsEnd = uint32(len(l.buf))
-		l.edges = append(l.edges, ce)
+		var other ID
+		copy(other[:], k[len(p):])
+		l.appendEdge(other, idx, name, attrs)
 		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Trim: the list lives on in the cache.
-	l.edges = l.edges[:len(l.edges):len(l.edges)]
-	l.buf = l.buf[:len(l.buf):len(l.buf)]
 	return l, nil
 }
