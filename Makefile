@@ -19,6 +19,7 @@ build:
 run: build
 	@echo "starting provd --dev (data in $(DATA); Ctrl-C stops it)"
 	@echo "in another shell:  ./bin/prov keygen --out ./keys && ./bin/prov append --key ./keys/signer.key --type openlineage examples/openlineage-run.json"
+	@echo "metrics:           http://127.0.0.1:7403/metrics  (pprof: http://127.0.0.1:7403/debug/pprof/; provd's banner shows the address in use)"
 	$(BIN)/provd --dev --data $(DATA)
 
 ## cluster: build and start 3 provd nodes of one Raft cluster on 127.0.0.1

@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +90,49 @@ func TestNames(t *testing.T) {
 	} {
 		if got := Route(path); got != want {
 			t.Errorf("Route(%q) = %q; want %q", path, got, want)
+		}
+	}
+}
+
+// TestDashboardNamesExist: every provledger_ metric the Grafana dashboard
+// and docs/operations.md name is one this package exports.
+func TestDashboardNamesExist(t *testing.T) {
+	m := New(Options{NoProcessMetrics: true})
+	RegisterRaft(func() RaftStats { return RaftStats{State: "leader", ReplicationLag: map[string]uint64{"n": 1}} })
+	RegisterScanner(func() ScannerStats { return ScannerStats{} })
+	t.Cleanup(func() { RegisterRaft(nil); RegisterScanner(nil) })
+	// Vectors are exported once they have a series.
+	m.grpcRequests.WithLabelValues("m", "OK").Inc()
+	m.grpcDuration.WithLabelValues("m").Observe(1)
+	m.httpRequests.WithLabelValues("r", "200").Inc()
+	m.httpDuration.WithLabelValues("r").Observe(1)
+	m.entries.WithLabelValues("appended").Inc()
+	m.Reject("x")
+	m.BatchApplied(ledger.BatchStats{Entries: 1})
+	exported := exposition(t, m)
+	for _, file := range []string{"../../docs/grafana/provledger.json", "../../docs/operations.md"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(file, ".json") && !json.Valid(b) {
+			t.Fatalf("%s is not valid JSON", file)
+		}
+		names := regexp.MustCompile(`provledger_[a-z_]+[a-z]`).FindAllString(string(b), -1)
+		if len(names) < 10 {
+			t.Fatalf("%s names only %d metrics", file, len(names))
+		}
+		for _, n := range names {
+			base := n
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				base = strings.TrimSuffix(base, suf)
+			}
+			if !strings.Contains(exported, "# TYPE "+base+" ") && !strings.Contains(exported, "# TYPE "+n+" ") {
+				// "provledger_raft_term, _last_log_index" style lists name the prefix only.
+				if !strings.Contains(exported, "# TYPE "+base+"_") {
+					t.Errorf("%s names %s, which is not exported", file, n)
+				}
+			}
 		}
 	}
 }
