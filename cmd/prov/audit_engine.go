@@ -484,3 +484,38 @@ func rootOf(r *compact.Range) [32]byte {
 	return out
 }
 
+
+// splitRanges returns, from the tiles of the tree cp commits to
+// (authenticated against cp), the compact range hashes of [0, size) and
+// of [size, cp.Size): together they hash to cp's root, and the first
+// alone is the root of the tree's prefix of that size. That pair is
+// offline-checkable evidence of what the tree holds at size.
+func splitRanges(ctx context.Context, src tileSource, cp checkpoint.Checkpoint, size uint64) (left, right [][]byte, err error) {
+	hr := tlog.TileHashReader(tlog.Tree{N: int64(cp.Size), Hash: tlog.Hash(cp.Hash)}, tlogReader{ctx: ctx, src: src})
+	read := func(begin, end uint64) ([][]byte, error) {
+		ids := compact.RangeNodes(begin, end, nil)
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		idx := make([]int64, len(ids))
+		for i, id := range ids {
+			idx[i] = tlog.StoredHashIndex(int(id.Level), int64(id.Index))
+		}
+		hs, err := hr.ReadHashes(idx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([][]byte, len(hs))
+		for i := range hs {
+			out[i] = bytes.Clone(hs[i][:])
+		}
+		return out, nil
+	}
+	if left, err = read(0, size); err != nil {
+		return nil, nil, err
+	}
+	if right, err = read(size, cp.Size); err != nil {
+		return nil, nil, err
+	}
+	return left, right, nil
+}

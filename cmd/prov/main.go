@@ -297,6 +297,8 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.proveCommand(),
 		a.verifyCommand(),
 		a.auditCommand(),
+		a.monitorCommand(),
+		a.witnessCommand(),
 		a.lineageCommand(),
 		a.costCommand(),
 		a.verifyAnswerCommand(),

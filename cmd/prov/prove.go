@@ -21,21 +21,42 @@ func (a *app) proveCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("prov prove", flag.ContinueOnError)
 	size := fs.Uint64("size", 0, "prove inclusion in the tree of this size (0: the latest checkpoint)")
 	out := fs.String("out", "", "write the proof to this file instead of standard output")
+	bundle := fs.String("bundle", "", "write an offline bundle: FILE (tlog-proof whose checkpoint carries the witnesses' cosignatures) and FILE.envelope.json (the entry's DSSE envelope)")
+	var witnesses multiFlag
+	fs.Var(&witnesses, "witness", "with --bundle: URL of a C2SP tlog-witness to cosign the checkpoint (repeat for more)")
+	var witnessKeys multiFlag
+	fs.Var(&witnessKeys, "witness-key", "with --witness: the witness's verifier key, to check its cosignature before writing it (repeat)")
 	return &ffcli.Command{
 		Name:       "prove",
-		ShortUsage: "prov prove [--size S] [--out FILE] N",
+		ShortUsage: "prov prove [--size S] [--out FILE | --bundle FILE [--witness URL --witness-key VKEY]...] N",
 		ShortHelp:  "write entry N's inclusion proof as a tlog-proof",
 		LongHelp: strings.TrimSpace(`
 Fetches the inclusion proof of entry N in the tree of size S (default: the
 latest checkpoint), checks it, and writes it as a C2SP tlog-proof file
 (https://c2sp.org/tlog-proof): extra line = the entry record, the index,
 the proof hashes, and the signed checkpoint. Anyone with the log's public
-key can check it offline: prov verify --receipt FILE.`),
+key can check it offline: prov verify --receipt FILE.
+
+--bundle FILE writes a self-contained offline proof: the same tlog-proof,
+whose checkpoint also carries cosignatures (C2SP tlog-cosignature) from
+each --witness (asked with the C2SP tlog-witness protocol; the consistency
+proof it needs comes from the node), and FILE.envelope.json, the entry's
+DSSE envelope. prov verify --bundle FILE --log-key K --witness-key W
+checks it with no network.`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			n, err := indexArg("prove", args)
 			if err != nil {
 				return err
+			}
+			if *bundle != "" {
+				if *out != "" {
+					return usagef("prove: give --out or --bundle, not both")
+				}
+				return a.proveBundle(ctx, n, *size, *bundle, witnesses, witnessKeys)
+			}
+			if len(witnesses) > 0 {
+				return usagef("prove: --witness needs --bundle")
 			}
 			return a.prove(ctx, n, *size, *out)
 		},

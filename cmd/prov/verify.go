@@ -22,10 +22,15 @@ import (
 func (a *app) verifyCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("prov verify", flag.ContinueOnError)
 	receipt := fs.String("receipt", "", "verify this saved receipt (tlog-proof file) offline instead of fetching an entry")
-	trust := fs.String("trust", "", "with N: also re-verify every DSSE signature with the PEM public keys in this file")
+	trust := fs.String("trust", "", "with N or --bundle: also re-verify every DSSE signature with the PEM public keys in this file")
+	bundle := fs.String("bundle", "", "verify this offline bundle (prov prove --bundle) with no network")
+	var witnessKeys multiFlag
+	fs.Var(&witnessKeys, "witness-key", "with --bundle: a witness verifier key (name+keyid+base64) whose cosignature is required (repeat)")
+	minWitnesses := fs.Int("min-witnesses", 0, "with --bundle: how many of the --witness-key witnesses must have cosigned (default: all)")
+	evidence := fs.String("evidence-file", "", "re-check a monitor's evidence file (prov monitor --evidence) with the log key alone")
 	return &ffcli.Command{
 		Name:       "verify",
-		ShortUsage: "prov verify --log-key FILE N | prov verify --log-key FILE --receipt FILE",
+		ShortUsage: "prov verify --log-key FILE N | --receipt FILE | --bundle FILE [--witness-key VKEY]... | --evidence-file FILE",
 		ShortHelp:  "verify an entry (or a saved receipt) with the log's key",
 		LongHelp: strings.TrimSpace(`
 verify N fetches entry N, its inclusion proof and the latest checkpoint and
@@ -39,10 +44,31 @@ verify --receipt FILE checks a receipt saved by prov append or prov prove
 server at all: the record decodes and the inclusion proof leads from its
 leaf hash to the root of the checkpoint signed by the log key.
 
+verify --bundle FILE checks an offline bundle (prov prove --bundle) with
+no network: the tlog-proof as --receipt does, the cosignatures of every
+--witness-key (or --min-witnesses of them) on the checkpoint (C2SP
+tlog-cosignature v1), and FILE.envelope.json against the record (with
+--trust, its DSSE signatures too).
+
+verify --evidence-file FILE re-checks what prov monitor found: both
+checkpoints must be signed by the log key, and the file must prove a fork
+(two roots for one size), an inconsistency (the new tree's compact ranges
+hash to its signed root but give another root at the old size) or a stale
+view. Exit 0 means the evidence holds.
+
 Exit codes: 0 verified; 1 verification failed (the message says what);
 2 the server could not be reached; 64 bad flags or arguments.`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
+			if *bundle != "" || *evidence != "" {
+				if len(args) > 0 || *receipt != "" || (*bundle != "" && *evidence != "") {
+					return usagef("verify: give one of an entry index, --receipt, --bundle or --evidence-file")
+				}
+				if *evidence != "" {
+					return a.verifyEvidence(*evidence)
+				}
+				return a.verifyBundle(*bundle, witnessKeys, *minWitnesses, *trust)
+			}
 			if *receipt != "" {
 				if len(args) > 0 {
 					return usagef("verify: give either an entry index or --receipt FILE, not both")
