@@ -29,6 +29,7 @@ import (
 
 	"github.com/provledger/provledger/api/auth"
 	"github.com/provledger/provledger/api/client"
+	"github.com/provledger/provledger/api/service"
 )
 
 // certAuthority issues the certificates of one test.
@@ -290,6 +291,21 @@ func TestTokenCommand(t *testing.T) {
 		out.Reset()
 		if code := run(context.Background(), tc.args, &out, io.Discard); code != tc.code || (tc.out != "" && out.String() != tc.out) {
 			t.Errorf("provd %q: %d %q; want %d %q", tc.args, code, out.String(), tc.code, tc.out)
+		}
+	}
+}
+
+func TestRequestIDInLogs(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		c := &config{logFormat: format, logLevel: "info"}
+		lg := c.logger(&buf)
+		lg.InfoContext(service.WithRequestID(context.Background(), "req-42"), "hello")
+		lg.With("k", "v").InfoContext(service.WithRequestID(context.Background(), "req-43"), "again", "request_id", "req-43")
+		lg.Info("no context")
+		out := buf.String()
+		if !strings.Contains(out, "req-42") || strings.Count(out, "req-43") != 1 || strings.Count(out, "request_id") != 2 {
+			t.Errorf("%s logs:\n%s", format, out)
 		}
 	}
 }
