@@ -93,8 +93,8 @@ func (s *Scanner) costs(it *item, now time.Time, rows []payload.CostRow) {
 					s.emit(&Finding{Detector: "cost", Kind: "cost.budget", Severity: SeverityHigh,
 						Subject: "series:" + name, Entries: []uint64{bu.Entry, idx}, Time: now, Observed: &obs,
 						Expected: &Band{High: bu.Amount},
-						Message: fmt.Sprintf("%s spent %s %s in %04d-%02d, over its monthly budget of %s (policy entry %d)", name, num2(obs), r.BillingCurrency, ym/100, ym%100, num2(bu.Amount), bu.Entry),
-						Details: map[string]string{"currency": r.BillingCurrency, "month": fmt.Sprintf("%04d-%02d", ym/100, ym%100)}})
+						Message:  fmt.Sprintf("%s spent %s %s in %04d-%02d, over its monthly budget of %s (policy entry %d)", name, num2(obs), r.BillingCurrency, ym/100, ym%100, num2(bu.Amount), bu.Entry),
+						Details:  map[string]string{"currency": r.BillingCurrency, "month": fmt.Sprintf("%04d-%02d", ym/100, ym%100)}})
 				}
 			}
 		}

@@ -131,13 +131,13 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 			s.emit(&Finding{Detector: "time", Kind: "time.skew", Severity: SeverityLow,
 				Subject: "run:" + e.Run.ID, Entries: []uint64{idx}, Time: now, Observed: &obs,
 				Expected: &Band{Low: -s.opts.Time.MaxLead.Hours(), High: s.opts.Time.MaxLag.Hours()},
-				Message: fmt.Sprintf("eventTime %s is %.1f h before its integration time %s (limit %s)", e.EventTime.Format(time.RFC3339), obs, now.Format(time.RFC3339), s.opts.Time.MaxLag)})
+				Message:  fmt.Sprintf("eventTime %s is %.1f h before its integration time %s (limit %s)", e.EventTime.Format(time.RFC3339), obs, now.Format(time.RFC3339), s.opts.Time.MaxLag)})
 		case -lag > s.opts.Time.MaxLead:
 			obs := lag.Hours()
 			s.emit(&Finding{Detector: "time", Kind: "time.skew", Severity: SeverityLow,
 				Subject: "run:" + e.Run.ID, Entries: []uint64{idx}, Time: now, Observed: &obs,
 				Expected: &Band{Low: -s.opts.Time.MaxLead.Hours(), High: s.opts.Time.MaxLag.Hours()},
-				Message: fmt.Sprintf("eventTime %s is %.1f h after its integration time %s: the producer's clock is ahead (limit %s)", e.EventTime.Format(time.RFC3339), -obs, now.Format(time.RFC3339), s.opts.Time.MaxLead)})
+				Message:  fmt.Sprintf("eventTime %s is %.1f h after its integration time %s: the producer's clock is ahead (limit %s)", e.EventTime.Format(time.RFC3339), -obs, now.Format(time.RFC3339), s.opts.Time.MaxLead)})
 		}
 		if rs.MaxEvent != 0 && evMs < rs.MaxEvent-s.opts.Time.Tolerance.Milliseconds() {
 			obs := float64(rs.MaxEvent-evMs) / float64(hourMs)

@@ -46,22 +46,22 @@ func (s *Scanner) integrity(it *item, now time.Time) bool {
 			trusted = false
 			s.emit(&Finding{Detector: "integrity", Kind: "integrity.revokedKey", Severity: SeverityCritical,
 				Subject: "key:" + id.String(), Entries: []uint64{ks.RevokedAt, idx}, Time: now,
-				Message:  fmt.Sprintf("entry %d in namespace %q is signed by key %s, revoked by policy entry %d", idx, it.rec.Namespace, short(id), ks.RevokedAt),
-				Details:  map[string]string{"namespace": it.rec.Namespace}})
+				Message: fmt.Sprintf("entry %d in namespace %q is signed by key %s, revoked by policy entry %d", idx, it.rec.Namespace, short(id), ks.RevokedAt),
+				Details: map[string]string{"namespace": it.rec.Namespace}})
 		case !inTrust && (ks == nil || !ks.Granted):
 			if configured {
 				trusted = false
 				s.emit(&Finding{Detector: "integrity", Kind: "integrity.unknownKey", Severity: SeverityHigh,
 					Subject: "key:" + id.String(), Entries: ent, Time: now,
-					Message:  fmt.Sprintf("entry %d in namespace %q is signed by key %s, which neither the trust file nor any policy entry grants", idx, it.rec.Namespace, short(id)),
-					Details:  map[string]string{"namespace": it.rec.Namespace}})
+					Message: fmt.Sprintf("entry %d in namespace %q is signed by key %s, which neither the trust file nor any policy entry grants", idx, it.rec.Namespace, short(id)),
+					Details: map[string]string{"namespace": it.rec.Namespace}})
 			}
 		case ks != nil && ks.Granted && len(ks.Namespaces) > 0 && !nsAllowed(ks.Namespaces, it.rec.Namespace):
 			trusted = false
 			s.emit(&Finding{Detector: "integrity", Kind: "integrity.namespace", Severity: SeverityHigh,
 				Subject: "key:" + id.String(), Entries: []uint64{ks.GrantedAt, idx}, Time: now,
-				Message:  fmt.Sprintf("entry %d is in namespace %q, but key %s is granted only %s (policy entry %d)", idx, it.rec.Namespace, short(id), strings.Join(ks.Namespaces, ", "), ks.GrantedAt),
-				Details:  map[string]string{"namespace": it.rec.Namespace}})
+				Message: fmt.Sprintf("entry %d is in namespace %q, but key %s is granted only %s (policy entry %d)", idx, it.rec.Namespace, short(id), strings.Join(ks.Namespaces, ", "), ks.GrantedAt),
+				Details: map[string]string{"namespace": it.rec.Namespace}})
 		}
 	}
 	if it.sigErr != nil {

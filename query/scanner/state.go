@@ -172,13 +172,13 @@ type dayValue struct {
 }
 
 type costSeries struct {
-	Day      int64    `json:"day"` // open bucket
-	Sum      float64  `json:"sum"`
-	Entries  []uint64 `json:"entries,omitempty"`
-	Amounts  []float64 `json:"amounts,omitempty"`
-	Band     series   `json:"band"`
+	Day      int64      `json:"day"` // open bucket
+	Sum      float64    `json:"sum"`
+	Entries  []uint64   `json:"entries,omitempty"`
+	Amounts  []float64  `json:"amounts,omitempty"`
+	Band     series     `json:"band"`
 	Daily    []dayValue `json:"daily,omitempty"`
-	Month    int      `json:"month,omitempty"` // yyyymm of MonthSum
-	MonthSum float64  `json:"monthSum,omitempty"`
-	Flagged  int      `json:"flagged,omitempty"` // month whose budget was reported
+	Month    int        `json:"month,omitempty"` // yyyymm of MonthSum
+	MonthSum float64    `json:"monthSum,omitempty"`
+	Flagged  int        `json:"flagged,omitempty"` // month whose budget was reported
 }

@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sigstore/sigstore/pkg/signature"
+
 	"github.com/provledger/provledger/crypto/checkpoint"
+	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/ledger"
 )
 
@@ -44,4 +47,13 @@ func openLogDir(t testing.TB, dir string) *ledger.Log {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+func mustSigner(t testing.TB) signature.Signer {
+	t.Helper()
+	s, err := keys.NewSigner(scannerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

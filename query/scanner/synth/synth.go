@@ -161,31 +161,31 @@ const (
 )
 
 type job struct {
-	team                 int
-	ns, name             string
-	inputs               []string
-	out                  string
-	hour, minute         int
-	rows                 float64
-	rowSize              float64
-	nulls                float64
-	cost                 float64
-	trend                float64
-	service              string
-	version              string
-	covered              bool
-	schema               []map[string]any
-	extraField           bool
+	team         int
+	ns, name     string
+	inputs       []string
+	out          string
+	hour, minute int
+	rows         float64
+	rowSize      float64
+	nulls        float64
+	cost         float64
+	trend        float64
+	service      string
+	version      string
+	covered      bool
+	schema       []map[string]any
+	extraField   bool
 }
 
 type gen struct {
-	cfg    Config
-	rng    *rand.Rand
-	events []event
-	labels []Label
-	teams  []*signer
+	cfg               Config
+	rng               *rand.Rand
+	events            []event
+	labels            []Label
+	teams             []*signer
 	admin, rogue, old *signer
-	jobs   []*job
+	jobs              []*job
 	// busy marks (job, day) slots taken by an anomaly, ±2 days.
 	busy map[[2]int]bool
 	// per job-day modifications
@@ -268,8 +268,8 @@ func (g *gen) makeJobs() {
 		t := j % c.Teams
 		jb := &job{
 			team: t, ns: fmt.Sprintf("team-%d", t), name: fmt.Sprintf("job-%03d", j),
-			out:     fmt.Sprintf("warehouse:team-%d.table_%03d", t, j),
-			hour:    g.rng.IntN(20), minute: g.rng.IntN(60),
+			out:  fmt.Sprintf("warehouse:team-%d.table_%03d", t, j),
+			hour: g.rng.IntN(20), minute: g.rng.IntN(60),
 			rows:    math.Round(1e4 * math.Exp(g.rng.Float64()*5)),
 			rowSize: 80 + g.rng.Float64()*400,
 			nulls:   20 + g.rng.Float64()*500,
