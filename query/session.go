@@ -36,11 +36,12 @@ type pendingEdge struct {
 	ref    edgeRef
 }
 
-// pendingKey identifies an edge of the answer: its ends' positions and
-// its relation.
-type pendingKey struct {
-	fi, ti int32
-	rel    uint8
+// pendingKey identifies an edge of the answer: its ends' positions (at
+// most 2^28 nodes: the budget caps answers far below) and its relation.
+type pendingKey uint64
+
+func keyOf(fi, ti int32, rel uint8) pendingKey {
+	return pendingKey(uint64(fi)<<36 | uint64(ti)<<8 | uint64(rel))
 }
 
 // relCode numbers the answer relations for pendingKey.
@@ -118,14 +119,20 @@ func (s *session) posOf(id graph.ID) int32 {
 // link records an edge of the answer, in data-flow direction, between
 // nodes already added; ref is the stored edge it renders.
 func (s *session) link(from, to graph.ID, rel string, ref edgeRef) {
-	fi, ti := s.posOf(from), s.posOf(to)
-	k := pendingKey{fi, ti, relCode(rel)}
-	if k.rel == 0 || fi < 0 || ti < 0 {
+	s.linkAt(from, to, s.posOf(from), s.posOf(to), rel, ref)
+}
+
+// linkAt is link for ends whose positions are known (fi = posOf(from),
+// ti = posOf(to)).
+func (s *session) linkAt(from, to graph.ID, fi, ti int32, rel string, ref edgeRef) {
+	rc := relCode(rel)
+	if rc == 0 || fi < 0 || ti < 0 || fi >= 1<<28 || ti >= 1<<28 {
 		// Not expected; keep the ids in the key so distinct edges stay
 		// distinct.
 		s.linkSlow(from, to, fi, ti, rel, ref)
 		return
 	}
+	k := keyOf(fi, ti, rc)
 	if _, dup := s.pseen[k]; dup {
 		return
 	}

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/provledger/provledger/ledger"
 
@@ -121,7 +121,7 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 		s.order[i].walk = s.walks
 	}
 	for len(level) > 0 {
-		sort.Slice(level, func(i, j int) bool { return bytes.Compare(level[i].id[:], level[j].id[:]) < 0 })
+		slices.SortFunc(level, func(a, b item) int { return bytes.Compare(a.id[:], b.id[:]) })
 		var nextLevel []item
 		for _, it := range level {
 			if err := s.canceled(); err != nil {
@@ -152,12 +152,17 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 			if !process {
 				next++
 			}
+			pi := s.posOf(it.id)
 			for _, h := range hops {
 				if !s.spend(1) {
 					return nil
 				}
 				i := s.add(h.next, next, h.name)
-				s.link(h.from, h.to, h.rel, h.ref)
+				if h.from == it.id {
+					s.linkAt(h.from, h.to, pi, i, h.rel, h.ref)
+				} else {
+					s.linkAt(h.from, h.to, i, pi, h.rel, h.ref)
+				}
 				if n := &s.order[i]; n.walk != s.walks {
 					n.walk = s.walks
 					if s.stopAt == nil || !s.stopAt[h.next.Kind()] {
