@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,3 +172,46 @@ func (f *logFixture) swapEntries(t testing.TB, i, j uint64) {
 
 // logKeyVerifierNote returns the latest checkpoint note.
 func (f *logFixture) latestNote() []byte { return f.log.Latest().Note }
+
+// appendIndexes appends the entries with the given numbers (a history in
+// which entries are missing, reordered or changed), in one batch.
+func (f *logFixture) appendIndexes(t testing.TB, idx []uint64, salt func(i uint64) string) {
+	t.Helper()
+	es := make([]ledger.Entry, 0, len(idx))
+	for _, i := range idx {
+		es = append(es, f.entry(t, i, salt(i)))
+	}
+	if _, err := f.log.Apply(ledger.Batch{Time: time.UnixMilli(1_800_000_000_000), Entries: es}, ledger.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.n += uint64(len(idx))
+}
+
+func seq(from, to uint64) []uint64 {
+	var out []uint64
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func noSalt(uint64) string { return "" }
+
+// switchHandler serves whichever handler was set last: one URL whose log
+// changes under the client (the server that starts lying).
+type switchHandler struct{ h atomic.Value }
+
+func (s *switchHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load().(*http.Handler)).ServeHTTP(w, r)
+}
+
+// newSwitch serves f's log at a fresh URL that can be switched to another log.
+func newSwitch(t testing.TB, f *logFixture) (*switchHandler, string) {
+	sw := &switchHandler{}
+	sw.set(f.srv.Config.Handler)
+	srv := httptest.NewServer(sw)
+	t.Cleanup(srv.Close)
+	return sw, srv.URL
+}
