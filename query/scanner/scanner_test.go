@@ -198,7 +198,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"cost history too short", func(o *scanner.Options) { o.Cost.History = 7 }, false},
 		{"forecast horizon", func(o *scanner.Options) { o.Forecast.Horizon = 400 }, false},
 		{"bad interval", func(o *scanner.Options) { o.Freshness.Intervals = map[string]time.Duration{"a:b": -1} }, false},
-		{"custom ok", func(o *scanner.Options) { o.Cost.Band = scanner.BandOptions{K: 3, Window: 12, MinPoints: 6, NotWeekly: true} }, true},
+		{"custom ok", func(o *scanner.Options) {
+			o.Cost.Band = scanner.BandOptions{K: 3, Window: 12, MinPoints: 6, NotWeekly: true}
+		}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
