@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -68,8 +67,101 @@ func (c *pemCache) parse(b []byte) (pemKey, error) {
 }
 
 // prepare checks one append request and builds its ledger entry. Its
-// errors are status errors that say what to fix.
-func (s *Service) prepare(req *provledgerpb.AppendRequest) (ledger.Entry, error) {
+// errors are status errors that say what to fix. The check itself runs on
+// one of the service's VerifyWorkers checker goroutines (see checkAll).
+func (s *Service) prepare(ctx context.Context, req *provledgerpb.AppendRequest) (ledger.Entry, error) {
+	var (
+		e   ledger.Entry
+		err error
+		wg  sync.WaitGroup
+	)
+	wg.Add(1)
+	if !s.enqueue(ctx, checkJob{req: req, entry: &e, err: &err, wg: &wg}) {
+		return ledger.Entry{}, s.statusError(ctx, "append", ctx.Err())
+	}
+	wg.Wait()
+	return e, err
+}
+
+// checkJob is one append request to check; the checker stores the entry
+// and the error and calls wg.Done.
+type checkJob struct {
+	req   *provledgerpb.AppendRequest
+	entry *ledger.Entry
+	err   *error
+	wg    *sync.WaitGroup
+}
+
+// checkJobs is the capacity of the checkers' queue; beyond it, enqueue
+// waits.
+const checkJobs = 4096
+
+// enqueue hands j to the checkers, starting one if fewer than VerifyWorkers
+// run. It reports false (and j is not run) if ctx ended first.
+func (s *Service) enqueue(ctx context.Context, j checkJob) bool {
+	select {
+	case s.jobs <- j:
+	default:
+		s.startChecker()
+		select {
+		case s.jobs <- j:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	s.startChecker()
+	return true
+}
+
+func (s *Service) startChecker() {
+	for {
+		n := s.checkers.Load()
+		if n >= int32(s.cfg.VerifyWorkers) {
+			return
+		}
+		if s.checkers.CompareAndSwap(n, n+1) {
+			go s.checker()
+			return
+		}
+	}
+}
+
+// checker checks queued requests until the queue is empty, then exits.
+//
+// Checking is the bulk of an append's CPU (an Ed25519 verification is
+// ~70 µs) while everything else on an append's path is short: reading the
+// request, the sequencer's loop, the WAL sync, sending the receipt. Go's
+// scheduler has no priorities, and a goroutine woken by another (as a
+// checker woken by a channel) runs next on that core, ahead of the run
+// queue. Checking on at most VerifyWorkers long-lived goroutines that
+// yield (runtime.Gosched, which puts them at the back of the global run
+// queue) after each request lets the short work run first, so the
+// sequencer is never stuck behind hundreds of verifications and batches
+// commit as soon as they are ready.
+func (s *Service) checker() {
+	for {
+		select {
+		case j := <-s.jobs:
+			*j.entry, *j.err = s.check(j.req)
+			j.wg.Done()
+			runtime.Gosched()
+			continue
+		default:
+		}
+		s.checkers.Add(-1)
+		// A job queued after the receive above failed may have seen all
+		// checkers busy and started none: take over if so.
+		if len(s.jobs) == 0 {
+			return
+		}
+		n := s.checkers.Load()
+		if n >= int32(s.cfg.VerifyWorkers) || !s.checkers.CompareAndSwap(n, n+1) {
+			return
+		}
+	}
+}
+
+func (s *Service) check(req *provledgerpb.AppendRequest) (ledger.Entry, error) {
 	if err := checkNamespace(req.GetNamespace()); err != nil {
 		return ledger.Entry{}, err
 	}
@@ -222,7 +314,7 @@ func response(requestID uint64, r *ledger.Receipt) *provledgerpb.AppendResponse 
 
 // Append implements provledgerpb.LedgerServer.
 func (s *Service) Append(ctx context.Context, req *provledgerpb.AppendRequest) (*provledgerpb.AppendResponse, error) {
-	e, err := s.prepare(req)
+	e, err := s.prepare(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -322,26 +414,21 @@ func (s *Service) AppendBatch(ctx context.Context, req *provledgerpb.AppendBatch
 	}
 	entries := make([]ledger.Entry, len(reqs))
 	errs := make([]error, len(reqs))
-	workers := min(runtime.GOMAXPROCS(0), len(reqs))
-	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range workers {
+	for i := range reqs {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(reqs) {
-					return
-				}
-				entries[i], errs[i] = s.prepare(reqs[i])
-				if errs[i] == nil {
-					errs[i] = s.statusError(ctx, "append", entries[i].Validate(s.cfg.MaxEnvelopeSize))
-				}
-			}
-		}()
+		if !s.enqueue(ctx, checkJob{req: reqs[i], entry: &entries[i], err: &errs[i], wg: &wg}) {
+			wg.Add(-1)
+			wg.Wait() // the checkers still hold pointers into entries and errs
+			return nil, s.statusError(ctx, "append batch", ctx.Err())
+		}
 	}
 	wg.Wait()
+	for i := range reqs {
+		if errs[i] == nil {
+			errs[i] = s.statusError(ctx, "append", entries[i].Validate(s.cfg.MaxEnvelopeSize))
+		}
+	}
 	valid := make([]ledger.Entry, 0, len(reqs))
 	pos := make([]int, 0, len(reqs)) // valid[j] answers reqs[pos[j]]
 	for i := range reqs {

@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -70,6 +72,12 @@ type Config struct {
 	OnNewKey func(crypto.PublicKey)
 	// Logger receives the service's logs. Default slog.Default().
 	Logger *slog.Logger
+	// VerifyWorkers caps the appends being checked (parsed, marshalled,
+	// signature-verified) at once, across all RPCs. Default GOMAXPROCS:
+	// checking is pure CPU, so more at once only lengthens the scheduler's
+	// run queues, and the sequencer's goroutine and the gRPC transport then
+	// wait behind hundreds of verifications (see docs/ledger.md).
+	VerifyWorkers int
 }
 
 // Validate reports the first problem with c, naming the field to fix.
@@ -87,6 +95,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("service config: MaxEnvelopeSize %d is negative", c.MaxEnvelopeSize)
 	case c.MaxBatch < 0:
 		return fmt.Errorf("service config: MaxBatch %d is negative", c.MaxBatch)
+	case c.VerifyWorkers < 0:
+		return fmt.Errorf("service config: VerifyWorkers %d is negative", c.VerifyWorkers)
 	}
 	if limit := c.Log.Options().MaxEnvelopeSize; c.MaxEnvelopeSize > limit {
 		return fmt.Errorf("service config: MaxEnvelopeSize %d is above the log's limit %d; raise the log's MaxEnvelopeSize too", c.MaxEnvelopeSize, limit)
@@ -112,6 +122,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.VerifyWorkers == 0 {
+		c.VerifyWorkers = runtime.GOMAXPROCS(0)
+	}
 	return c
 }
 
@@ -129,6 +142,11 @@ type Service struct {
 
 	pems     pemCache
 	notified sync.Map // keys.KeyID → struct{}: OnNewKey already called
+
+	// jobs queues append requests for the checker goroutines, of which
+	// checkers run (at most VerifyWorkers).
+	jobs     chan checkJob
+	checkers atomic.Int32
 }
 
 // New returns a Service for cfg.
@@ -145,6 +163,7 @@ func New(cfg Config) (*Service, error) {
 		logger:   cfg.Logger.With("component", "api"),
 		types:    make(map[string]struct{}, len(cfg.PayloadTypes)),
 		typeList: strings.Join(cfg.PayloadTypes, ", "),
+		jobs:     make(chan checkJob, checkJobs),
 	}
 	for _, t := range cfg.PayloadTypes {
 		s.types[t] = struct{}{}

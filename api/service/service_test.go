@@ -36,6 +36,7 @@ func TestConfigValidate(t *testing.T) {
 		{"envelope above log limit", func(c *service.Config) { c.MaxEnvelopeSize = ledger.DefaultMaxEnvelopeSize + 1 }, "above the log's limit"},
 		{"negative batch", func(c *service.Config) { c.MaxBatch = -1 }, "MaxBatch -1 is negative"},
 		{"empty payload type", func(c *service.Config) { c.PayloadTypes = []string{""} }, "payload type"},
+		{"negative verify workers", func(c *service.Config) { c.VerifyWorkers = -1 }, "VerifyWorkers -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
@@ -102,4 +103,69 @@ func FuzzAppendRequest(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestCheckers appends concurrently through a service with one checker
+// goroutine (every request waits for it): all appends succeed, each with its
+// own index, and a request whose context ends while queued fails with
+// Canceled without being appended.
+func TestCheckers(t *testing.T) {
+	env := apitest.Start(t, apitest.Options{Service: func(c *service.Config) { c.VerifyWorkers = 1 }})
+	svc := env.Server.Service()
+	if got := svc.Config().VerifyWorkers; got != 1 {
+		t.Fatalf("VerifyWorkers = %d", got)
+	}
+	const n = 64
+	errs := make(chan error, n)
+	idx := make(chan uint64, 2*n)
+	for i := range n {
+		go func() {
+			if i%2 == 0 {
+				resp, err := svc.Append(context.Background(), apitest.Request(i))
+				if err == nil {
+					idx <- resp.GetIndex()
+				}
+				errs <- err
+				return
+			}
+			resp, err := svc.AppendBatch(context.Background(), &provledgerpb.AppendBatchRequest{Requests: []*provledgerpb.AppendRequest{apitest.Request(1000 + i), apitest.Request(2000 + i)}})
+			if err == nil {
+				for _, r := range resp.GetResponses() {
+					if r.GetError() != nil {
+						err = fmt.Errorf("batch item: %v", r.GetError())
+						break
+					}
+					idx <- r.GetIndex()
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(idx)
+	seen := map[uint64]bool{}
+	for i := range idx {
+		if seen[i] {
+			t.Fatalf("index %d twice", i)
+		}
+		seen[i] = true
+	}
+	if len(seen) != n/2+n {
+		t.Fatalf("%d indexes, want %d", len(seen), n/2+n)
+	}
+	size := env.Log.Latest().Size
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := svc.Append(ctx, apitest.Request(5000))
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("append with a canceled context: %v", err)
+	}
+	if got := env.Log.Latest().Size; got != size {
+		t.Fatalf("log grew from %d to %d on a canceled append", size, got)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +103,10 @@ func startNode(b *testing.B) (addr, logPub string) {
 // BenchmarkInProcess runs the append scenario (64 clients, 1 KiB
 // Ed25519-signed envelopes) against an in-process node, once per mode,
 // for PROVBENCH_INPROCESS_DURATION (default 5s) after a 1 s warmup. It
-// ignores b.N: run it with -benchtime 1x.
+// ignores b.N: run it with -benchtime 1x. Every other append flag can be
+// set the way provbench takes it from the environment
+// (PROVLEDGER_BENCH_BATCH_SIZE=8, PROVLEDGER_BENCH_INFLIGHT=4, ...), and
+// PROVBENCH_INPROCESS_MODES=batch,stream picks the modes.
 func BenchmarkInProcess(b *testing.B) {
 	d := 5 * time.Second
 	if s := os.Getenv("PROVBENCH_INPROCESS_DURATION"); s != "" {
@@ -111,12 +115,20 @@ func BenchmarkInProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, mode := range []string{loadgen.ModeUnary, loadgen.ModeStream, loadgen.ModeBatch} {
+	modes := []string{loadgen.ModeUnary, loadgen.ModeStream, loadgen.ModeBatch}
+	if s := os.Getenv("PROVBENCH_INPROCESS_MODES"); s != "" {
+		modes = strings.Split(s, ",")
+	}
+	for _, mode := range modes {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
 				addr, logPub := startNode(b)
-				cfg := loadgen.DefaultAppendConfig()
-				cfg.Server, cfg.LogKey, cfg.Mode = addr, logPub, mode
+				pc, err := loadgen.ParseAppend([]string{"--mode", mode}, os.LookupEnv, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg := *pc
+				cfg.Server, cfg.LogKey = addr, logPub
 				cfg.Duration, cfg.Warmup = d, time.Second
 				if path := os.Getenv("PROVBENCH_CPUPROFILE"); path != "" {
 					cfg.OnWindow = profileWindow(b, path+"."+mode)
@@ -133,6 +145,7 @@ func BenchmarkInProcess(b *testing.B) {
 				b.ReportMetric(res.Latency.P50, "p50-ms")
 				b.ReportMetric(res.Latency.P99, "p99-ms")
 				b.ReportMetric(res.CPU.LoadgenCores, "cores")
+				b.ReportMetric(res.CPU.LoadgenUsPerEntry, "cpu-µs/entry") // node and load generator: one process
 			}
 		})
 	}
