@@ -28,6 +28,8 @@ Usage:
   provbench limits [flags]   this machine's raw limits: SHA-256 MB/s, Ed25519
                              and ECDSA P-256 verifications/s, fsyncs/s
                              (provbench limits --help)
+  provbench cluster [flags]  3 provd nodes of one Raft cluster: entries/s,
+                             latency, leader-kill failover (provbench cluster --help)
 
 Each prints a summary and writes JSON (--out, default
 bench/results/<scenario>-<UTC timestamp>.json). Flags can also be set with
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return runAppend(ctx, args[1:], env, stdout, stderr)
 	case "limits":
 		return runLimits(args[1:], env, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], env, stdout, stderr) // cluster.go
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
