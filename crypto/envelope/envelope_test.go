@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -411,5 +413,58 @@ func TestInteropSecureSystemsLib(t *testing.T) {
 	}
 	if got := base64.StdEncoding.EncodeToString(PAE("a", []byte("b"))); got != base64.StdEncoding.EncodeToString(dsse.PAE("a", []byte("b"))) {
 		t.Fatal("PAE differs from dsse.PAE")
+	}
+}
+
+// TestVerifyFastPath: appendPAE gives dsse.PAE's bytes, and verifyAny (which
+// calls ed25519.Verify directly for Ed25519 keys) accepts exactly the
+// signatures sigstore's verifier accepts: good ones, and none that are
+// flipped, truncated, lengthened, over another message or by another key.
+func TestVerifyFastPath(t *testing.T) {
+	for _, tc := range []struct {
+		typ     string
+		payload []byte
+	}{{"", nil}, {"a", []byte("b")}, {"application/vnd.in-toto+json", bytes.Repeat([]byte("x{}é"), 1000)}, {"t y\x00pe", []byte{0, 1, 2}}} {
+		if got, want := appendPAE([]byte("prefix"), tc.typ, tc.payload), append([]byte("prefix"), dsse.PAE(tc.typ, tc.payload)...); !bytes.Equal(got, want) {
+			t.Fatalf("appendPAE(%q, %d bytes) = %q, want %q", tc.typ, len(tc.payload), got, want)
+		}
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := keys.NewVerifiers(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := dsse.PAE("application/vnd.in-toto+json", []byte(`{"a":1}`))
+	good := ed25519.Sign(priv, msg)
+	cases := map[string]struct {
+		sig, msg []byte
+	}{
+		"good":          {good, msg},
+		"other message": {good, append(bytes.Clone(msg), '.')},
+		"other key":     {ed25519.Sign(other, msg), msg},
+		"truncated":     {good[:63], msg},
+		"lengthened":    {append(bytes.Clone(good), 0), msg},
+		"empty":         {nil, msg},
+	}
+	for i := range 64 {
+		s := bytes.Clone(good)
+		s[i] ^= 1 << (i % 8)
+		cases[fmt.Sprintf("bit %d flipped", i*8+i%8)] = struct{ sig, msg []byte }{s, msg}
+	}
+	for name, c := range cases {
+		want := vs[0].VerifySignature(bytes.NewReader(c.sig), bytes.NewReader(c.msg)) == nil
+		if got := verifyAny(vs, c.sig, c.msg); got != want {
+			t.Errorf("%s: verifyAny = %v, sigstore's verifier says %v", name, got, want)
+		}
+		if name == "good" && !want {
+			t.Error("the good signature does not verify")
+		}
 	}
 }
