@@ -51,6 +51,8 @@ type config struct {
 	security securityConfig
 	// cluster configures Raft cluster mode (cluster.go).
 	cluster clusterConfig
+	// scan configures the anomaly scanner (scan.go).
+	scan scanConfig
 }
 
 const usageHeader = `provd — the provledger node.
@@ -87,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	addAdminFlags(fs, &c.admin)
 	addSecurityFlags(fs, &c.security)
 	addClusterFlags(fs, &c.cluster)
+	addScanFlags(fs, &c.scan)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
 	fs.Usage = func() {}
@@ -154,6 +157,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.security.validate(); err != nil {
+		return err
+	}
+	if err := c.scan.validate(); err != nil {
 		return err
 	}
 	return c.ingest.validate()

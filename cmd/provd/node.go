@@ -38,6 +38,7 @@ type node struct {
 	errc   chan error
 	lock   io.Closer // DATA/provd.lock, held while the node runs
 	guard  *guard    // metrics, TLS, auth, limits (security.go)
+	scan   func()    // stops the anomaly scanner (scan.go)
 }
 
 func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node, error) {
@@ -180,7 +181,15 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, err
 	}
-	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock, guard: g}
+	stopScan, err := startScanner(c, l, seq, srv, keyring, lg) // scan.go: Scanner service, --scan
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, err
+	}
+	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock, guard: g, scan: stopScan}
 	started = true
 	go func() { n.errc <- srv.Serve() }()
 
@@ -218,6 +227,7 @@ func (n *node) wait(ctx context.Context) error {
 	defer cancel()
 	n.srv.Stop(sctx)
 	n.guard.stop(sctx)
+	n.scan()
 	n.seq.Close()
 	defer n.lock.Close()
 	if err := n.ledger.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {

@@ -568,3 +568,45 @@ func (s *Scanner) Findings(f Filter) ([]StoredFinding, error) {
 
 // hexID is a key id as the state tables key it.
 func hexID(id [32]byte) string { return hex.EncodeToString(id[:]) }
+
+// LogSize is the size of the log's latest checkpoint.
+func (s *Scanner) LogSize() uint64 { return s.log.Latest().Size }
+
+// RunOptions configure a continuous scan.
+type RunOptions struct {
+	// Interval between passes; the scan lags the log by at most about
+	// Interval plus one pass. Default 2s.
+	Interval time.Duration
+	// IsLeader says whether this node may scan now (findings are appended
+	// by the leader only). Nil: always.
+	IsLeader func() bool
+}
+
+// Run scans continuously until ctx ends: a pass every Interval while this
+// node leads. Errors of a pass are logged and the pass retried.
+func (s *Scanner) Run(ctx context.Context, o RunOptions) error {
+	if o.Interval <= 0 {
+		o.Interval = 2 * time.Second
+	}
+	t := time.NewTicker(o.Interval)
+	defer t.Stop()
+	lg := s.opts.Logger
+	for {
+		if o.IsLeader == nil || o.IsLeader() {
+			p, err := s.Scan(ctx, 0)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return ctx.Err()
+			case err != nil:
+				lg.Warn("scanner pass failed; retrying", "err", err, "cursor", s.Cursor())
+			case p.To > p.From:
+				lg.Info("scanner pass", "from", p.From, "to", p.To, "findings", len(p.Findings))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
