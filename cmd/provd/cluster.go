@@ -52,23 +52,14 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.StringVar(&c.join, "join", "", "cluster mode: gRPC address of any member of an existing cluster; this node asks it to add it (needs the cluster's --log-key); ignored by a node that already has Raft state")
 }
 
+// validate checks the cluster flags' syntax; how they combine with the
+// data directory is checked at start (checkStart).
 func (c *clusterConfig) validate(cfg *config) error {
-	if c.nodeID == "" {
-		for _, name := range []string{"bootstrap", "join", "peers", "raft-advertise", "api-advertise"} {
-			if cfg.given[name] {
-				return fmt.Errorf("--%s needs --node-id (cluster mode)", name)
-			}
-		}
-		return nil
-	}
-	if len(c.nodeID) > 255 || strings.ContainsAny(c.nodeID, " \t\n=,") {
+	if c.nodeID != "" && (len(c.nodeID) > 255 || strings.ContainsAny(c.nodeID, " \t\n=,")) {
 		return fmt.Errorf("--node-id %q: must be 1..255 bytes without spaces, '=' or ','", c.nodeID)
 	}
 	if c.bootstrap && c.join != "" {
 		return errors.New("--bootstrap and --join exclude each other: bootstrap the first node, join the others")
-	}
-	if c.peers != "" && !c.bootstrap {
-		return errors.New("--peers is only used with --bootstrap")
 	}
 	for _, a := range []struct{ name, addr string }{{"--raft-addr", c.raftAddr}, {"--raft-advertise", c.raftAdvertise}, {"--api-advertise", c.apiAdvertise}, {"--join", c.join}} {
 		if a.addr == "" {
@@ -76,6 +67,13 @@ func (c *clusterConfig) validate(cfg *config) error {
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s %q: %v", a.name, a.addr, err)
+		}
+	}
+	// Checked before provd makes DATA/log.key for a new node: a joining
+	// node must sign with the cluster's key.
+	if c.nodeID != "" && c.join != "" && cfg.logKeyPath == "" {
+		if _, err := os.Stat(filepath.Join(cfg.dataDir, "log.key")); err != nil {
+			return fmt.Errorf("--join needs the cluster's log key: every node signs the same checkpoints with it; pass --log-key FILE (a copy of the first node's DATA/log.key)")
 		}
 	}
 	c.peerList = nil
@@ -91,10 +89,21 @@ func (c *clusterConfig) validate(cfg *config) error {
 			c.peerList = append(c.peerList, cluster.Member{ID: f[0], RaftAddr: f[1], APIAddr: f[2]})
 		}
 	}
-	if c.join != "" && cfg.logKeyPath == "" {
-		if _, err := os.Stat(filepath.Join(cfg.dataDir, "log.key")); err != nil {
-			return fmt.Errorf("--join needs the cluster's log key: every node signs the same checkpoints with it; pass --log-key FILE (a copy of the first node's DATA/log.key)")
+	return nil
+}
+
+// checkStart checks how the cluster flags combine, when the node starts.
+func (c *clusterConfig) checkStart(cfg *config) error {
+	if c.nodeID == "" {
+		for _, name := range []string{"bootstrap", "join", "peers", "raft-advertise", "api-advertise"} {
+			if cfg.given[name] {
+				return fmt.Errorf("--%s needs --node-id (cluster mode)", name)
+			}
 		}
+		return nil
+	}
+	if c.peers != "" && !c.bootstrap {
+		return errors.New("--peers is only used with --bootstrap")
 	}
 	return nil
 }
@@ -195,6 +204,9 @@ type raftSequencer struct {
 // the lineage Indexer, so indexes are built from replicated batches too.
 func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519.PrivateKey, lg *slog.Logger) (sequencer, error) {
 	cc := &c.cluster
+	if err := cc.checkStart(c); err != nil {
+		return nil, err
+	}
 	if cc.nodeID == "" {
 		st, err := readClusterState(c)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -447,4 +448,54 @@ func TestClusterRestartAll(t *testing.T) {
 		l.acks[idx] = leaf
 	}
 	e.converge(before.GetSize()+20, l.acks)
+}
+
+// TestClusterFlagErrors: cluster flags that do not fit together, or a data
+// directory that belongs to another node, stop provd with a message that
+// names what to fix.
+func TestClusterFlagErrors(t *testing.T) {
+	owned := t.TempDir() // a data directory of cluster node n1
+	if err := os.WriteFile(filepath.Join(owned, "cluster.json"), []byte(`{"node_id":"n1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bootstrap and join", []string{"--node-id", "n1", "--bootstrap", "--join", "127.0.0.1:1"}, 2, "--bootstrap and --join exclude each other"},
+		{"peers malformed", []string{"--node-id", "n1", "--bootstrap", "--peers", "n2=127.0.0.1:1"}, 2, "each peer is id=raftaddr=apiaddr"},
+		{"raft addr without port", []string{"--node-id", "n1", "--raft-addr", "localhost"}, 2, "--raft-addr"},
+		{"node id with a space", []string{"--node-id", "n 1"}, 2, "--node-id"},
+		{"join without the log key", []string{"--node-id", "n2", "--join", "127.0.0.1:1"}, 2, "--join needs the cluster's log key"},
+		{"bootstrap without node id", []string{"--bootstrap"}, 1, "--bootstrap needs --node-id"},
+		{"peers without bootstrap", []string{"--node-id", "n1", "--peers", "n2=127.0.0.1:1=127.0.0.1:2"}, 1, "--peers is only used with --bootstrap"},
+		{"api address not dialable", []string{"--node-id", "n1", "--grpc-addr", "0.0.0.0:0"}, 1, "the other nodes must be able to dial it"},
+		{"cluster data without node id", []string{"--data", owned}, 1, `belongs to cluster node "n1": start it with --node-id n1`},
+		{"cluster data with another node id", []string{"--data", owned, "--node-id", "n2"}, 1, `belongs to cluster node "n1", not --node-id "n2"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--admin-addr", ""}, tc.args...)
+			if !slicesContain(tc.args, "--data") {
+				args = append(args, "--data", t.TempDir())
+			}
+			var stdout, stderr bytes.Buffer
+			if code := runOnce(t, args, &stdout, &stderr); code != tc.code {
+				t.Fatalf("provd %q exited %d, want %d; stderr:\n%s", tc.args, code, tc.code, &stderr)
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("provd %q: stderr does not say %q:\n%s", tc.args, tc.want, &stderr)
+			}
+		})
+	}
+}
+
+func slicesContain(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -47,6 +47,14 @@ var allFlags = []struct {
 	{"allow-any-payload-type", "PROVLEDGER_ALLOW_ANY_PAYLOAD_TYPE", "true", func(c *config) string { return strconv.FormatBool(c.anyPayloadType) }},
 	{"log-format", "PROVLEDGER_LOG_FORMAT", "json", func(c *config) string { return c.logFormat }},
 	{"log-level", "PROVLEDGER_LOG_LEVEL", "debug", func(c *config) string { return c.logLevel }},
+	// cluster.go
+	{"node-id", "PROVLEDGER_NODE_ID", "n7", func(c *config) string { return c.cluster.nodeID }},
+	{"raft-addr", "PROVLEDGER_RAFT_ADDR", "127.0.0.1:9402", func(c *config) string { return c.cluster.raftAddr }},
+	{"raft-advertise", "PROVLEDGER_RAFT_ADVERTISE", "10.0.0.7:7402", func(c *config) string { return c.cluster.raftAdvertise }},
+	{"api-advertise", "PROVLEDGER_API_ADVERTISE", "10.0.0.7:7400", func(c *config) string { return c.cluster.apiAdvertise }},
+	{"bootstrap", "PROVLEDGER_BOOTSTRAP", "true", func(c *config) string { return strconv.FormatBool(c.cluster.bootstrap) }},
+	{"peers", "PROVLEDGER_PEERS", "n2=10.0.0.2:7402=10.0.0.2:7400", func(c *config) string { return c.cluster.peers }},
+	{"join", "PROVLEDGER_JOIN", "10.0.0.1:7400", func(c *config) string { return c.cluster.join }},
 	// admin.go, security.go
 	{"admin-addr", "PROVLEDGER_ADMIN_ADDR", "127.0.0.1:9403", func(c *config) string { return c.admin.addr }},
 	{"tls-cert", "PROVLEDGER_TLS_CERT", "/etc/provd/tls.crt", func(c *config) string { return c.security.tlsCert }},
