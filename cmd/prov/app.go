@@ -31,7 +31,12 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
-	c, err := client.Dial(ctx, a.server)
+	sec := client.Security{Token: a.token, CAFile: a.tlsCA, CertFile: a.tlsCert, KeyFile: a.tlsKey}
+	opts, err := sec.DialOptions(a.server)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	c, err := client.Dial(ctx, a.server, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -231,6 +231,8 @@ type globalFlags struct {
 	logKey  string
 	origin  string
 	json    bool
+	// security: TLS and bearer token (docs/security.md)
+	token, tlsCA, tlsCert, tlsKey string
 }
 
 const defaultLogKey = "./data/log.pub"
@@ -241,6 +243,10 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.logKey, "log-key", "", "PEM Ed25519 public key of the log (the node's DATA/log.pub); default "+defaultLogKey+" if that file exists")
 	fs.StringVar(&g.origin, "origin", "", "the log's origin (its name in checkpoints); default: taken from the first checkpoint seen, which trusts the server for the name only — the signature is still checked with --log-key")
 	fs.BoolVar(&g.json, "json", false, "machine-readable JSON output on stdout")
+	fs.StringVar(&g.token, "token", "", "bearer token for a node with --auth-tokens (prefer PROVLEDGER_TOKEN: a flag shows in ps); sent only over TLS or to loopback")
+	fs.StringVar(&g.tlsCA, "tls-ca", "", "PEM CA bundle to verify a TLS node's certificate (connects over TLS)")
+	fs.StringVar(&g.tlsCert, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")
+	fs.StringVar(&g.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 }
 
 // share registers the root flag set's global flags on a subcommand's flag
@@ -253,7 +259,7 @@ func share(root, sub *flag.FlagSet) {
 	}
 }
 
-var globalNames = []string{"server", "timeout", "log-key", "origin", "json"}
+var globalNames = []string{"server", "timeout", "log-key", "origin", "json", "token", "tls-ca", "tls-cert", "tls-key"}
 
 // applyEnv sets the command's own (non-global) flags that were not given on
 // the command line from PROVLEDGER_<FLAG>. The global flags were already
