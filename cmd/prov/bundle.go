@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -244,14 +245,30 @@ func (a *app) verifyEvidence(path string) error {
 	if err != nil {
 		return usagef("--evidence-file: %v", err)
 	}
-	var ev Evidence
+	ev, verdict, err := checkEvidence(pub, a.origin, b)
+	if err != nil {
+		return a.failed("evidence "+path, err)
+	}
+	origin := ev.Origin
+	if a.json {
+		return a.printJSON(map[string]any{"proven": true, "kind": ev.Kind, "origin": origin, "verdict": verdict})
+	}
+	fmt.Fprintf(a.stdout, "%s (log %s, evidence %s)\n", verdict, origin, path)
+	return nil
+}
+
+// checkEvidence re-checks an evidence file with the log key pub (and
+// origin, if not empty). It returns the verdict when the file proves what
+// it claims, an error otherwise.
+func checkEvidence(pub ed25519.PublicKey, origin string, b []byte) (*Evidence, string, error) {
+	ev := &Evidence{}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil || ev.Format != EvidenceFormat {
-		return a.failed("evidence "+path, fmt.Errorf("not a %s file: %v", EvidenceFormat, err))
+	if err := dec.Decode(ev); err != nil || ev.Format != EvidenceFormat {
+		return nil, "", fmt.Errorf("not a %s file: %v", EvidenceFormat, err)
 	}
 	open := func(which, n string) (checkpoint.Checkpoint, error) {
-		v, err := client.VerifierForCheckpoint(pub, a.origin, []byte(n))
+		v, err := client.VerifierForCheckpoint(pub, origin, []byte(n))
 		if err != nil {
 			return checkpoint.Checkpoint{}, fmt.Errorf("%s checkpoint: %w", which, err)
 		}
@@ -263,14 +280,14 @@ func (a *app) verifyEvidence(path string) error {
 	}
 	oldCP, err := open("old", ev.OldCheckpoint)
 	if err != nil {
-		return a.failed("evidence "+path, err)
+		return nil, "", err
 	}
 	newCP, err := open("new", ev.NewCheckpoint)
 	if err != nil {
-		return a.failed("evidence "+path, err)
+		return nil, "", err
 	}
 	if oldCP.Origin != newCP.Origin {
-		return a.failed("evidence "+path, fmt.Errorf("the checkpoints are of two logs, %q and %q", oldCP.Origin, newCP.Origin))
+		return nil, "", fmt.Errorf("the checkpoints are of two logs, %q and %q", oldCP.Origin, newCP.Origin)
 	}
 	var verdict string
 	switch {
@@ -280,37 +297,34 @@ func (a *app) verifyEvidence(path string) error {
 		verdict = fmt.Sprintf("PROVEN stale view: the log served its size-%d checkpoint after its size-%d one (both signed by the log key); this alone does not prove a fork", newCP.Size, oldCP.Size)
 	case oldCP.Size < newCP.Size:
 		if proof.VerifyConsistency(oldCP.Size, newCP.Size, ev.ConsistencyProof, oldCP.Hash, newCP.Hash) == nil {
-			return a.failed("evidence "+path, fmt.Errorf("the consistency proof %d -> %d verifies: these checkpoints are consistent", oldCP.Size, newCP.Size))
+			return nil, "", fmt.Errorf("the consistency proof %d -> %d verifies: these checkpoints are consistent", oldCP.Size, newCP.Size)
 		}
 		if len(ev.OldRange) == 0 {
-			return a.failed("evidence "+path, fmt.Errorf("the consistency proof fails, but without the tree's ranges that shows nothing about the log (anyone can send a bad proof)"))
+			return nil, "", fmt.Errorf("the consistency proof fails, but without the tree's ranges that shows nothing about the log (anyone can send a bad proof)")
 		}
 		l, err := rangeFactory.NewRange(0, oldCP.Size, ev.OldRange)
 		if err != nil {
-			return a.failed("evidence "+path, fmt.Errorf("old_range: %w", err))
+			return nil, "", fmt.Errorf("old_range: %w", err)
 		}
 		var r *compact.Range
 		if r, err = rangeFactory.NewRange(oldCP.Size, newCP.Size, ev.NewRange); err != nil {
-			return a.failed("evidence "+path, fmt.Errorf("new_range: %w", err))
+			return nil, "", fmt.Errorf("new_range: %w", err)
 		}
 		prefix := rootOf(l)
 		if err := l.AppendRange(r, nil); err != nil {
-			return a.failed("evidence "+path, err)
+			return nil, "", err
 		}
 		if rootOf(l) != newCP.Hash {
-			return a.failed("evidence "+path, fmt.Errorf("the ranges do not hash to the new checkpoint's root"))
+			return nil, "", fmt.Errorf("the ranges do not hash to the new checkpoint's root")
 		}
 		if prefix == oldCP.Hash {
-			return a.failed("evidence "+path, fmt.Errorf("the new tree's root at size %d equals the old checkpoint's: no inconsistency", oldCP.Size))
+			return nil, "", fmt.Errorf("the new tree's root at size %d equals the old checkpoint's: no inconsistency", oldCP.Size)
 		}
 		verdict = fmt.Sprintf("PROVEN inconsistency: the log's signed tree of size %d has root %s at size %d, but the log signed %s for size %d",
 			newCP.Size, b64(prefix[:]), oldCP.Size, b64(oldCP.Hash[:]), oldCP.Size)
 	default:
-		return a.failed("evidence "+path, fmt.Errorf("the two checkpoints are the same (size %d): nothing is proven; entry-level findings (%s) need the log's data to re-check", oldCP.Size, ev.Kind))
+		return nil, "", fmt.Errorf("the two checkpoints are the same (size %d): nothing is proven; entry-level findings (%s) need the log's data to re-check", oldCP.Size, ev.Kind)
 	}
-	if a.json {
-		return a.printJSON(map[string]any{"proven": true, "kind": ev.Kind, "origin": oldCP.Origin, "verdict": verdict})
-	}
-	fmt.Fprintf(a.stdout, "%s (log %s, evidence %s)\n", verdict, oldCP.Origin, path)
-	return nil
+	ev.Origin = oldCP.Origin
+	return ev, verdict, nil
 }
