@@ -308,6 +308,7 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.lineageCommand(),
 		a.costCommand(),
 		a.verifyAnswerCommand(),
+		a.scanCommand(), a.findingsCommand(), a.forecastCommand(), // scan.go
 		a.clusterCommand(),
 	}
 	for _, s := range subs {
