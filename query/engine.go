@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -74,6 +75,33 @@ type Request struct {
 	// NoEnvelopes leaves the envelopes out of a proof (smaller, but
 	// verify can then check inclusion only, not content).
 	NoEnvelopes bool
+	// Namespaces, when set, keeps traversals inside these OpenLineage
+	// namespaces: datasets, dataset versions, columns, jobs and job
+	// versions of other namespaces are neither listed nor walked through.
+	// Runs and tags have no namespace and pass; the queried node is always
+	// listed. At most MaxNamespaces.
+	Namespaces []string
+}
+
+// MaxNamespaces caps Request.Namespaces.
+const MaxNamespaces = 100
+
+// namespaceFilter returns the sorted, deduplicated filter of req.
+func (r *Request) namespaceFilter() ([]string, error) {
+	if len(r.Namespaces) == 0 {
+		return nil, nil
+	}
+	if len(r.Namespaces) > MaxNamespaces {
+		return nil, invalid("%d namespaces; filter by at most %d", len(r.Namespaces), MaxNamespaces)
+	}
+	out := slices.Clone(r.Namespaces)
+	for i, ns := range out {
+		if ns == "" {
+			return nil, invalid("namespace %d of the filter is empty", i+1)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func (r *Request) limits() (int, int, error) {
@@ -167,6 +195,8 @@ type session struct {
 	pos    map[graph.ID]int32
 	pedges []pendingEdge
 	pseen  map[pendingKey]struct{}
+	// namespaces is the namespace filter (nil: none), sorted.
+	namespaces []string
 	// walks numbers the traversals of the session (pendingNode.walk).
 	walks int32
 	// pseenSlow dedups edges linkSlow records (ends not in the answer).
@@ -180,6 +210,10 @@ type session struct {
 
 func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session, error) {
 	depth, budget, err := req.limits()
+	if err != nil {
+		return nil, err
+	}
+	nsf, err := req.namespaceFilter()
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +234,9 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 		pseen: make(map[pendingKey]struct{}, min(budget, 1<<12)), infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
-			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime},
+			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime, Namespaces: nsf},
 		},
+		namespaces: nsf,
 	}
 	if indexed, err := r.Indexed(); err != nil {
 		r.Close()

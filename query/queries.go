@@ -344,6 +344,9 @@ func (e *Engine) Columns(ctx context.Context, node answer.Ref, req Request) (*an
 			cols = append(cols, e.Src)
 		}
 		for _, e := range affects {
+			if s.namespaces != nil && !s.inNamespaces(e.Name) {
+				continue
+			}
 			if !s.spend(1) {
 				break
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -596,5 +597,50 @@ func TestCost(t *testing.T) {
 	sort.Strings(a.Cost.Runs)
 	if strings.Join(a.Cost.Runs, ",") != extract2+","+aggregate2 || len(a.Cost.Rows) != 0 {
 		t.Errorf("day 2 revenue: %+v", a.Cost)
+	}
+}
+
+// TestNamespaceFilter: a traversal stays inside the namespaces asked for;
+// the queried node is always listed; bad filters are refused.
+func TestNamespaceFilter(t *testing.T) {
+	_, e := shop(t)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		ns   []string
+		want []string
+	}{
+		{"jobs and two stores", []string{"airflow-prod", "snowflake://acme.eu-west-1", "s3://lake"}, []string{kRev, kAgg, kRaw, kExtract, kBackfill}},
+		{"no job namespace: nothing to walk through", []string{"snowflake://acme.eu-west-1", "s3://lake"}, []string{kRev}},
+		{"duplicates and order do not matter", []string{"s3://lake", "airflow-prod", "s3://lake", "postgres://db.example.com:5432", "snowflake://acme.eu-west-1"}, []string{kRev, kAgg, kRaw, kCust, kExtract, kBackfill, kPg}},
+		{"none", nil, []string{kRev, kAgg, kRaw, kCust, kExtract, kBackfill, kPg}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := e.Upstream(ctx, revenue, query.Request{Namespaces: c.ns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEntries(t, a)
+			same(t, c.name, nodeKeys(a, "dataset", "job"), c.want)
+			if c.ns != nil && (len(a.Query.Namespaces) == 0 || !sort.StringsAreSorted(a.Query.Namespaces)) {
+				t.Errorf("answer query namespaces %q", a.Query.Namespaces)
+			}
+		})
+	}
+	// Impact and paths honour it too.
+	a, err := e.Impact(ctx, pgOrders, query.Request{Namespaces: []string{"airflow-prod", "postgres://db.example.com:5432", "s3://lake"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range a.Nodes {
+		if n.Ref.Kind != "run" && n.Ref.Kind != "tag" && !slices.Contains([]string{"airflow-prod", "postgres://db.example.com:5432", "s3://lake"}, n.Ref.Parts[0]) {
+			t.Errorf("impact left the namespaces: %s", n.Key)
+		}
+	}
+	for _, bad := range [][]string{{""}, make([]string, query.MaxNamespaces+1)} {
+		if _, err := e.Upstream(ctx, revenue, query.Request{Namespaces: bad}); !errors.Is(err, query.ErrInvalid) {
+			t.Errorf("filter %q: %v, want ErrInvalid", bad, err)
+		}
 	}
 }

@@ -3,9 +3,11 @@ package query
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/provledger/provledger/ledger"
 
@@ -57,6 +59,9 @@ func (s *session) neighbors(hops []hop, id graph.ID, down bool) ([]hop, error) {
 			if !out {
 				n = e.Src
 			}
+			if s.namespaces != nil && !s.inNamespaces(e.Name) {
+				continue
+			}
 			h := hop{next: n, from: n, to: id, rel: arel, ref: refOf(e), name: e.Name}
 			if idIsFrom {
 				h.from, h.to = id, n
@@ -98,6 +103,27 @@ func (s *session) neighbors(hops []hop, id graph.ID, down bool) ([]hop, error) {
 		}
 	}
 	return hops, err
+}
+
+// inNamespaces reports whether the node with the encoded name is inside
+// the namespace filter: its first name part (the namespace of datasets,
+// dataset versions, columns, jobs and job versions) is one of them. Runs
+// and tags have no namespace and pass.
+func (s *session) inNamespaces(name []byte) bool {
+	if len(name) == 0 {
+		return true
+	}
+	switch graph.Kind(name[0]) {
+	case graph.Run, graph.TagNode:
+		return true
+	}
+	l, w := binary.Uvarint(name[1:])
+	if w <= 0 || uint64(len(name)-1-w) < l {
+		return false
+	}
+	ns := name[1+w : 1+w+int(l)]
+	_, found := slices.BinarySearchFunc(s.namespaces, ns, func(a string, b []byte) int { return strings.Compare(a, string(b)) })
+	return found
 }
 
 // traverse walks breadth-first from start, up- or downstream. Depth
@@ -275,6 +301,9 @@ func (e *Engine) Impact(ctx context.Context, node answer.Ref, req Request) (*ans
 		}
 		if !s.spend(1) {
 			break
+		}
+		if s.namespaces != nil && !slices.Contains(s.namespaces, a.Job.Namespace) {
+			continue
 		}
 		jid := graph.NodeID(graph.Job, a.Job.Namespace, a.Job.Name)
 		s.add(jid, s.depthOf(pe.to), graph.EncodeName(graph.Job, a.Job.Namespace, a.Job.Name))

@@ -109,7 +109,13 @@ type QueryOptions struct {
 	Prove bool `protobuf:"varint,5,opt,name=prove,proto3" json:"prove,omitempty"`
 	// no_envelopes leaves envelopes out of a proof (smaller; content then
 	// cannot be checked offline, only inclusion).
-	NoEnvelopes   bool `protobuf:"varint,6,opt,name=no_envelopes,json=noEnvelopes,proto3" json:"no_envelopes,omitempty"`
+	NoEnvelopes bool `protobuf:"varint,6,opt,name=no_envelopes,json=noEnvelopes,proto3" json:"no_envelopes,omitempty"`
+	// namespaces, when set, keeps traversals inside these OpenLineage
+	// namespaces: datasets, dataset versions, columns, jobs and job
+	// versions of other namespaces are neither listed nor walked through
+	// (runs and tags have none; the queried node is always listed). At most
+	// 100.
+	Namespaces    []string `protobuf:"bytes,7,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -184,6 +190,13 @@ func (x *QueryOptions) GetNoEnvelopes() bool {
 		return x.NoEnvelopes
 	}
 	return false
+}
+
+func (x *QueryOptions) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
 }
 
 type NodeQuery struct {
@@ -525,15 +538,17 @@ func (x *Answer) GetProof() *AnswerProof {
 }
 
 type AnswerQuery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Node          *NodeRef               `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	To            *NodeRef               `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	Depth         uint32                 `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
-	Budget        uint32                 `protobuf:"varint,5,opt,name=budget,proto3" json:"budget,omitempty"`
-	GroupBy       string                 `protobuf:"bytes,6,opt,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
-	AsOfSize      uint64                 `protobuf:"varint,7,opt,name=as_of_size,json=asOfSize,proto3" json:"as_of_size,omitempty"`
-	AsOfTime      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=as_of_time,json=asOfTime,proto3" json:"as_of_time,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Kind     string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Node     *NodeRef               `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	To       *NodeRef               `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Depth    uint32                 `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
+	Budget   uint32                 `protobuf:"varint,5,opt,name=budget,proto3" json:"budget,omitempty"`
+	GroupBy  string                 `protobuf:"bytes,6,opt,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
+	AsOfSize uint64                 `protobuf:"varint,7,opt,name=as_of_size,json=asOfSize,proto3" json:"as_of_size,omitempty"`
+	AsOfTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=as_of_time,json=asOfTime,proto3" json:"as_of_time,omitempty"`
+	// namespaces is the namespace filter applied (sorted), if any.
+	Namespaces    []string `protobuf:"bytes,9,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,6 +635,13 @@ func (x *AnswerQuery) GetAsOfSize() uint64 {
 func (x *AnswerQuery) GetAsOfTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.AsOfTime
+	}
+	return nil
+}
+
+func (x *AnswerQuery) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
 	}
 	return nil
 }
@@ -1977,7 +1999,7 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\x19provledger/v1/query.proto\x12\rprovledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"3\n" +
 	"\aNodeRef\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05parts\x18\x02 \x03(\tR\x05parts\"\xcd\x01\n" +
+	"\x05parts\x18\x02 \x03(\tR\x05parts\"\xed\x01\n" +
 	"\fQueryOptions\x12\x1c\n" +
 	"\n" +
 	"as_of_size\x18\x01 \x01(\x04R\basOfSize\x128\n" +
@@ -1986,7 +2008,10 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\x05depth\x18\x03 \x01(\rR\x05depth\x12\x16\n" +
 	"\x06budget\x18\x04 \x01(\rR\x06budget\x12\x14\n" +
 	"\x05prove\x18\x05 \x01(\bR\x05prove\x12!\n" +
-	"\fno_envelopes\x18\x06 \x01(\bR\vnoEnvelopes\"n\n" +
+	"\fno_envelopes\x18\x06 \x01(\bR\vnoEnvelopes\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\a \x03(\tR\n" +
+	"namespaces\"n\n" +
 	"\tNodeQuery\x12*\n" +
 	"\x04node\x18\x01 \x01(\v2\x16.provledger.v1.NodeRefR\x04node\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.provledger.v1.QueryOptionsR\aoptions\"\xb4\x01\n" +
@@ -2016,7 +2041,7 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\v2\x19.provledger.v1.TruncationR\ttruncated\x12\x18\n" +
 	"\aentries\x18\v \x03(\x04R\aentries\x120\n" +
-	"\x05proof\x18\f \x01(\v2\x1a.provledger.v1.AnswerProofR\x05proof\"\x96\x02\n" +
+	"\x05proof\x18\f \x01(\v2\x1a.provledger.v1.AnswerProofR\x05proof\"\xb6\x02\n" +
 	"\vAnswerQuery\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12*\n" +
 	"\x04node\x18\x02 \x01(\v2\x16.provledger.v1.NodeRefR\x04node\x12&\n" +
@@ -2027,7 +2052,10 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\n" +
 	"as_of_size\x18\a \x01(\x04R\basOfSize\x128\n" +
 	"\n" +
-	"as_of_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\basOfTime\"t\n" +
+	"as_of_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\basOfTime\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\t \x03(\tR\n" +
+	"namespaces\"t\n" +
 	"\n" +
 	"AnswerNode\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +

@@ -57,7 +57,7 @@ var _ provledgerpb.QueryServer = (*Service)(nil)
 func request(o *provledgerpb.QueryOptions) query.Request {
 	r := query.Request{
 		AsOfSize: o.GetAsOfSize(), Depth: int(o.GetDepth()), Budget: int(o.GetBudget()),
-		Prove: o.GetProve(), NoEnvelopes: o.GetNoEnvelopes(),
+		Prove: o.GetProve(), NoEnvelopes: o.GetNoEnvelopes(), Namespaces: o.GetNamespaces(),
 	}
 	if t := o.GetAsOfTime(); t != nil {
 		r.AsOfTime = t.AsTime()

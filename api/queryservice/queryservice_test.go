@@ -355,6 +355,9 @@ func TestProtoRoundTrip(t *testing.T) {
 		func() (*answer.Answer, error) { return eng.Cost(ctx, query.CostRequest{Node: &mv, Request: req}) },
 		func() (*answer.Answer, error) { return eng.Cost(ctx, query.CostRequest{GroupBy: "dataset"}) },
 		func() (*answer.Answer, error) { return eng.Upstream(ctx, rv, query.Request{Budget: 3}) },
+		func() (*answer.Answer, error) {
+			return eng.Upstream(ctx, rv, query.Request{Namespaces: []string{"airflow-prod", "s3://lake"}})
+		},
 	} {
 		a, err := f()
 		if err != nil {

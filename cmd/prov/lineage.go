@@ -34,6 +34,22 @@ type queryFlags struct {
 	format        string
 	out           string
 	trust         string
+	namespaces    stringList
+}
+
+// stringList is a flag that may be given several times (namespaces may
+// hold commas, so one value is one namespace).
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+// Set implements flag.Value.
+func (l *stringList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty namespace")
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 func (q *queryFlags) register(fs *flag.FlagSet, defaultFormat string) {
@@ -46,6 +62,7 @@ func (q *queryFlags) register(fs *flag.FlagSet, defaultFormat string) {
 	fs.StringVar(&q.format, "format", defaultFormat, "output: "+strings.Join(answerFormats, ", ")+" (prov = PROV-JSON; json is what verify-answer reads)")
 	fs.StringVar(&q.out, "out", "", "write the output to this file instead of standard output")
 	fs.StringVar(&q.trust, "trust", "", "with --prove: also re-verify every envelope's DSSE signatures with the PEM public keys in this file")
+	fs.Var(&q.namespaces, "namespace", "keep the traversal inside this OpenLineage namespace (repeat the flag for several; list the jobs' namespaces too): datasets, columns and jobs of other namespaces are left out and not walked through")
 }
 
 func parseTime(flagName, s string) (*timestamppb.Timestamp, error) {
@@ -74,7 +91,7 @@ func (q *queryFlags) options() (*provledgerpb.QueryOptions, error) {
 	if q.depth > 1<<31 || q.budget > 1<<31 {
 		return nil, usagef("--depth and --budget must be below 2^31")
 	}
-	return &provledgerpb.QueryOptions{AsOfSize: q.asOfSize, AsOfTime: t, Depth: uint32(q.depth), Budget: uint32(q.budget), Prove: q.prove, NoEnvelopes: q.noEnvelopes}, nil
+	return &provledgerpb.QueryOptions{AsOfSize: q.asOfSize, AsOfTime: t, Depth: uint32(q.depth), Budget: uint32(q.budget), Prove: q.prove, NoEnvelopes: q.noEnvelopes, Namespaces: q.namespaces}, nil
 }
 
 // nodeKinds maps the node words the CLI accepts to kinds and part names.

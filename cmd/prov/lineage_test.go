@@ -139,6 +139,11 @@ func TestLineageCLI(t *testing.T) {
 	if !strings.Contains(r.stdout, "└── ") || !strings.Contains(r.stdout, "(see above)") {
 		t.Errorf("tree:\n%s", r.stdout)
 	}
+	// A namespace filter: the Postgres tables are left out.
+	r = mustProv(t, ts.args("lineage", "upstream", "dataset", revNS, revName, "--namespace", "airflow-prod", "--namespace", revNS, "--namespace", "s3://lake")...)
+	if strings.Contains(r.stdout, "postgres://") || !strings.Contains(r.stdout, "s3://lake") {
+		t.Errorf("--namespace:\n%s", r.stdout)
+	}
 	// DOT and Mermaid.
 	r = mustProv(t, ts.args("lineage", "impact", "column", "postgres://db.example.com:5432", "shop.public.orders", "amount", "--format", "dot")...)
 	if !strings.HasPrefix(r.stdout, "digraph lineage {") || !strings.Contains(r.stdout, `-> "datasetField:s3://lake:raw/orders:amount"`) {

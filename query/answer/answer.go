@@ -69,6 +69,9 @@ type Query struct {
 	// AsOfSize / AsOfTime are as asked (0 / zero: latest).
 	AsOfSize uint64    `json:"asOfSize,omitempty"`
 	AsOfTime time.Time `json:"asOfTime,omitzero"`
+	// Namespaces is the namespace filter applied (sorted), if any: the
+	// traversal stayed inside these OpenLineage namespaces.
+	Namespaces []string `json:"namespaces,omitempty"`
 }
 
 // Ref names a node by kind and parts:

@@ -69,7 +69,7 @@ func ToProto(a *answer.Answer) *provledgerpb.Answer {
 		Query: &provledgerpb.AnswerQuery{
 			Kind: a.Query.Kind, Node: RefToProto(a.Query.Node), To: RefToProto(a.Query.To),
 			Depth: uint32(a.Query.Depth), Budget: uint32(a.Query.Budget), GroupBy: a.Query.GroupBy,
-			AsOfSize: a.Query.AsOfSize, AsOfTime: ts(a.Query.AsOfTime),
+			AsOfSize: a.Query.AsOfSize, AsOfTime: ts(a.Query.AsOfTime), Namespaces: a.Query.Namespaces,
 		},
 	}
 	for _, n := range a.Nodes {
@@ -167,7 +167,7 @@ func FromProto(p *provledgerpb.Answer) (*answer.Answer, error) {
 		Query: answer.Query{
 			Kind: q.GetKind(), Node: RefFromProto(q.GetNode()), To: RefFromProto(q.GetTo()),
 			Depth: int(q.GetDepth()), Budget: int(q.GetBudget()), GroupBy: q.GetGroupBy(),
-			AsOfSize: q.GetAsOfSize(), AsOfTime: fromTS(q.GetAsOfTime()),
+			AsOfSize: q.GetAsOfSize(), AsOfTime: fromTS(q.GetAsOfTime()), Namespaces: q.GetNamespaces(),
 		},
 	}
 	if a.Entries == nil {
