@@ -1,0 +1,67 @@
+package olingest_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/provledger/provledger/api/olingest"
+)
+
+// FuzzSplitBatch: SplitBatch never panics; what it accepts is a JSON
+// array whose elements it returns exactly (each is valid JSON, and they
+// appear in the body in order).
+func FuzzSplitBatch(f *testing.F) {
+	for _, s := range []string{`[]`, `[{}]`, `[{"a":1}, {"b":[2,3]}]`, ` [ {} , {} ] `, `{}`, `[`, `[{}`, `[] x`, `[1,"x",null]`, `[{"eventType":"START","run":{"runId":"0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a00"}}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		elems, err := olingest.SplitBatch(body, 50)
+		if err != nil {
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted invalid JSON %q", body)
+		}
+		rest := body
+		for i, e := range elems {
+			if !json.Valid(e) {
+				t.Fatalf("element %d is not JSON: %q", i, e)
+			}
+			j := bytes.Index(rest, e)
+			if j < 0 {
+				t.Fatalf("element %d %q is not in the body (in order)", i, e)
+			}
+			rest = rest[j+len(e):]
+		}
+		if len(elems) > 50 {
+			t.Fatalf("%d elements above the limit", len(elems))
+		}
+	})
+}
+
+// FuzzParseTokens: ParseTokens never panics; a file it accepts has
+// unique, well-formed names, and every token matches its own name only.
+func FuzzParseTokens(f *testing.F) {
+	f.Add([]byte("a " + olingest.HashToken("x") + "\n"))
+	f.Add([]byte("# c\n\nairflow-prod\t" + olingest.HashToken("s") + "\nspark/etl " + olingest.HashToken("t") + "\n"))
+	f.Add([]byte("a sha256:XYZ\n"))
+	f.Add([]byte("a b c\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		toks, err := olingest.ParseTokens(b)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, n := range toks.Names() {
+			if seen[n] || n == "" || strings.ContainsAny(n, " \t\n") {
+				t.Fatalf("bad or repeated name %q", n)
+			}
+			seen[n] = true
+		}
+		if _, ok := toks.Match("definitely not a configured token \x00"); ok && toks.Len() == 0 {
+			t.Fatal("matched with no tokens")
+		}
+	})
+}
