@@ -79,6 +79,10 @@ type Config struct {
 	Methods map[string]Class
 	// Logger receives denials (at info level). Default slog.Default().
 	Logger *slog.Logger
+	// OnHTTPRefusal, if set, is called with metrics.ReasonUnauthenticated
+	// or metrics.ReasonForbidden for each refused HTTP request (gRPC
+	// refusals reach metrics through metrics.SetReason).
+	OnHTTPRefusal func(reason string)
 }
 
 // Authenticator authenticates and authorizes requests. It is immutable and

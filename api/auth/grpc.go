@@ -170,10 +170,13 @@ func (a *Authenticator) HTTPMiddleware(next http.Handler) http.Handler {
 		}
 		if err != nil {
 			a.deny(r.Context(), r.Method+" "+r.URL.Path, p, err)
-			code := http.StatusForbidden
+			code, reason := http.StatusForbidden, metrics.ReasonForbidden
 			if errors.Is(err, ErrUnauthenticated) {
-				code = http.StatusUnauthorized
+				code, reason = http.StatusUnauthorized, metrics.ReasonUnauthenticated
 				w.Header().Set("WWW-Authenticate", `Bearer realm="provledger"`)
+			}
+			if a.cfg.OnHTTPRefusal != nil {
+				a.cfg.OnHTTPRefusal(reason)
 			}
 			http.Error(w, err.Error(), code)
 			return

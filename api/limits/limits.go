@@ -70,7 +70,8 @@ type Config struct {
 	// MaxIdentities bounds the identities tracked (default
 	// DefaultMaxIdentities); idle ones are forgotten beyond it.
 	MaxIdentities int
-	// Metrics, if set, counts refusals made before any interceptor runs.
+	// Metrics, if set, counts the refusals no gRPC interceptor sees (the
+	// tap's, and HTTP's).
 	Metrics *metrics.Metrics
 	// Logger receives refusals at debug level. Default slog.Default().
 	Logger *slog.Logger
@@ -310,6 +311,13 @@ func (l *Limiter) HTTPMiddleware(next http.Handler) http.Handler {
 				w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
 			}
 			l.log.DebugContext(r.Context(), "request refused", "path", r.URL.Path, "err", err)
+			if l.cfg.Metrics != nil {
+				reason := metrics.ReasonRateLimited
+				if errors.Is(err, ErrConcurrency) {
+					reason = metrics.ReasonConcurrency
+				}
+				l.cfg.Metrics.Reject(reason)
+			}
 			http.Error(w, err.Error(), http.StatusTooManyRequests)
 			return
 		}

@@ -115,7 +115,7 @@ func newGuard(c *config, lg *slog.Logger) (*guard, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--auth-tokens: %w", err)
 		}
-		if g.auth, err = auth.New(auth.Config{Principals: ps, PrivateAudit: sc.authPrivateAudit, Logger: lg}); err != nil {
+		if g.auth, err = auth.New(auth.Config{Principals: ps, PrivateAudit: sc.authPrivateAudit, Logger: lg, OnHTTPRefusal: g.metrics.Reject}); err != nil {
 			return nil, fmt.Errorf("--auth-tokens: %w", err)
 		}
 		lg.Info("authentication on", "principals", len(ps), "public_audit", !sc.authPrivateAudit)
