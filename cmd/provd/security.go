@@ -46,7 +46,7 @@ func addSecurityFlags(fs *flag.FlagSet, c *securityConfig) {
 	fs.StringVar(&c.authTokens, "auth-tokens", "", "require authentication: principals file of lines \"<name> sha256:<hex>|mtls:<identity> [roles=…] [ns=…] [types=…] [keys=…]\" (see docs/security.md; provd token new makes entries); off when unset")
 	fs.BoolVar(&c.authPrivateAudit, "auth-private-audit", false, "with --auth-tokens: checkpoints, tiles and proofs need the auditor role (public otherwise)")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "requests per second per identity (principal, else client IP); an append costs one per entry (0: unlimited)")
-	fs.IntVar(&c.rateBurst, "rate-burst", 2000, "burst of --rate-limit, in requests (at least --max-batch-sized batches pass)")
+	fs.IntVar(&c.rateBurst, "rate-burst", 2000, "burst of --rate-limit, in requests (a batch larger than the burst costs the burst)")
 	fs.IntVar(&c.maxConcurrent, "max-concurrent", 256, "requests in flight per identity (a stream counts as one); 0: unlimited")
 	fs.IntVar(&c.maxInflightAppends, "max-inflight-appends", 128, "append RPCs in flight on the node, refused before their body is read beyond it (bounds memory: about this many times the largest request); 0: unlimited")
 	fs.DurationVar(&c.rpcTimeout, "rpc-timeout", limits.DefaultTimeout, "deadline of a unary RPC whose client set none")
