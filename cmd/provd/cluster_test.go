@@ -499,3 +499,66 @@ func slicesContain(s []string, v string) bool {
 	}
 	return false
 }
+
+// TestClusterBootstrapPeers: three nodes started alike with --bootstrap
+// --peers form one cluster; each records its own API address, and appends
+// through every node are acknowledged.
+func TestClusterBootstrapPeers(t *testing.T) {
+	e := &clusterEnv{t: t}
+	priv, err := keys.Generate("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := keys.MarshalPrivatePEM(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.v, err = checkpoint.NewVerifier(devOrigin, priv.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	peers := ""
+	for i := range 3 {
+		n := &cnode{id: fmt.Sprintf("p%d", i+1), data: t.TempDir(), grpc: freeAddr(t), http: freeAddr(t), raftAddr: freeAddr(t)}
+		if err := os.WriteFile(filepath.Join(n.data, "log.key"), pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if n.conn, err = grpc.NewClient(n.grpc, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.conn.Close() })
+		n.ledger, n.clus = provledgerpb.NewLedgerClient(n.conn), provledgerpb.NewClusterClient(n.conn)
+		e.nodes = append(e.nodes, n)
+		if peers != "" {
+			peers += ","
+		}
+		peers += n.id + "=" + n.raftAddr + "=" + n.grpc
+	}
+	for _, n := range e.nodes {
+		n.start(t, true, "--bootstrap", "--peers", peers)
+	}
+	st := e.waitMembers(3)
+	for _, m := range st.GetMembers() {
+		if m.GetApiAddress() != e.byID(m.GetId()).grpc {
+			t.Fatalf("member %s has API address %q, want %s", m.GetId(), m.GetApiAddress(), e.byID(m.GetId()).grpc)
+		}
+	}
+	s := newTestSigner(t)
+	acks := map[uint64][32]byte{}
+	for i, n := range e.nodes {
+		env, err := s.statement(fmt.Sprintf("peers-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		resp, err := n.ledger.Append(ctx, s.appendRequest(env, true))
+		cancel()
+		if err != nil {
+			e.fatal("append through %s: %v", n.id, err)
+		}
+		if err := client.VerifyReceipt(resp, env.Marshal(), e.v); err != nil {
+			t.Fatalf("receipt through %s: %v", n.id, err)
+		}
+		acks[resp.GetIndex()] = [32]byte(resp.GetLeafHash())
+	}
+	e.converge(3, acks)
+}
