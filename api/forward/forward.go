@@ -145,11 +145,9 @@ func New(cfg Config) (*Sequencer, error) {
 // forwardedBy returns the id of the node that forwarded the request in
 // ctx, or "".
 func forwardedBy(ctx context.Context) string {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ""
-	}
-	if v := md.Get(ForwardedHeader); len(v) > 0 {
+	// ValueFromIncomingContext does not copy the whole metadata map as
+	// FromIncomingContext does (this runs for every append).
+	if v := metadata.ValueFromIncomingContext(ctx, ForwardedHeader); len(v) > 0 {
 		return v[0]
 	}
 	return ""
