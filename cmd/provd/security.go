@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -152,7 +155,7 @@ func (g *guard) serverConfig(sc server.Config) server.Config {
 		if g.auth != nil {
 			h = g.auth.HTTPMiddleware(h)
 		}
-		return g.metrics.HTTPMiddleware(h)
+		return httpRequestID(g.metrics.HTTPMiddleware(h))
 	}
 	if g.tls != nil {
 		sc.TLSConfig = g.tls.ServerConfig()
@@ -180,6 +183,38 @@ func (g *guard) scheme() string {
 		return "https"
 	}
 	return "http"
+}
+
+// httpRequestID gives every HTTP request a request id, as the gRPC
+// server does for RPCs: the client's X-Request-Id when it is sane, else a
+// new one; it is echoed in the response and carried in the context (so
+// logs quote it).
+func httpRequestID(next http.Handler) http.Handler {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	prefix := "h" + hex.EncodeToString(rnd[:]) + "-"
+	var seq atomic.Uint64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(server.RequestIDHeader)
+		if !saneRequestID(id) {
+			id = prefix + strconv.FormatUint(seq.Add(1), 10)
+		}
+		w.Header().Set(server.RequestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(service.WithRequestID(r.Context(), id)))
+	})
+}
+
+// saneRequestID is the gRPC server's rule: 1..128 printable ASCII bytes.
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // requestIDHandler adds the request id of the context (set by the API

@@ -309,3 +309,22 @@ func TestRequestIDInLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPRequestID(t *testing.T) {
+	n := startRun(t, "--dev", "--data", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "", "--log-level", "warn")
+	for _, tc := range []struct{ sent, want string }{{"", ""}, {"client-7", "client-7"}, {"bad id", ""}} {
+		req, _ := http.NewRequest("GET", "http://"+n.httpAddr+"/checkpoint", nil)
+		if tc.sent != "" {
+			req.Header.Set("X-Request-Id", tc.sent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-Id")
+		if got == "" || (tc.want != "" && got != tc.want) || (tc.want == "" && got == tc.sent) {
+			t.Errorf("sent %q: X-Request-Id %q; want %q (or a new one)", tc.sent, got, tc.want)
+		}
+	}
+}
