@@ -51,64 +51,108 @@ type Applied struct {
 // If the commit fails, the log's in-memory state is rebuilt from storage and
 // the error returned; nothing of the batch is visible.
 func (l *Log) Apply(b Batch, o ApplyOptions) (*Applied, error) {
+	p, err := l.stage(b, o, false)
+	if err != nil {
+		return nil, err
+	}
+	return l.finish(p)
+}
+
+// staged is a batch that stage integrated and handed to Pebble; finish
+// makes it durable (if it was committed without waiting for the sync) and
+// publishes its checkpoint.
+type staged struct {
+	applied *Applied
+	// pb awaits its WAL sync (pipelined commits only); finish closes it.
+	pb *pebble.Batch
+}
+
+// stage integrates b and commits it. With pipelined set (the local
+// sequencer, o.Sync must be set too), the commit is handed to the WAL and
+// stage returns without waiting for the sync, so the next batch can be
+// integrated while this one syncs; finish must then be called for every
+// staged batch, in order. Otherwise the commit completes (synced if o.Sync)
+// before stage returns.
+//
+// A pipelined batch is in the memtable before it is durable, but nothing of
+// it is served until finish publishes its checkpoint: reads stop at the
+// latest published checkpoint's size. If a pipelined batch fails (its
+// commit or sync, or the commit of a later batch staged on top of it) the
+// log closes itself rather than roll back a tree that later batches built
+// on; reopening recovers the last durable checkpoint.
+func (l *Log) stage(b Batch, o ApplyOptions, pipelined bool) (*staged, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
-	start := time.Now()
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
 	if o.RaftIndex != 0 && o.RaftIndex <= l.applied.Load() {
-		return &Applied{Checkpoint: l.latest.Load(), Skipped: true}, nil
+		return &staged{applied: &Applied{Checkpoint: l.staged, Skipped: true}}, nil
+	}
+	fail := func(err error) (*staged, error) {
+		if l.pending.Load() > 0 {
+			l.breakLog(err)
+		} else {
+			l.rollback()
+		}
+		return nil, err
 	}
 	t := max(b.Time.UnixMilli(), l.lastTime)
 	pb := l.db.NewBatchWithSize(batchSizeHint(b.Entries))
-	defer pb.Close()
+	keep := false // pb outlives stage (pipelined commit awaiting its sync)
+	defer func() {
+		if !keep {
+			pb.Close()
+		}
+	}()
 
 	results, indexed, err := l.integrate(pb, b.Entries, t)
 	if err != nil {
-		l.rollback()
-		return nil, err
+		return fail(err)
 	}
-	cp := l.latest.Load()
+	cp := l.staged
 	if len(indexed) > 0 {
 		root, err := l.tree.GetRootHash(nil)
 		if err != nil {
-			l.rollback()
-			return nil, fmt.Errorf("apply batch: root: %w", err)
+			return fail(fmt.Errorf("apply batch: root: %w", err))
 		}
 		if cp, err = l.sign(l.tree.End(), [32]byte(root)); err != nil {
-			l.rollback()
-			return nil, err
+			return fail(err)
 		}
 		if err := pb.Set(u64Key(prefixCheckpoint, cp.Size), cp.Note, nil); err != nil {
-			l.rollback()
-			return nil, err
+			return fail(err)
 		}
 		if l.opts.Indexer != nil {
 			if err := l.opts.Indexer.IndexBatch(pb, indexed); err != nil {
-				l.rollback()
-				return nil, fmt.Errorf("apply batch: indexer: %w", err)
+				return fail(fmt.Errorf("apply batch: indexer: %w", err))
 			}
 		}
 	}
 	if o.RaftIndex != 0 {
 		if err := pb.Set(keyAppliedIndex, u64Value(o.RaftIndex), nil); err != nil {
-			l.rollback()
-			return nil, err
+			return fail(err)
 		}
 	}
-	wo := pebble.NoSync
-	if o.Sync {
-		wo = pebble.Sync
-	}
-	commitStart := time.Now()
+	p := &staged{applied: &Applied{Results: results, Checkpoint: cp}}
 	if !pb.Empty() {
-		if err := pb.Commit(wo); err != nil {
-			l.rollback()
-			return nil, fmt.Errorf("apply batch of %d entries: commit: %w", len(b.Entries), err)
+		var err error
+		switch {
+		case pipelined && o.Sync:
+			if err = l.db.ApplyNoSyncWait(pb, pebble.Sync); err == nil {
+				keep = true
+				p.pb = pb
+				l.pending.Add(1)
+			}
+		case o.Sync:
+			err = pb.Commit(pebble.Sync)
+		default:
+			err = pb.Commit(pebble.NoSync)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("apply batch of %d entries: commit: %w", len(b.Entries), err))
 		}
 	}
 	if len(indexed) > 0 {
@@ -120,12 +164,53 @@ func (l *Log) Apply(b Batch, o ApplyOptions) (*Applied, error) {
 	if o.RaftIndex != 0 {
 		l.applied.Store(o.RaftIndex)
 	}
-	l.latest.Store(cp)
-	if obs := l.opts.Observer; obs != nil {
-		now := time.Now()
-		obs.BatchApplied(BatchStats{Entries: len(b.Entries), Added: len(indexed), Size: cp.Size, Apply: now.Sub(start), Commit: now.Sub(commitStart), Sync: o.Sync})
+	l.staged = cp
+	return p, nil
+}
+
+// finish waits for a pipelined batch's sync and publishes the batch's
+// checkpoint. Batches are finished in the order they were staged.
+func (l *Log) finish(p *staged) (*Applied, error) {
+	if p.pb != nil {
+		defer l.pending.Add(-1) // after publishing: stage rolls back only when nothing is pending
+		err := p.pb.SyncWait()
+		p.pb.Close()
+		if err != nil {
+			err = fmt.Errorf("apply batch: sync: %w", err)
+			l.breakLog(err)
+			return nil, err
+		}
 	}
-	return &Applied{Results: results, Checkpoint: cp}, nil
+	if err := l.broken.Load(); err != nil {
+		// An earlier batch this one may depend on (its duplicates, its
+		// tree) never became durable.
+		return nil, fmt.Errorf("apply batch: %w (an earlier batch failed: %v)", ErrClosed, *err)
+	}
+	if !p.applied.Skipped {
+		l.publish(p.applied.Checkpoint)
+	}
+	return p.applied, nil
+}
+
+// publish makes cp the latest checkpoint unless a larger one already is.
+func (l *Log) publish(cp *Checkpoint) {
+	for {
+		cur := l.latest.Load()
+		if cur != nil && cur.Size > cp.Size {
+			return
+		}
+		if l.latest.CompareAndSwap(cur, cp) {
+			return
+		}
+	}
+}
+
+// breakLog closes the log for writes after a failed pipelined batch.
+func (l *Log) breakLog(err error) {
+	l.broken.CompareAndSwap(nil, &err)
+	if !l.closed.Swap(true) {
+		l.log.Error("a pipelined batch failed; the log refuses further writes (reopen it to recover the last durable checkpoint)", "err", err)
+	}
 }
 
 // integrate adds the batch's entries to pb and to the in-memory tree.
@@ -225,7 +310,7 @@ func (l *Log) rollback() {
 	l.cacheMu.Lock()
 	l.cache.reset()
 	l.cacheMu.Unlock()
-	cp := l.latest.Load()
+	cp := l.staged // the last batch committed (and, as nothing is pending, synced)
 	if err := l.rebuildTree(cp); err != nil {
 		// The store itself is unreadable: refuse further writes.
 		l.log.Error("cannot rebuild tree after failed batch; closing log", "err", err)

@@ -50,6 +50,14 @@ type Log struct {
 	latest  atomic.Pointer[Checkpoint]
 	applied atomic.Uint64 // raft index of the last applied batch
 	closed  atomic.Bool
+
+	// staged is the checkpoint of the last staged batch (equal to latest
+	// unless pipelined batches await their sync); guarded by applyMu.
+	staged *Checkpoint
+	// pending counts pipelined batches committed but not yet finished.
+	pending atomic.Int32
+	// broken holds the error of a failed pipelined batch.
+	broken atomic.Pointer[error]
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
@@ -140,6 +148,7 @@ func (l *Log) recover() error {
 		l.lastTime = r.IntegratedTime.UnixMilli()
 	}
 	l.latest.Store(cp)
+	l.staged = cp
 	return nil
 }
 
@@ -192,6 +201,7 @@ func (l *Log) initEmpty() error {
 		return fmt.Errorf("store empty checkpoint: %w", err)
 	}
 	l.latest.Store(cp)
+	l.staged = cp
 	return nil
 }
 
@@ -284,6 +294,11 @@ func (l *Log) Close() error {
 	}
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
+	// Pipelined batches still syncing are finished by their sequencer
+	// (which should be closed first); wait for them.
+	for l.pending.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 	return l.db.Close()
 }
 

@@ -52,12 +52,18 @@ type SequencerOptions struct {
 	// QueueSize is the number of Submit calls that may wait for a batch.
 	// Default 16384.
 	QueueSize int
+	// PipelineMin is the number of entries a batch needs to be started
+	// while the previous one is still syncing (the next batch is then
+	// integrated and written while the previous one syncs). Smaller
+	// batches wait for the sync, as each batch costs a checkpoint
+	// signature. Default 32; 1 always pipelines; MaxBatch or more never.
+	PipelineMin int
 }
 
 // Validate reports the first problem with o.
 func (o *SequencerOptions) Validate() error {
-	if o.MaxBatch < 0 || o.QueueSize < 0 {
-		return fmt.Errorf("sequencer options: MaxBatch %d and QueueSize %d must not be negative", o.MaxBatch, o.QueueSize)
+	if o.MaxBatch < 0 || o.QueueSize < 0 || o.PipelineMin < 0 {
+		return fmt.Errorf("sequencer options: MaxBatch %d, QueueSize %d and PipelineMin %d must not be negative", o.MaxBatch, o.QueueSize, o.PipelineMin)
 	}
 	return nil
 }
@@ -93,6 +99,9 @@ func NewLocalSequencer(l *Log, o SequencerOptions) (*LocalSequencer, error) {
 	}
 	if o.QueueSize == 0 {
 		o.QueueSize = 16384
+	}
+	if o.PipelineMin == 0 {
+		o.PipelineMin = 32
 	}
 	s := &LocalSequencer{
 		log: l, opts: o,
@@ -148,33 +157,95 @@ func (s *LocalSequencer) Submit(ctx context.Context, entries []Entry) ([]Receipt
 	return s.log.Receipts(r.results, r.applied.Checkpoint)
 }
 
+// maxPipelined is how many batches the local sequencer keeps in flight:
+// one syncing, one being integrated.
+const maxPipelined = 2
+
+// stagedBatch is a batch handed to the WAL, with the requests it answers.
+type stagedBatch struct {
+	batch []*seqRequest
+	p     *staged
+	err   error
+}
+
 func (s *LocalSequencer) run() {
 	defer close(s.done)
-	var batch []*seqRequest
+	finishing := make(chan stagedBatch, maxPipelined)
+	finished := make(chan struct{}, maxPipelined)
+	go s.finisher(finishing, finished)
+	defer close(finishing)
+	inflight := 0
 	var entries []Entry
 	for {
-		batch, entries = batch[:0], entries[:0]
-		select {
-		case r := <-s.queue:
+		var batch []*seqRequest
+		entries = entries[:0]
+		add := func(r *seqRequest) {
 			batch = append(batch, r)
 			entries = append(entries, r.entries...)
-		case <-s.stop:
-			s.drain()
-			return
 		}
-	collect:
-		for len(entries) < s.opts.MaxBatch {
+		// Wait for a request, counting batches that finish meanwhile.
+		for len(batch) == 0 {
 			select {
 			case r := <-s.queue:
-				batch = append(batch, r)
-				entries = append(entries, r.entries...)
-			default:
-				break collect
+				add(r)
+			case <-finished:
+				inflight--
+			case <-s.stop:
+				s.drain()
+				for ; inflight > 0; inflight-- {
+					<-finished
+				}
+				return
 			}
 		}
-		applied, err := s.log.Apply(Batch{Time: s.log.opts.Now(), Entries: entries}, ApplyOptions{Sync: true})
+		// Take what is queued. While a batch is syncing, start the next
+		// one only once it holds at least pipelineMin entries (each batch
+		// costs a checkpoint signature); until then keep collecting, and
+		// when the syncing batch finishes, go.
+		for {
+			collecting := true
+			for collecting && len(entries) < s.opts.MaxBatch {
+				select {
+				case r := <-s.queue:
+					add(r)
+				default:
+					collecting = false
+				}
+			}
+			ready := inflight == 0 || len(entries) >= s.opts.PipelineMin || len(entries) >= s.opts.MaxBatch
+			if ready && inflight < maxPipelined {
+				break
+			}
+			if len(entries) >= s.opts.MaxBatch {
+				<-finished
+				inflight--
+				continue
+			}
+			select {
+			case r := <-s.queue:
+				add(r)
+			case <-finished:
+				inflight--
+			}
+		}
+		p, err := s.log.stage(Batch{Time: s.log.opts.Now(), Entries: entries}, ApplyOptions{Sync: true}, true)
+		clear(entries) // drop envelope references
+		inflight++
+		finishing <- stagedBatch{batch: batch, p: p, err: err}
+	}
+}
+
+// finisher waits for each staged batch's sync, in order, and wakes its
+// requests; it tells run through finished.
+func (s *LocalSequencer) finisher(in <-chan stagedBatch, finished chan<- struct{}) {
+	for sb := range in {
+		var applied *Applied
+		err := sb.err
+		if err == nil {
+			applied, err = s.log.finish(sb.p)
+		}
 		off := 0
-		for _, r := range batch {
+		for _, r := range sb.batch {
 			if err != nil {
 				r.err = err
 			} else {
@@ -184,7 +255,7 @@ func (s *LocalSequencer) run() {
 			off += len(r.entries)
 			close(r.done)
 		}
-		clear(entries) // drop envelope references
+		finished <- struct{}{}
 	}
 }
 
