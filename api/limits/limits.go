@@ -142,6 +142,14 @@ func (l *Limiter) TapHandle(ctx context.Context, info *tap.Info) (context.Contex
 	return ctx, nil
 }
 
+// exempt reports whether a request is free of the per-identity limits:
+// admins (operators, and the nodes of a cluster forwarding appends to the
+// leader on behalf of their callers, who were limited there).
+func exempt(ctx context.Context) bool {
+	p := auth.FromContext(ctx)
+	return p != nil && p.Has(auth.RoleAdmin)
+}
+
 // key names the identity of a request: its principal, else its IP.
 func key(ctx context.Context, remote string) string {
 	if p := auth.FromContext(ctx); p != nil {
@@ -240,11 +248,13 @@ func (l *Limiter) refuse(ctx context.Context, method string, err error) error {
 // UnaryInterceptor applies the rate and concurrency limits and the default
 // deadline. Install it after auth's interceptor (it keys by principal).
 func (l *Limiter) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	release, _, err := l.admit(grpcKey(ctx), cost(req))
-	if err != nil {
-		return nil, l.refuse(ctx, info.FullMethod, err)
+	if !exempt(ctx) {
+		release, _, err := l.admit(grpcKey(ctx), cost(req))
+		if err != nil {
+			return nil, l.refuse(ctx, info.FullMethod, err)
+		}
+		defer release()
 	}
-	defer release()
 	if _, ok := ctx.Deadline(); !ok && l.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)
@@ -259,18 +269,20 @@ func (l *Limiter) UnaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 func (l *Limiter) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx := ss.Context()
 	id := grpcKey(ctx)
-	release, _, err := l.admit(id, 1)
-	if err != nil {
-		return l.refuse(ctx, info.FullMethod, err)
+	if !exempt(ctx) {
+		release, _, err := l.admit(id, 1)
+		if err != nil {
+			return l.refuse(ctx, info.FullMethod, err)
+		}
+		defer release()
 	}
-	defer release()
 	if _, ok := ctx.Deadline(); !ok && l.cfg.StreamTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.StreamTimeout)
 		defer cancel()
 	}
 	var lim *rate.Limiter
-	if l.cfg.Rate > 0 {
+	if l.cfg.Rate > 0 && !exempt(ctx) {
 		l.mu.Lock()
 		if e := l.ids[id]; e != nil {
 			lim = e.lim
@@ -305,6 +317,10 @@ func (s *limitedStream) RecvMsg(m any) error {
 // middleware (it keys by principal).
 func (l *Limiter) HTTPMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if exempt(r.Context()) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		release, retry, err := l.admit(key(r.Context(), r.RemoteAddr), 1)
 		if err != nil {
 			if retry > 0 {

@@ -137,7 +137,7 @@ func TestTapHandle(t *testing.T) {
 // TestInterceptors runs the limits behind auth on a real server: the
 // default deadline, per-principal rate limits, and ResourceExhausted.
 func TestInterceptors(t *testing.T) {
-	ps, err := auth.ParseFile([]byte("team-a " + auth.HashToken("a") + "\nteam-b " + auth.HashToken("b") + "\n"))
+	ps, err := auth.ParseFile([]byte("team-a " + auth.HashToken("a") + "\nteam-b " + auth.HashToken("b") + "\nnode-2 " + auth.HashToken("n2") + " roles=admin\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +178,10 @@ func TestInterceptors(t *testing.T) {
 		{"a", "team-a", codes.OK},
 		{"a", "team-a", codes.ResourceExhausted},
 		{"b", "team-b", codes.OK},
+		// Admins (operators, forwarding nodes) are not limited.
+		{"n2", "team-a", codes.OK},
+		{"n2", "team-a", codes.OK},
+		{"n2", "team-a", codes.OK},
 	} {
 		_, err := e.Client.Append(as(tc.tok), req(i, tc.ns))
 		if got := status.Code(err); got != tc.want {
@@ -186,10 +190,10 @@ func TestInterceptors(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(deadlines) != 3 {
-		t.Fatalf("%d calls reached the handler; want 3", len(deadlines))
+	if len(deadlines) != 6 {
+		t.Fatalf("%d calls reached the handler; want 6", len(deadlines))
 	}
-	for _, d := range deadlines {
+	for _, d := range deadlines[:3] {
 		if d <= 0 || d > 42*time.Second {
 			t.Errorf("handler deadline in %v; want the 42s default", d)
 		}

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // ErrNoCertificate is returned when Config lacks the certificate or key.
@@ -226,7 +228,11 @@ func (r *Reloader) ClientConfig(serverName string) *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("tlsreload: the server sent no certificate")
 			}
-			opts := x509.VerifyOptions{Roots: pool, DNSName: serverName, Intermediates: x509.NewCertPool()}
+			name := serverName
+			if name == "" {
+				name = cs.ServerName // what the dialer (e.g. gRPC, from the target) asked for
+			}
+			opts := x509.VerifyOptions{Roots: pool, DNSName: name, Intermediates: x509.NewCertPool()}
 			for _, c := range cs.PeerCertificates[1:] {
 				opts.Intermediates.AddCert(c)
 			}
@@ -236,6 +242,17 @@ func (r *Reloader) ClientConfig(serverName string) *tls.Config {
 			return nil
 		},
 	}
+}
+
+// GRPCCredentials returns gRPC transport credentials for calls from this
+// node to another node's API (e.g. forwarding appends to the leader):
+// the node's certificate as client certificate, the other node's verified
+// against the client CA bundle and the dialed host name.
+func (r *Reloader) GRPCCredentials() (credentials.TransportCredentials, error) {
+	if r.cfg.ClientCAFile == "" {
+		return nil, ErrNoClientCA
+	}
+	return credentials.NewTLS(r.ClientConfig("")), nil
 }
 
 // Listener wraps inner (e.g. Raft's TCP listener) in TLS with the current

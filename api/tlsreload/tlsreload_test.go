@@ -277,6 +277,30 @@ func TestNodeToNode(t *testing.T) {
 		t.Fatal("a node with a certificate from another CA was accepted")
 	}
 
+	// As gRPC uses ClientConfig(""): it sets ServerName from the target,
+	// and the name is checked.
+	node4, err := New(files("node-4", ca, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node4.GRPCCredentials(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"localhost", true}, {"other.example", false}} {
+		cfg := node4.ClientConfig("")
+		cfg.ServerName = tc.name
+		c, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", lis.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("server name %s: %v; want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+
 	noCA := files("node-3", ca, 4)
 	noCA.ClientCAFile = ""
 	r, err := New(noCA)
@@ -285,6 +309,9 @@ func TestNodeToNode(t *testing.T) {
 	}
 	if _, err := r.Dialer(""); !errors.Is(err, ErrNoClientCA) {
 		t.Errorf("Dialer without a CA bundle: %v; want ErrNoClientCA", err)
+	}
+	if _, err := r.GRPCCredentials(); !errors.Is(err, ErrNoClientCA) {
+		t.Errorf("GRPCCredentials without a CA bundle: %v; want ErrNoClientCA", err)
 	}
 	if _, err := r.Listener(inner); !errors.Is(err, ErrNoClientCA) {
 		t.Errorf("Listener without a CA bundle: %v; want ErrNoClientCA", err)
