@@ -33,6 +33,7 @@ func (a *app) auditCommand() *ffcli.Command {
 	full := fs.Bool("full", false, "re-download and re-check every entry, not only those added since the state file's checkpoint")
 	url := fs.String("url", "", "base URL of the node's HTTP tlog-tiles API (default: http://HOST:PORT+1 of --server, provd's default layout)")
 	workers := fs.Int("workers", 0, "parallel fetches (default 4 per CPU)")
+	envelopes := fs.String("envelopes", "http", "with --trust, where envelopes are read: http (one GET /envelope/sha256/<digest> each) or grpc (GetEntries from --server, one stream per 256 entries); each is checked against the record from the tiles either way")
 	return &ffcli.Command{
 		Name:       "audit",
 		ShortUsage: "prov audit --log-key FILE [--full] [--state FILE] [--trust FILE] [--url URL]",
@@ -70,14 +71,17 @@ are printed); 2 the log could not be reached or read; 64 bad flags.`),
 			if len(args) > 0 {
 				return usagef("audit takes no arguments")
 			}
-			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers})
+			if *envelopes != "http" && *envelopes != "grpc" {
+				return usagef("--envelopes must be http or grpc")
+			}
+			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers, grpcEnvelopes: *envelopes == "grpc"})
 		},
 	}
 }
 
 type auditOptions struct {
 	statePath, trustFile, url string
-	full                      bool
+	full, grpcEnvelopes       bool
 	workers                   int
 }
 
@@ -215,6 +219,13 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 	au := &auditor{src: src, workers: workers}
 	if kr != nil {
 		au.policy = staticTrust{kr}
+		if o.grpcEnvelopes {
+			c, err := a.dial(ctx)
+			if err != nil {
+				return err
+			}
+			au.bulk = grpcEnvelopes{c: c, rpcCtx: a.rpcCtx}
+		}
 	}
 	if bar != nil {
 		au.progress = func(done uint64) { bar.Set64(int64(done)) }

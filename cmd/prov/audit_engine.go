@@ -25,20 +25,20 @@ import (
 
 // Problem kinds an audit names. docs/audit.md lists them.
 const (
-	kindModified        = "entry-modified"     // the served record is not the one the tree holds
-	kindDropped         = "entry-dropped"      // entries shifted: the one at this index is gone
-	kindSwapped         = "entries-swapped"    // two entries trade places
-	kindBadRecord       = "bad-record"         // the record does not decode
-	kindShortBundle     = "bad-bundle"         // the entry bundle is malformed or has the wrong count
-	kindWithheld        = "withheld"           // the log refused (404) data its checkpoint covers
-	kindEnvelope        = "envelope-mismatch"  // envelope digest/size/type differ from the record
-	kindBadSignature    = "bad-signature"      // a DSSE signature by a trusted key does not verify
-	kindRootMismatch    = "root-mismatch"      // recomputed root differs from the signed one
-	kindTiles           = "tiles-mismatch"     // the hash tiles do not match the signed checkpoint
-	kindInconsistent    = "inconsistent"       // the new checkpoint does not extend the old one
-	kindFork            = "fork"               // two signed roots for one size
-	kindRollback        = "rollback"           // the log's checkpoint is older than one already seen
-	kindCheckpointSig   = "bad-checkpoint"     // the checkpoint signature does not verify
+	kindModified        = "entry-modified"    // the served record is not the one the tree holds
+	kindDropped         = "entry-dropped"     // entries shifted: the one at this index is gone
+	kindSwapped         = "entries-swapped"   // two entries trade places
+	kindBadRecord       = "bad-record"        // the record does not decode
+	kindShortBundle     = "bad-bundle"        // the entry bundle is malformed or has the wrong count
+	kindWithheld        = "withheld"          // the log refused (404) data its checkpoint covers
+	kindEnvelope        = "envelope-mismatch" // envelope digest/size/type differ from the record
+	kindBadSignature    = "bad-signature"     // a DSSE signature by a trusted key does not verify
+	kindRootMismatch    = "root-mismatch"     // recomputed root differs from the signed one
+	kindTiles           = "tiles-mismatch"    // the hash tiles do not match the signed checkpoint
+	kindInconsistent    = "inconsistent"      // the new checkpoint does not extend the old one
+	kindFork            = "fork"              // two signed roots for one size
+	kindRollback        = "rollback"          // the log's checkpoint is older than one already seen
+	kindCheckpointSig   = "bad-checkpoint"    // the checkpoint signature does not verify
 	maxMismatchesStored = 10000
 )
 
@@ -96,8 +96,18 @@ type mismatch struct {
 type auditor struct {
 	src      tileSource
 	workers  int
-	policy   TrustPolicy // nil: signatures are not checked
+	policy   TrustPolicy    // nil: signatures are not checked
+	bulk     envelopeSource // nil: envelopes one by one from src
 	progress func(done uint64)
+}
+
+// envelopeSource reads the envelopes of a range of entries in one go.
+// Envelopes are content-addressed: each is checked against the record
+// read from the tiles, so where they come from does not matter.
+type envelopeSource interface {
+	// Envelopes returns the canonical envelope JSON of entries [lo, hi)
+	// by index; a missing index means redacted.
+	Envelopes(ctx context.Context, lo, hi uint64) (map[uint64][]byte, error)
 }
 
 // rangeResult is what replaying [start, end) found.
@@ -287,6 +297,18 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 	if len(sigJobs) == 0 {
 		return r
 	}
+	// With a bulk envelope source, one request brings the bundle's
+	// envelopes; they are checked against the records like any other.
+	var bulk map[uint64][]byte
+	if au.bulk != nil {
+		envs, err := au.bulk.Envelopes(ctx, j.lo, j.hi)
+		if err != nil {
+			fetch(fmt.Sprintf("envelopes of entries [%d, %d)", j.lo, j.hi), err)
+			r.rng, r.tileRng = nil, nil
+			return r
+		}
+		bulk = envs
+	}
 	// Envelopes are one request each: fetch them concurrently so that the
 	// audit is bound by CPU (signature checks), not by round trips.
 	var (
@@ -309,7 +331,11 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 				sj := sigJobs[next]
 				next++
 				mu.Unlock()
-				kind, msg, err := au.checkEnvelope(ctx, sj.i, sj.rec, &st)
+				var pre []byte
+				if bulk != nil {
+					pre = bulk[sj.i]
+				}
+				kind, msg, err := au.checkEnvelope(ctx, sj.i, sj.rec, pre, bulk != nil, &st)
 				if err != nil || kind != "" {
 					mu.Lock()
 					if err != nil {
@@ -337,8 +363,13 @@ func (au *auditor) envelopeConcurrency() int {
 // checkEnvelope fetches entry i's envelope and checks it against its
 // record and the trust policy at i. It returns a problem kind and message,
 // or an error when the envelope could not be read.
-func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Record, st *auditStats) (string, string, error) {
-	env, err := au.src.Envelope(ctx, rec.EnvelopeDigest)
+func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Record, pre []byte, fromBulk bool, st *auditStats) (string, string, error) {
+	env, err := pre, error(nil)
+	if fromBulk && pre == nil {
+		err = errRedacted
+	} else if !fromBulk {
+		env, err = au.src.Envelope(ctx, rec.EnvelopeDigest)
+	}
 	if errors.Is(err, errRedacted) {
 		st.Redacted++
 		return "", "", nil
@@ -483,7 +514,6 @@ func rootOf(r *compact.Range) [32]byte {
 	}
 	return out
 }
-
 
 // splitRanges returns, from the tiles of the tree cp commits to
 // (authenticated against cp), the compact range hashes of [0, size) and

@@ -176,3 +176,19 @@ func TestAuditTamper(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditEnvelopesGRPC: --envelopes grpc reads envelopes with
+// GetEntries and checks them against the records from the tiles.
+func TestAuditEnvelopesGRPC(t *testing.T) {
+	f := newLogFixture(t, t.TempDir())
+	f.append(t, 520, 100, "")
+	addr := serveGRPC(t, f)
+	state := filepath.Join(t.TempDir(), "state")
+	code, rep := auditJSON(t, f.logPub, f.url, state, "--full", "--trust", f.trust, "--envelopes", "grpc", "--server", addr)
+	if code != 0 || rep.Stats.SigsVerified != 520 {
+		t.Fatalf("audit --envelopes grpc: exit %d %+v", code, rep)
+	}
+	if r := prov(t, "", "--log-key", f.logPub, "audit", "--url", f.url, "--envelopes", "ftp"); r.code != exitUsage {
+		t.Fatalf("bad --envelopes: exit %d", r.code)
+	}
+}

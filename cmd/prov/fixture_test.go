@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +20,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/provledger/provledger/api/httpapi"
+	"github.com/provledger/provledger/api/server"
+	"github.com/provledger/provledger/api/service"
 	"github.com/provledger/provledger/crypto/checkpoint"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
@@ -214,4 +218,36 @@ func newSwitch(t testing.TB, f *logFixture) (*switchHandler, string) {
 	srv := httptest.NewServer(sw)
 	t.Cleanup(srv.Close)
 	return sw, srv.URL
+}
+
+// serveGRPC serves the fixture's log over gRPC (api/server) and returns
+// the address.
+func serveGRPC(t testing.TB, f *logFixture) string {
+	t.Helper()
+	seq, err := ledger.NewLocalSequencer(f.log, ledger.SequencerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, _ := keys.NewKeyring(f.signer.Public())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		Service:      service.Config{Log: f.log, Sequencer: seq, Logger: fixtureLogger, Verifier: &envelope.Verifier{Keyring: kr}},
+		GRPCListener: lis, Logger: fixtureLogger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Stop(ctx)
+		<-done
+		seq.Close()
+	})
+	return lis.Addr().String()
 }
