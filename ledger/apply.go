@@ -65,6 +65,9 @@ type staged struct {
 	applied *Applied
 	// pb awaits its WAL sync (pipelined commits only); finish closes it.
 	pb *pebble.Batch
+	// for Options.Observer
+	stats              BatchStats
+	start, commitStart time.Time
 }
 
 // stage integrates b and commits it. With pipelined set (the local
@@ -92,6 +95,7 @@ func (l *Log) stage(b Batch, o ApplyOptions, pipelined bool) (*staged, error) {
 	if o.RaftIndex != 0 && o.RaftIndex <= l.applied.Load() {
 		return &staged{applied: &Applied{Checkpoint: l.staged, Skipped: true}}, nil
 	}
+	start := time.Now()
 	fail := func(err error) (*staged, error) {
 		if l.pending.Load() > 0 {
 			l.breakLog(err)
@@ -136,7 +140,8 @@ func (l *Log) stage(b Batch, o ApplyOptions, pipelined bool) (*staged, error) {
 			return fail(err)
 		}
 	}
-	p := &staged{applied: &Applied{Results: results, Checkpoint: cp}}
+	p := &staged{applied: &Applied{Results: results, Checkpoint: cp},
+		stats: BatchStats{Entries: len(b.Entries), Added: len(indexed), Size: cp.Size, Sync: o.Sync}, start: start, commitStart: time.Now()}
 	if !pb.Empty() {
 		var err error
 		switch {
@@ -188,6 +193,11 @@ func (l *Log) finish(p *staged) (*Applied, error) {
 	}
 	if !p.applied.Skipped {
 		l.publish(p.applied.Checkpoint)
+		if obs := l.opts.Observer; obs != nil {
+			now := time.Now()
+			p.stats.Apply, p.stats.Commit = now.Sub(p.start), now.Sub(p.commitStart)
+			obs.BatchApplied(p.stats)
+		}
 	}
 	return p.applied, nil
 }
