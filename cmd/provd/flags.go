@@ -53,6 +53,8 @@ type config struct {
 	cluster clusterConfig
 	// scan configures the anomaly scanner (scan.go).
 	scan scanConfig
+	// witness is the witness policy (witness.go).
+	witness witnessConfig
 }
 
 const usageHeader = `provd — the provledger node.
@@ -91,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	addSecurityFlags(fs, &c.security)
 	addClusterFlags(fs, &c.cluster)
 	addScanFlags(fs, &c.scan)
+	addWitnessFlags(fs, &c.witness)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
 	fs.Usage = func() {}

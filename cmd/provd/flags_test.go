@@ -72,6 +72,10 @@ var allFlags = []struct {
 	{"max-inflight-appends", "PROVLEDGER_MAX_INFLIGHT_APPENDS", "9", func(c *config) string { return strconv.Itoa(c.security.maxInflightAppends) }},
 	{"rpc-timeout", "PROVLEDGER_RPC_TIMEOUT", "45s", func(c *config) string { return c.security.rpcTimeout.String() }},
 	{"stream-timeout", "PROVLEDGER_STREAM_TIMEOUT", "2h0m0s", func(c *config) string { return c.security.streamTimeout.String() }},
+	// witness.go
+	{"witness", "PROVLEDGER_WITNESS", "http://w1.example:7402=w1.example+bdde10ec+BDtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop", func(c *config) string { return c.witness.witnesses.String() }},
+	{"witness-quorum", "PROVLEDGER_WITNESS_QUORUM", "1", func(c *config) string { return strconv.Itoa(c.witness.quorum) }},
+	{"witness-interval", "PROVLEDGER_WITNESS_INTERVAL", "3s", func(c *config) string { return c.witness.interval.String() }},
 }
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {

@@ -149,7 +149,15 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
-	srv, err := server.New(g.serverConfig(server.Config{Service: svc, GRPCListener: grpcLis, HTTPListener: httpLis, Logger: lg}))
+	pub, err := c.witness.publisher(l, lg) // witness.go: --witness policy
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		seq.Close()
+		l.Close()
+		return nil, err
+	}
+	srv, err := server.New(withWitnessPolicy(pub, g.serverConfig(server.Config{Service: svc, GRPCListener: grpcLis, HTTPListener: httpLis, Logger: lg})))
 	if err != nil {
 		grpcLis.Close()
 		httpLis.Close()
@@ -192,6 +200,9 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock, guard: g, scan: stopScan}
 	started = true
 	go func() { n.errc <- srv.Serve() }()
+	if pub != nil {
+		go pub.Run(ctx) // ends with ctx (the node's signal context)
+	}
 
 	cp := l.Latest()
 	fmt.Fprintf(stdout, `provd is serving log %q (size %d)
