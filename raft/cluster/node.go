@@ -208,7 +208,16 @@ func Open(cfg Config) (*Node, error) {
 			Stream:  &streamLayer{Listener: cfg.Listener, advertise: advertiseAddr(adv), dial: cfg.Dial},
 			MaxPool: 3,
 			Timeout: DefaultTransportTimeout,
-			Logger:  newHCLogger(lg, "raft-net"),
+			// Pipelined replication off: in raft v1.8, when a follower
+			// answers an append with Success=false the pipeline's decoder
+			// stops while the sender may park on the pipeline's unbuffered
+			// channel for ever, so the leader never replicates to that
+			// follower again and raft.Shutdown never returns (seen here as
+			// a hung shutdown under the race detector; grafana/pyroscope
+			// #5518 disables it for the same reason). Every AppendEntries
+			// carries up to MaxAppendEntries whole batches anyway.
+			MaxRPCsInFlight: 1,
+			Logger:          newHCLogger(lg, "raft-net"),
 		})
 	}
 	if n.hadState, err = raft.HasExistingState(n.store, n.store, snaps); err != nil {
