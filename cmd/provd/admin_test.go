@@ -154,3 +154,43 @@ func TestAdminDisabled(t *testing.T) {
 		t.Errorf("banner with --admin-addr \"\":\n%s", n.stdout.String())
 	}
 }
+
+// TestRaftMetrics: a one-node cluster reports its Raft state; its log
+// size and batches (applied by the Raft FSM, sync="false") move too.
+func TestRaftMetrics(t *testing.T) {
+	n := startRun(t, "--dev", "--data", t.TempDir(), "--node-id", "n1", "--bootstrap", "--grpc-addr", freeAddr(t), "--http-addr", "127.0.0.1:0",
+		"--raft-addr", freeAddr(t), "--admin-addr", "127.0.0.1:0", "--log-level", "warn")
+	m := reMetrics.FindStringSubmatch(n.stdout.String())
+	if m == nil {
+		t.Fatalf("banner has no metrics URL:\n%s", n.stdout.String())
+	}
+	c := n.dial(t)
+	s := newTestSigner(t)
+	var resp *provledgerpb.AppendResponse
+	deadline := time.Now().Add(20 * time.Second)
+	for { // the node elects itself first
+		var err error
+		if resp, err = appendOne(t, c, n.verifier(t), s, "raft-metrics", true); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("append to a one-node cluster: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := scrape(t, m[1])
+	for series, want := range map[string]float64{
+		`provledger_raft_state{state="leader"}`:   1,
+		`provledger_raft_state{state="follower"}`: 0,
+		`provledger_log_size`:                     float64(resp.GetIndex() + 1),
+	} {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present %v); want %v", series, v, ok, want)
+		}
+	}
+	for _, series := range []string{`provledger_raft_term`, `provledger_raft_commit_index`, `provledger_raft_applied_index`, `provledger_raft_last_log_index`, `provledger_batch_apply_duration_seconds_count{sync="false"}`} {
+		if got[series] < 1 {
+			t.Errorf("%s = %v; want at least 1", series, got[series])
+		}
+	}
+}

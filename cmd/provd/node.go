@@ -182,7 +182,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		l.Close()
 		return nil, err
 	}
-	if err := g.start(c, l, lg); err != nil { // admin listener: metrics, pprof
+	if err := g.start(c, l, seq, lg); err != nil { // admin listener: metrics, pprof
 		grpcLis.Close()
 		httpLis.Close()
 		seq.Close()

@@ -97,6 +97,8 @@ type guard struct {
 	tls     *tlsreload.Reloader
 	auth    *auth.Authenticator
 	limits  *limits.Limiter
+	// unregister removes the Raft metrics hook (admin_raft.go).
+	unregister func()
 }
 
 // newGuard builds the guard from the flags; nothing listens yet.
@@ -164,8 +166,9 @@ func (g *guard) serverConfig(sc server.Config) server.Config {
 }
 
 // start serves the admin listener, once the node is otherwise up.
-func (g *guard) start(c *config, l *ledger.Log, lg *slog.Logger) error {
+func (g *guard) start(c *config, l *ledger.Log, seq sequencer, lg *slog.Logger) error {
 	g.metrics.ObserveLog(l)
+	g.unregister = registerRaftMetrics(seq) // admin_raft.go
 	var err error
 	g.admin, err = startAdmin(&c.admin, g.metrics, lg)
 	return err
@@ -174,6 +177,9 @@ func (g *guard) start(c *config, l *ledger.Log, lg *slog.Logger) error {
 func (g *guard) stop(ctx context.Context) {
 	if g != nil {
 		g.admin.stop(ctx)
+		if g.unregister != nil {
+			g.unregister()
+		}
 	}
 }
 
