@@ -8,7 +8,7 @@ PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`.
 RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
 
-.PHONY: all build run cluster test fuzz proto bench bench-limits bench-append bench-go clean vet
+.PHONY: all build run cluster bench-cluster test fuzz proto bench bench-limits bench-append bench-go clean vet
 
 all: build
 
@@ -66,6 +66,10 @@ bench-append: build
 	@for m in unary stream batch; do \
 	  $(BIN)/provbench append --spawn --provd $(BIN)/provd --clients 64 --duration 15s --mode $$m || exit 1; \
 	done
+
+## bench-cluster: 3 provd nodes of one Raft cluster under 64 clients, then a leader kill (~1 min; results in bench/results/)
+bench-cluster: build
+	$(BIN)/provbench cluster --duration 15s --presign 120000
 
 ## bench-go: go benchmarks of the hot paths
 bench-go:
