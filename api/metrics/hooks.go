@@ -26,7 +26,8 @@ type ScannerStats struct {
 	// Scanned is the log size the scanner has looked at; LogSize the
 	// log's size now. Their difference is the scanner's lag.
 	Scanned, LogSize uint64
-	// Findings is how many findings it has written so far.
+	// Findings is how many findings it has written so far (0: not
+	// reported; the series is then left out).
 	Findings uint64
 }
 
@@ -102,6 +103,8 @@ func (hookCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(scanSizeDesc, prometheus.GaugeValue, float64(s.Scanned))
 		ch <- prometheus.MustNewConstMetric(scanLagDesc, prometheus.GaugeValue, float64(lag))
-		ch <- prometheus.MustNewConstMetric(scanFindDesc, prometheus.CounterValue, float64(s.Findings))
+		if s.Findings > 0 { // reported only by scanners that count them
+			ch <- prometheus.MustNewConstMetric(scanFindDesc, prometheus.CounterValue, float64(s.Findings))
+		}
 	}
 }

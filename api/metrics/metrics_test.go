@@ -99,7 +99,7 @@ func TestNames(t *testing.T) {
 func TestDashboardNamesExist(t *testing.T) {
 	m := New(Options{NoProcessMetrics: true})
 	RegisterRaft(func() RaftStats { return RaftStats{State: "leader", ReplicationLag: map[string]uint64{"n": 1}} })
-	RegisterScanner(func() ScannerStats { return ScannerStats{} })
+	RegisterScanner(func() ScannerStats { return ScannerStats{Findings: 1} })
 	t.Cleanup(func() { RegisterRaft(nil); RegisterScanner(nil) })
 	// Vectors are exported once they have a series.
 	m.grpcRequests.WithLabelValues("m", "OK").Inc()

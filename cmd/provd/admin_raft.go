@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/provledger/provledger/api/metrics"
+	"github.com/provledger/provledger/query/scanner"
 )
 
 // registerRaftMetrics reports a cluster node's Raft state at each scrape
@@ -29,4 +30,14 @@ func registerRaftMetrics(s sequencer) (unregister func()) {
 		}
 	})
 	return func() { metrics.RegisterRaft(nil) }
+}
+
+// registerScannerMetrics reports the anomaly scanner's position at each
+// scrape (provledger_scanner_scanned_size, _lag_entries); it returns the
+// function that unregisters it.
+func registerScannerMetrics(sc *scanner.Scanner) (unregister func()) {
+	metrics.RegisterScanner(func() metrics.ScannerStats {
+		return metrics.ScannerStats{Scanned: sc.Cursor(), LogSize: sc.LogSize()}
+	})
+	return func() { metrics.RegisterScanner(nil) }
 }

@@ -194,3 +194,31 @@ func TestRaftMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestScannerMetrics: with --scan, the scanner's position is reported and
+// catches up with the log.
+func TestScannerMetrics(t *testing.T) {
+	n := startRun(t, "--dev", "--data", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--scan", "--scan-interval", "50ms", "--log-level", "warn")
+	m := reMetrics.FindStringSubmatch(n.stdout.String())
+	if m == nil {
+		t.Fatalf("banner has no metrics URL:\n%s", n.stdout.String())
+	}
+	if _, err := appendOne(t, n.dial(t), n.verifier(t), newTestSigner(t), "scanned", true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := scrape(t, m[1])
+		scanned, ok := got[`provledger_scanner_scanned_size`]
+		if ok && scanned >= 1 && got[`provledger_scanner_lag_entries`] == got[`provledger_log_size`]-scanned {
+			if got[`provledger_scanner_lag_entries`] == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scanner series after 30 s: scanned %v (present %v), lag %v, log size %v", scanned, ok, got[`provledger_scanner_lag_entries`], got[`provledger_log_size`])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

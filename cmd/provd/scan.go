@@ -88,7 +88,8 @@ func startScanner(c *config, l *ledger.Log, seq sequencer, srv *server.Server, k
 		}
 	}()
 	lg.Info("anomaly scanner running", "interval", c.scan.interval, "cursor", sc.Cursor(), "key", sc.KeyID().String())
-	return func() { cancel(); wg.Wait() }, nil
+	unregister := registerScannerMetrics(sc) // admin_raft.go
+	return func() { cancel(); wg.Wait(); unregister() }, nil
 }
 
 // loadOrCreateScannerKey reads --scanner-key, or DATA/scanner.key
