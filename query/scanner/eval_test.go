@@ -18,8 +18,8 @@ import (
 )
 
 var (
-	evalJobs = flag.Int("scanner.jobs", 150, "jobs in the evaluation stream")
-	evalDays = flag.Int("scanner.days", 100, "days in the evaluation stream")
+	evalJobs = flag.Int("scanner.jobs", 100, "jobs in the evaluation stream")
+	evalDays = flag.Int("scanner.days", 90, "days in the evaluation stream")
 	evalSeed = flag.Uint64("scanner.seed", 7, "seed of the evaluation stream")
 )
 

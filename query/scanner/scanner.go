@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -59,9 +60,10 @@ type Scanner struct {
 	self   keys.KeyID
 	signer signature.Signer
 
-	mu     sync.Mutex
-	cursor uint64
-	tick   int64
+	mu        sync.Mutex
+	cursor    uint64
+	cursorPub atomic.Uint64 // cursor, for readers that must not wait for a chunk
+	tick      int64
 
 	keys      *table[keyState]
 	approvals *table[approval]
@@ -120,9 +122,7 @@ func (s *Scanner) Options() Options { return s.opts }
 
 // Cursor is the index of the next entry to scan.
 func (s *Scanner) Cursor() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cursor
+	return s.cursorPub.Load()
 }
 
 func (s *Scanner) tables() []interface {
@@ -172,6 +172,7 @@ func (s *Scanner) load() error {
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}
+	s.cursorPub.Store(s.cursor)
 	for _, t := range s.tables() {
 		t.reset()
 		if err := t.load(db); err != nil {
@@ -222,42 +223,60 @@ type Pass struct {
 // cursor chunk by chunk. On error the cursor stays after the last
 // committed chunk.
 func (s *Scanner) Scan(ctx context.Context, upTo uint64) (*Pass, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	size := s.log.Latest().Size
 	if upTo == 0 || upTo > size {
 		upTo = size
 	}
-	p := &Pass{From: s.cursor, To: s.cursor}
-	for s.cursor < upTo {
-		if err := ctx.Err(); err != nil {
+	var p *Pass
+	for {
+		// The lock is held per chunk, so readers (Cursor, Forecast) wait
+		// for one chunk at most, and concurrent passes take turns.
+		done, err := s.scanChunk(ctx, upTo, &p)
+		if err != nil || done {
 			return p, err
 		}
-		items, err := s.read(s.cursor, min(upTo, s.cursor+uint64(s.opts.ChunkSize)))
-		if err != nil {
-			return p, err
-		}
-		s.prepare(items)
-		end := items[len(items)-1].index + 1
-		for i := range items {
-			if items[i].own {
-				p.Skipped++
-				continue
-			}
-			s.process(&items[i])
-		}
-		stored, err := s.commit(ctx, end)
-		if err != nil {
-			// The in-memory state saw the chunk; go back to the stored one.
-			if lerr := s.load(); lerr != nil {
-				return p, errors.Join(err, lerr)
-			}
-			return p, err
-		}
-		p.Findings = append(p.Findings, stored...)
-		p.To = end
 	}
-	return p, nil
+}
+
+// scanChunk scans one chunk from the cursor towards upTo; done is true
+// once the cursor has reached it.
+func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass) (done bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *pp == nil {
+		*pp = &Pass{From: s.cursor, To: s.cursor}
+	}
+	p := *pp
+	if s.cursor >= upTo {
+		return true, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	items, err := s.read(s.cursor, min(upTo, s.cursor+uint64(s.opts.ChunkSize)))
+	if err != nil {
+		return false, err
+	}
+	s.prepare(items)
+	end := items[len(items)-1].index + 1
+	for i := range items {
+		if items[i].own {
+			p.Skipped++
+			continue
+		}
+		s.process(&items[i])
+	}
+	stored, err := s.commit(ctx, end)
+	if err != nil {
+		// The in-memory state saw the chunk; go back to the stored one.
+		if lerr := s.load(); lerr != nil {
+			return false, errors.Join(err, lerr)
+		}
+		return false, err
+	}
+	p.Findings = append(p.Findings, stored...)
+	p.To = end
+	return end >= upTo, nil
 }
 
 // item is one entry being scanned.
@@ -531,6 +550,7 @@ func (s *Scanner) commit(ctx context.Context, cursor uint64) ([]StoredFinding, e
 		return nil, fmt.Errorf("scanner: commit state: %w", err)
 	}
 	s.cursor = cursor
+	s.cursorPub.Store(cursor)
 	return stored, nil
 }
 
