@@ -197,3 +197,43 @@ func TestTamperDetection(t *testing.T) {
 		})
 	}
 }
+
+// TestMonitorFollows: without --once the monitor keeps following a
+// growing log and exits 1 by itself when the log forks.
+func TestMonitorFollows(t *testing.T) {
+	a := newLogFixture(t, t.TempDir())
+	a.appendIndexes(t, seq(0, 100), noSalt)
+	sw, url := newSwitch(t, a)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, errb := &syncBuf{}, &syncBuf{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runWith(ctx, []string{"--log-key", a.logPub, "monitor", "--url", url, "--interval", "20ms",
+			"--state", filepath.Join(dir, "state"), "--evidence", filepath.Join(dir, "ev.json")}, nil, out, errb)
+	}()
+	waitFor := func(what string) {
+		for !strings.Contains(errb.String(), what) {
+			select {
+			case code := <-done:
+				t.Fatalf("monitor exited %d early: %s", code, errb.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitFor("size=100")
+	a.appendIndexes(t, seq(100, 250), noSalt)
+	waitFor("size=250")
+	b := newLogFixture(t, t.TempDir())
+	b.appendIndexes(t, seq(0, 300), func(i uint64) string { return map[bool]string{true: "x"}[i == 5] })
+	sw.set(b.srv.Config.Handler)
+	select {
+	case code := <-done:
+		if code != exitFailed || !strings.Contains(errb.String(), "kind=inconsistent") {
+			t.Fatalf("monitor: exit %d: %s", code, errb.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("the monitor did not notice the fork")
+	}
+}
