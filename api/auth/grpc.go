@@ -22,11 +22,10 @@ import (
 // grpcCredentials extracts the credentials of a gRPC request.
 func grpcCredentials(ctx context.Context) Credentials {
 	var c Credentials
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			c.HasBearer = true
-			c.Bearer = bearer(v[0])
-		}
+	// ValueFromIncomingContext does not copy the metadata map.
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
+		c.HasBearer = true
+		c.Bearer = bearer(v[0])
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.VerifiedChains[0]) > 0 {
