@@ -23,7 +23,8 @@ run: build
 	$(BIN)/provd --dev --data $(DATA)
 
 ## cluster: build and start 3 provd nodes of one Raft cluster on 127.0.0.1
-## (gRPC 7410/7420/7430, HTTP 7411/7421/7431, Raft 7412/7422/7432; data in
+## (gRPC 7410/7420/7430, HTTP 7411/7421/7431, Raft 7412/7422/7432, admin
+## 7413/7423/7433; data in
 ## $(DATA)/node1..3); prints how to use them; Ctrl-C stops all three
 cluster: build
 	@BIN=$(BIN) DATA=$(DATA) ./scripts/cluster.sh

@@ -3,10 +3,10 @@
 # foreground. Ctrl-C stops all three. Run it again to restart them: each
 # node rejoins from its data directory.
 #
-#   node   gRPC            HTTP (tiles)    Raft            data
-#   node1  127.0.0.1:7410  127.0.0.1:7411  127.0.0.1:7412  $DATA/node1
-#   node2  127.0.0.1:7420  127.0.0.1:7421  127.0.0.1:7422  $DATA/node2
-#   node3  127.0.0.1:7430  127.0.0.1:7431  127.0.0.1:7432  $DATA/node3
+#   node   gRPC            HTTP (tiles)    Raft            admin (metrics) data
+#   node1  127.0.0.1:7410  127.0.0.1:7411  127.0.0.1:7412  127.0.0.1:7413  $DATA/node1
+#   node2  127.0.0.1:7420  127.0.0.1:7421  127.0.0.1:7422  127.0.0.1:7423  $DATA/node2
+#   node3  127.0.0.1:7430  127.0.0.1:7431  127.0.0.1:7432  127.0.0.1:7433  $DATA/node3
 #
 # node1 bootstraps the cluster; node2 and node3 join through node1. The
 # three share one log key, $DATA/cluster-log.key (made on first use), and
@@ -35,6 +35,7 @@ start() { # start N extra-flags...
   local i=$1; shift
   "$BIN/provd" --dev --data "$DATA/node$i" --node-id "node$i" \
     --grpc-addr "127.0.0.1:74${i}0" --http-addr "127.0.0.1:74${i}1" --raft-addr "127.0.0.1:74${i}2" \
+    --admin-addr "127.0.0.1:74${i}3" \
     --log-key "$key" "$@" >"$DATA/node$i.out" 2>"$DATA/node$i.log" &
   pids+=($!)
 }
@@ -69,10 +70,10 @@ cat <<MSG
 
 provledger cluster of 3 nodes is running (Ctrl-C stops all three):
 
-  node   gRPC            HTTP tiles                        Raft            data, log
-  node1  127.0.0.1:7410  http://127.0.0.1:7411/checkpoint  127.0.0.1:7412  $DATA/node1, $DATA/node1.log
-  node2  127.0.0.1:7420  http://127.0.0.1:7421/checkpoint  127.0.0.1:7422  $DATA/node2, $DATA/node2.log
-  node3  127.0.0.1:7430  http://127.0.0.1:7431/checkpoint  127.0.0.1:7432  $DATA/node3, $DATA/node3.log
+  node   gRPC            HTTP tiles                        Raft            metrics                          data, log
+  node1  127.0.0.1:7410  http://127.0.0.1:7411/checkpoint  127.0.0.1:7412  http://127.0.0.1:7413/metrics  $DATA/node1, $DATA/node1.log
+  node2  127.0.0.1:7420  http://127.0.0.1:7421/checkpoint  127.0.0.1:7422  http://127.0.0.1:7423/metrics  $DATA/node2, $DATA/node2.log
+  node3  127.0.0.1:7430  http://127.0.0.1:7431/checkpoint  127.0.0.1:7432  http://127.0.0.1:7433/metrics  $DATA/node3, $DATA/node3.log
 
 $("$BIN/prov" --server 127.0.0.1:7410 --log-key "$DATA/node1/log.pub" cluster status 2>&1 || true)
 

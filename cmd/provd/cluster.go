@@ -227,6 +227,9 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 	if err := dialable("--api-advertise (default --grpc-addr)", api); err != nil {
 		return nil, err
 	}
+	if _, port, _ := net.SplitHostPort(cc.raftAddr); port == "0" {
+		return nil, fmt.Errorf("--raft-addr %q: give a fixed port: the cluster records this node's Raft address, and a restart must listen on it again", cc.raftAddr)
+	}
 	raftDir := filepath.Join(c.dataDir, "raft")
 	if _, err := os.Stat(raftDir); errors.Is(err, fs.ErrNotExist) && l.Latest().Size > 0 {
 		return nil, fmt.Errorf("the log in %s already holds %d entries but has never been part of a cluster: start cluster nodes from an empty --data directory (turning a single-node log into a cluster is not supported)", filepath.Join(c.dataDir, "ledger"), l.Latest().Size)

@@ -49,7 +49,7 @@ type cnode struct {
 // --node-id.
 func (n *cnode) start(t *testing.T, first bool, extra ...string) {
 	t.Helper()
-	args := []string{"--dev", "--data", n.data, "--node-id", n.id, "--log-level", "warn"}
+	args := []string{"--dev", "--data", n.data, "--node-id", n.id, "--log-level", "warn", "--admin-addr", ""}
 	if first {
 		args = append(args, "--grpc-addr", n.grpc, "--http-addr", n.http, "--raft-addr", n.raftAddr)
 		args = append(args, extra...)
@@ -472,6 +472,7 @@ func TestClusterFlagErrors(t *testing.T) {
 		{"bootstrap without node id", []string{"--bootstrap"}, 1, "--bootstrap needs --node-id"},
 		{"peers without bootstrap", []string{"--node-id", "n1", "--peers", "n2=127.0.0.1:1=127.0.0.1:2"}, 1, "--peers is only used with --bootstrap"},
 		{"api address not dialable", []string{"--node-id", "n1", "--grpc-addr", "0.0.0.0:0"}, 1, "the other nodes must be able to dial it"},
+		{"raft port zero", []string{"--node-id", "n1", "--grpc-addr", "127.0.0.1:7999"}, 1, "give a fixed port"},
 		{"cluster data without node id", []string{"--data", owned}, 1, `belongs to cluster node "n1": start it with --node-id n1`},
 		{"cluster data with another node id", []string{"--data", owned, "--node-id", "n2"}, 1, `belongs to cluster node "n1", not --node-id "n2"`},
 	} {
