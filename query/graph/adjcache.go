@@ -36,8 +36,6 @@ type adjCache struct {
 	maxShardBytes int64
 	touched       []atomic.Uint64
 	start, next   atomic.Uint64
-
-	hits, misses atomic.Uint64
 }
 
 const (
@@ -58,6 +56,10 @@ type adjShard struct {
 	mu    sync.RWMutex
 	m     map[adjKey]adjRef
 	arena []byte
+	// hits and misses count lookups (per shard: concurrent queries do not
+	// fight over one counter).
+	hits, misses atomic.Uint64
+	_            [64]byte // keep shards on their own cache lines
 }
 
 // adjRef locates a list in its shard's arena: n edge records of
@@ -137,7 +139,7 @@ func (c *adjCache) get(k *adjKey, n uint64) (adjList, bool) {
 	arena := s.arena
 	s.mu.RUnlock()
 	if !ok {
-		c.misses.Add(1)
+		s.misses.Add(1)
 		return adjList{}, false
 	}
 	valid := n <= ref.upTo
@@ -148,10 +150,10 @@ func (c *adjCache) get(k *adjKey, n uint64) (adjList, bool) {
 		valid = ref.upTo >= start && n <= next && c.bucket(h).Load() <= ref.upTo
 	}
 	if !valid {
-		c.misses.Add(1)
+		s.misses.Add(1)
 		return adjList{}, false
 	}
-	c.hits.Add(1)
+	s.hits.Add(1)
 	recEnd := ref.off + ref.n*edgeRecSize
 	l := adjList{upTo: ref.upTo, recs: arena[ref.off:recEnd:recEnd]}
 	bufEnd := recEnd
@@ -225,7 +227,12 @@ func (ix *Indexer) CacheStats() CacheStats {
 	if ix.adj == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Hits: ix.adj.hits.Load(), Misses: ix.adj.misses.Load()}
+	var st CacheStats
+	for i := range ix.adj.shards {
+		st.Hits += ix.adj.shards[i].hits.Load()
+		st.Misses += ix.adj.shards[i].misses.Load()
+	}
+	return st
 }
 
 // NewReader returns a reader of the graph as of log size size that uses
