@@ -34,20 +34,22 @@ type ClusterConfig struct {
 	// Target: "leader" sends every append to the leader (clients move to
 	// another node when theirs fails), "all" spreads clients over the
 	// three nodes (followers forward to the leader).
-	Target      string        `json:"target"`
-	Clients     int           `json:"clients"`
-	Duration    time.Duration `json:"-"`
-	Warmup      time.Duration `json:"-"`
-	Size        int           `json:"size"`
-	Keys        int           `json:"keys"`
-	Presign     int           `json:"presign"`
-	Failover    bool          `json:"failover"`
-	VerifyEvery int           `json:"verify_every"`
-	Namespace   string        `json:"namespace"`
-	PayloadType string        `json:"payload_type"`
-	Out         string        `json:"out,omitempty"`
-	DurationS   float64       `json:"duration_s"`
-	WarmupS     float64       `json:"warmup_s"`
+	Target       string        `json:"target"`
+	Clients      int           `json:"clients"`
+	Duration     time.Duration `json:"-"`
+	Warmup       time.Duration `json:"-"`
+	Size         int           `json:"size"`
+	Keys         int           `json:"keys"`
+	Presign      int           `json:"presign"`
+	Failover     bool          `json:"failover"`
+	RaftTimeout  time.Duration `json:"-"`
+	RaftTimeoutS float64       `json:"raft_timeout_s"`
+	VerifyEvery  int           `json:"verify_every"`
+	Namespace    string        `json:"namespace"`
+	PayloadType  string        `json:"payload_type"`
+	Out          string        `json:"out,omitempty"`
+	DurationS    float64       `json:"duration_s"`
+	WarmupS      float64       `json:"warmup_s"`
 }
 
 // Targets of the cluster scenario (issue 3).
@@ -75,7 +77,7 @@ func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
 		Provd: "./bin/provd", DataRoot: os.TempDir(), Target: "leader", Clients: 64,
 		Duration: 15 * time.Second, Warmup: 2 * time.Second, Size: 1024, Keys: 4,
-		Presign: 200_000, Failover: true, VerifyEvery: 100,
+		Presign: 200_000, Failover: true, VerifyEvery: 100, RaftTimeout: time.Second,
 		Namespace: "provbench", PayloadType: "application/vnd.in-toto+json",
 	}
 }
@@ -96,6 +98,7 @@ func ParseCluster(args []string, lookupEnv func(string) (string, bool), stderr i
 	fs.IntVar(&c.Keys, "keys", c.Keys, "Ed25519 signing keys")
 	fs.IntVar(&c.Presign, "presign", c.Presign, "envelopes signed before the clock starts; a phase ends early when they run out")
 	fs.BoolVar(&c.Failover, "failover", c.Failover, "after the window, SIGKILL the leader under load and measure the failover")
+	fs.DurationVar(&c.RaftTimeout, "raft-timeout", c.RaftTimeout, "provd --raft-timeout of every node (heartbeat and election timeout)")
 	fs.IntVar(&c.VerifyEvery, "verify-every", c.VerifyEvery, "verify every Nth receipt with the log key (0: none)")
 	fs.StringVar(&c.Out, "out", "", "JSON result path (default bench/results/cluster-<UTC timestamp>.json)")
 	fs.Usage = func() { fmt.Fprint(stderr, clusterUsage); fs.PrintDefaults() }
@@ -115,7 +118,10 @@ func ParseCluster(args []string, lookupEnv func(string) (string, bool), stderr i
 	case c.Presign < c.Clients:
 		return nil, fmt.Errorf("--presign %d: must be at least --clients", c.Presign)
 	}
-	c.DurationS, c.WarmupS = c.Duration.Seconds(), c.Warmup.Seconds()
+	if c.RaftTimeout <= 0 {
+		return nil, errors.New("--raft-timeout must be positive")
+	}
+	c.DurationS, c.WarmupS, c.RaftTimeoutS = c.Duration.Seconds(), c.Warmup.Seconds(), c.RaftTimeout.Seconds()
 	return &c, nil
 }
 
@@ -223,7 +229,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 			return nil, err
 		}
 		id := fmt.Sprintf("node%d", i+1)
-		extra := []string{"--node-id", id, "--raft-addr", raftAddr, "--log-key", logKey, "--log-level", "warn"}
+		extra := []string{"--node-id", id, "--raft-addr", raftAddr, "--log-key", logKey, "--log-level", "warn", "--raft-timeout", cfg.RaftTimeout.String()}
 		if i == 0 {
 			extra = append(extra, "--bootstrap")
 		} else {
@@ -300,6 +306,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 		leader.dead.Store(true)
 		l.killedAt.Store(time.Now().UnixNano())
 		leader.kill()
+		l.deadAt.Store(time.Now().UnixNano())
 		<-done
 		fr.Phase = phase
 		if first := l.firstAfter.Load(); first != 0 {
@@ -374,6 +381,7 @@ type clusterLoad struct {
 
 	next       atomic.Int64 // next pool index
 	killedAt   atomic.Int64
+	deadAt     atomic.Int64 // the killed leader's process has exited
 	firstAfter atomic.Int64
 	end        chan struct{}
 	wg         sync.WaitGroup
@@ -509,7 +517,7 @@ func (l *clusterLoad) client(ctx context.Context, c int) {
 			cancel()
 			now := time.Now()
 			if err == nil {
-				l.ack(i, resp, now.Sub(t0), now)
+				l.ack(i, resp, t0, now)
 				break
 			}
 			l.mu.Lock()
@@ -534,8 +542,12 @@ func (l *clusterLoad) client(ctx context.Context, c int) {
 	}
 }
 
-func (l *clusterLoad) ack(i int, resp *provledgerpb.AppendResponse, lat time.Duration, now time.Time) {
-	if k := l.killedAt.Load(); k != 0 && now.UnixNano() > k {
+func (l *clusterLoad) ack(i int, resp *provledgerpb.AppendResponse, t0, now time.Time) {
+	lat := now.Sub(t0)
+	// The failover ends with the first ack of an append sent once the old
+	// leader was dead: answers to appends sent earlier may be the old
+	// leader's, arriving late.
+	if d := l.deadAt.Load(); d != 0 && t0.UnixNano() > d {
 		l.firstAfter.CompareAndSwap(0, now.UnixNano())
 	}
 	var verr error

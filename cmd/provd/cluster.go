@@ -38,6 +38,7 @@ type clusterConfig struct {
 	bootstrap     bool
 	peers         string
 	join          string
+	raftTimeout   time.Duration
 	// peerList is --peers parsed.
 	peerList []cluster.Member
 }
@@ -50,6 +51,7 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.BoolVar(&c.bootstrap, "bootstrap", false, "cluster mode: start a new cluster with this node (and --peers, if any) as its voters; ignored by a node that already has Raft state")
 	fs.StringVar(&c.peers, "peers", "", "with --bootstrap: the other initial voters, id=raftaddr=apiaddr,... (start every one of them with the same --bootstrap --peers); default none, others --join later")
 	fs.StringVar(&c.join, "join", "", "cluster mode: gRPC address of any member of an existing cluster; this node asks it to add it (needs the cluster's --log-key); ignored by a node that already has Raft state")
+	fs.DurationVar(&c.raftTimeout, "raft-timeout", time.Second, "cluster mode: Raft heartbeat and election timeout (the leader lease is half of it): a follower that hears nothing from the leader for this long (up to twice it) starts an election; lower fails over faster but risks elections on a loaded machine")
 }
 
 // validate checks the cluster flags' syntax; how they combine with the
@@ -60,6 +62,9 @@ func (c *clusterConfig) validate(cfg *config) error {
 	}
 	if c.bootstrap && c.join != "" {
 		return errors.New("--bootstrap and --join exclude each other: bootstrap the first node, join the others")
+	}
+	if c.raftTimeout < 20*time.Millisecond || c.raftTimeout > time.Minute {
+		return fmt.Errorf("--raft-timeout %v: must be between 20ms and 1m", c.raftTimeout)
 	}
 	for _, a := range []struct{ name, addr string }{{"--raft-addr", c.raftAddr}, {"--raft-advertise", c.raftAdvertise}, {"--api-advertise", c.apiAdvertise}, {"--join", c.join}} {
 		if a.addr == "" {
@@ -246,6 +251,10 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 		Listener:  ln,
 		Advertise: cc.raftAdvertise,
 		Logger:    lg,
+		// raft needs the lease below the heartbeat timeout.
+		HeartbeatTimeout:   cc.raftTimeout,
+		ElectionTimeout:    cc.raftTimeout,
+		LeaderLeaseTimeout: cc.raftTimeout / 2,
 	})
 	if err != nil {
 		ln.Close()

@@ -467,6 +467,7 @@ func TestClusterFlagErrors(t *testing.T) {
 		{"bootstrap and join", []string{"--node-id", "n1", "--bootstrap", "--join", "127.0.0.1:1"}, 2, "--bootstrap and --join exclude each other"},
 		{"peers malformed", []string{"--node-id", "n1", "--bootstrap", "--peers", "n2=127.0.0.1:1"}, 2, "each peer is id=raftaddr=apiaddr"},
 		{"raft addr without port", []string{"--node-id", "n1", "--raft-addr", "localhost"}, 2, "--raft-addr"},
+		{"raft timeout too short", []string{"--node-id", "n1", "--raft-timeout", "1ms"}, 2, "--raft-timeout 1ms: must be between"},
 		{"node id with a space", []string{"--node-id", "n 1"}, 2, "--node-id"},
 		{"join without the log key", []string{"--node-id", "n2", "--join", "127.0.0.1:1"}, 2, "--join needs the cluster's log key"},
 		{"bootstrap without node id", []string{"--bootstrap"}, 1, "--bootstrap needs --node-id"},

@@ -58,6 +58,7 @@ var allFlags = []struct {
 	{"bootstrap", "PROVLEDGER_BOOTSTRAP", "true", func(c *config) string { return strconv.FormatBool(c.cluster.bootstrap) }},
 	{"peers", "PROVLEDGER_PEERS", "n2=10.0.0.2:7402=10.0.0.2:7400", func(c *config) string { return c.cluster.peers }},
 	{"join", "PROVLEDGER_JOIN", "10.0.0.1:7400", func(c *config) string { return c.cluster.join }},
+	{"raft-timeout", "PROVLEDGER_RAFT_TIMEOUT", "500ms", func(c *config) string { return c.cluster.raftTimeout.String() }},
 	// admin.go, security.go
 	{"admin-addr", "PROVLEDGER_ADMIN_ADDR", "127.0.0.1:9403", func(c *config) string { return c.admin.addr }},
 	{"tls-cert", "PROVLEDGER_TLS_CERT", "/etc/provd/tls.crt", func(c *config) string { return c.security.tlsCert }},
