@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"io"
 	"runtime"
@@ -205,7 +204,7 @@ func (s *Service) check(req *provledgerpb.AppendRequest) (ledger.Entry, error) {
 	if len(env.PayloadType) > 255 || !utf8.ValidString(env.PayloadType) {
 		return ledger.Entry{}, invalid("payload type must be 1..255 bytes of UTF-8")
 	}
-	if strings.HasSuffix(env.PayloadType, "+json") && !json.Valid(env.Payload) {
+	if strings.HasSuffix(env.PayloadType, "+json") && !validJSON(env.Payload) {
 		return ledger.Entry{}, invalid("payload type %q says JSON but the payload is not valid JSON; fix the payload or its type", env.PayloadType)
 	}
 	for i := range env.Signatures {
