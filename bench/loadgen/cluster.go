@@ -127,17 +127,20 @@ func ParseCluster(args []string, lookupEnv func(string) (string, bool), stderr i
 
 // ClusterReport is the JSON result of the cluster scenario.
 type ClusterReport struct {
-	Scenario   string          `json:"scenario"`
-	Config     ClusterConfig   `json:"config"`
-	Machine    Machine         `json:"machine"`
-	Provenance Provenance      `json:"provenance"`
-	Nodes      []string        `json:"nodes"`
-	Leader     string          `json:"leader"`
-	Steady     PhaseResult     `json:"steady"`
-	Failover   *FailoverResult `json:"failover,omitempty"`
-	Verified   int             `json:"receipts_verified"`
-	BadReceipt int             `json:"receipts_failed"`
-	FirstBad   string          `json:"first_bad_receipt,omitempty"`
+	Scenario   string        `json:"scenario"`
+	Config     ClusterConfig `json:"config"`
+	Machine    Machine       `json:"machine"`
+	Provenance Provenance    `json:"provenance"`
+	Nodes      []string      `json:"nodes"`
+	Leader     string        `json:"leader"`
+	// LeaderChanged: the leader was another node by the end of the window
+	// (an election happened under load).
+	LeaderChanged bool            `json:"leader_changed"`
+	Steady        PhaseResult     `json:"steady"`
+	Failover      *FailoverResult `json:"failover,omitempty"`
+	Verified      int             `json:"receipts_verified"`
+	BadReceipt    int             `json:"receipts_failed"`
+	FirstBad      string          `json:"first_bad_receipt,omitempty"`
 	// Met says which targets of issue 3 the run met.
 	Met map[string]bool `json:"targets_met"`
 	OK  bool            `json:"ok"`
@@ -302,6 +305,12 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 			phase = l.phase(ctx, 0) // ends when the first ack after the kill is 3 s old
 		}()
 		sleepCtx(ctx, time.Second)
+		// Kill the leader of now: it may have changed during the window.
+		if cur, err := waitCluster(ctx, nodes); err == nil && cur != leader {
+			rep.LeaderChanged = true
+			leader = cur
+		}
+		fr.Killed = leader.id
 		fmt.Fprintf(progress, "provbench cluster: SIGKILL leader %s\n", leader.id)
 		leader.dead.Store(true)
 		l.killedAt.Store(time.Now().UnixNano())
@@ -584,6 +593,9 @@ func PrintCluster(w io.Writer, r *ClusterReport) {
 	}
 	fmt.Fprintf(w, "CPU in the window: nodes %.1f s (%v), provbench %.1f s, whole machine %.1f s of %.1f s available\n",
 		nodes, fmtCPU(p.NodeCPUS), p.BenchCPUS, p.MachineCPUS, p.Seconds*float64(r.Machine.NProc))
+	if r.LeaderChanged {
+		fmt.Fprintf(w, "leadership moved during the window (an election under load): %s led at the start\n", r.Leader)
+	}
 	if f := r.Failover; f != nil {
 		fmt.Fprintf(w, "failover: leader %s SIGKILLed; first acknowledged append %.0f ms later; new leader %s; %d errors (retried) during the phase, %d acked\n",
 			f.Killed, f.FirstAckMS, f.NewLeader, f.Phase.Errors, f.Phase.Acked)
