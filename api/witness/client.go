@@ -26,6 +26,7 @@ type ConflictError struct {
 	Reason string // "old-size", "fork", "stale" (from ConflictHeader; may be empty for other witnesses)
 }
 
+// Error implements error.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("witness: conflict (409, %s): the witness has cosigned size %d", e.Reason, e.Size)
 }

@@ -28,6 +28,7 @@ type witnessConfig struct {
 // witnessList is --witness URL=VKEY, repeated or comma-separated.
 type witnessList []witness.Witness
 
+// String implements flag.Value.
 func (w *witnessList) String() string {
 	var s []string
 	for _, x := range *w {
@@ -36,6 +37,7 @@ func (w *witnessList) String() string {
 	return strings.Join(s, ",")
 }
 
+// Set implements flag.Value: URL=VKEY, several separated by commas.
 func (w *witnessList) Set(v string) error {
 	for _, one := range strings.Split(v, ",") {
 		i := strings.LastIndex(one, "=")

@@ -360,9 +360,11 @@ func AddLines(signedNote []byte, lines []Line) []byte {
 	return out
 }
 
-// NoteVerifier adapts v to note.Verifier (it already is one; this is for
-// building note.VerifierList values).
-func (v *Verifier) NoteVerifier() note.Verifier { return v }
+// Interface checks.
+var (
+	_ note.Signer   = (*Signer)(nil)
+	_ note.Verifier = (*Verifier)(nil)
+)
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
