@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
@@ -85,34 +86,59 @@ type Config struct {
 	OnHTTPRefusal func(reason string)
 }
 
-// Authenticator authenticates and authorizes requests. It is immutable and
-// safe for concurrent use.
+// Authenticator authenticates and authorizes requests. It is safe for
+// concurrent use; Reload swaps the principals atomically.
 type Authenticator struct {
 	cfg     Config
 	log     *slog.Logger
-	byHash  map[[32]byte]*Principal
-	byCert  map[string]*Principal
+	set     atomic.Pointer[principalSet]
 	methods map[string]Class
+}
+
+// principalSet indexes principals by credential.
+type principalSet struct {
+	byHash map[[32]byte]*Principal
+	byCert map[string]*Principal
+}
+
+func newPrincipalSet(ps []Principal) (*principalSet, error) {
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("auth config: %w", ErrEmpty)
+	}
+	s := &principalSet{byHash: map[[32]byte]*Principal{}, byCert: map[string]*Principal{}}
+	for i := range ps {
+		p := &ps[i]
+		if p.CertIdentity != "" {
+			s.byCert[p.CertIdentity] = p
+		} else {
+			s.byHash[p.TokenHash] = p
+		}
+	}
+	return s, nil
+}
+
+// Reload replaces the principals (e.g. a tokens file edited to add or
+// revoke a token): requests authenticated from then on use the new set.
+func (a *Authenticator) Reload(ps []Principal) error {
+	set, err := newPrincipalSet(slices.Clone(ps))
+	if err != nil {
+		return err
+	}
+	a.set.Store(set)
+	return nil
 }
 
 // New returns an Authenticator for cfg.
 func New(cfg Config) (*Authenticator, error) {
-	if len(cfg.Principals) == 0 {
-		return nil, fmt.Errorf("auth config: %w", ErrEmpty)
+	set, err := newPrincipalSet(slices.Clone(cfg.Principals))
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &Authenticator{cfg: cfg, log: cfg.Logger.With("component", "auth"),
-		byHash: map[[32]byte]*Principal{}, byCert: map[string]*Principal{}, methods: defaultMethods()}
-	for i := range cfg.Principals {
-		p := &cfg.Principals[i]
-		if p.CertIdentity != "" {
-			a.byCert[p.CertIdentity] = p
-		} else {
-			a.byHash[p.TokenHash] = p
-		}
-	}
+	a := &Authenticator{cfg: cfg, log: cfg.Logger.With("component", "auth"), methods: defaultMethods()}
+	a.set.Store(set)
 	for m, c := range cfg.Methods {
 		a.methods[m] = c
 	}
@@ -186,14 +212,15 @@ func (a *Authenticator) Authenticate(c Credentials) (*Principal, error) {
 		h := sha256.Sum256([]byte(c.Bearer))
 		// The lookup is keyed by the hash, which says nothing usable
 		// about any secret; the comparison itself is constant-time.
-		if p, ok := a.byHash[h]; ok && subtle.ConstantTimeCompare(h[:], p.TokenHash[:]) == 1 {
+		if p, ok := a.set.Load().byHash[h]; ok && subtle.ConstantTimeCompare(h[:], p.TokenHash[:]) == 1 {
 			return p, nil
 		}
 		return nil, fmt.Errorf("%w: unknown bearer token; ask the operator for a token (provd --auth-tokens)", ErrUnauthenticated)
 	}
 	if c.Cert != nil {
+		set := a.set.Load()
 		for _, id := range CertIdentities(c.Cert) {
-			if p, ok := a.byCert[id]; ok {
+			if p, ok := set.byCert[id]; ok {
 				return p, nil
 			}
 		}

@@ -12,9 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -99,6 +102,9 @@ type guard struct {
 	limits  *limits.Limiter
 	// unregister removes the Raft metrics hook (admin_raft.go).
 	unregister func()
+	// stopReload ends the SIGHUP handler that reloads --auth-tokens.
+	stopReload chan struct{}
+	reloadDone chan struct{}
 }
 
 // newGuard builds the guard from the flags; nothing listens yet.
@@ -169,6 +175,9 @@ func (g *guard) serverConfig(sc server.Config) server.Config {
 func (g *guard) start(c *config, l *ledger.Log, seq sequencer, lg *slog.Logger) error {
 	g.metrics.ObserveLog(l)
 	g.unregister = registerRaftMetrics(seq) // admin_raft.go
+	if g.auth != nil {
+		g.reloadOnHangup(c.security.authTokens, lg)
+	}
 	var err error
 	g.admin, err = startAdmin(&c.admin, g.metrics, lg)
 	return err
@@ -180,7 +189,40 @@ func (g *guard) stop(ctx context.Context) {
 		if g.unregister != nil {
 			g.unregister()
 		}
+		if g.stopReload != nil {
+			close(g.stopReload)
+			<-g.reloadDone
+		}
 	}
+}
+
+// reloadOnHangup re-reads the tokens file on SIGHUP, so tokens are added
+// and revoked without a restart; a file that does not parse leaves the
+// principals in force unchanged.
+func (g *guard) reloadOnHangup(path string, lg *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	g.stopReload, g.reloadDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(g.reloadDone)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-g.stopReload:
+				return
+			case <-hup:
+				ps, err := auth.LoadFile(path)
+				if err == nil {
+					err = g.auth.Reload(ps)
+				}
+				if err != nil {
+					lg.Error("SIGHUP: tokens file not reloaded; the previous principals stay in force", "file", path, "err", err)
+					continue
+				}
+				lg.Info("SIGHUP: reloaded the tokens file", "file", path, "principals", len(ps))
+			}
+		}
+	}()
 }
 
 // scheme is "https" with TLS, for the banner.

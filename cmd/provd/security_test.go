@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,5 +328,72 @@ func TestHTTPRequestID(t *testing.T) {
 		if got == "" || (tc.want != "" && got != tc.want) || (tc.want == "" && got == tc.sent) {
 			t.Errorf("sent %q: X-Request-Id %q; want %q (or a new one)", tc.sent, got, tc.want)
 		}
+	}
+}
+
+// TestTokensReloadOnHangup: SIGHUP re-reads --auth-tokens: a new token
+// works, a removed one stops working, and a broken file changes nothing.
+func TestTokensReloadOnHangup(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	write := func(lines ...string) {
+		t.Helper()
+		if err := writeFileAtomic(tokens, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("team-a " + auth.HashToken("tok-a"))
+	n := startRun(t, "--dev", "--data", filepath.Join(dir, "data"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "",
+		"--auth-tokens", tokens, "--log-level", "warn")
+	c := n.dial(t)
+	s := newTestSigner(t)
+	i := 0
+	appendAs := func(tok, ns string) codes.Code {
+		i++
+		env, err := s.statement(fmt.Sprintf("reload-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := s.appendRequest(env, true)
+		req.Namespace = ns
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = c.Append(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), req)
+		return status.Code(err)
+	}
+	// hangup sends SIGHUP and waits until the node answers as expected.
+	hangup := func(tok, ns string, want codes.Code) {
+		t.Helper()
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for appendAs(tok, ns) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("after SIGHUP, %s appending to %s is not %v; log:\n%s", tok, ns, want, &n.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if got := appendAs("tok-b", "team-b"); got != codes.Unauthenticated {
+		t.Fatalf("tok-b before reload: %v", got)
+	}
+	write("team-a "+auth.HashToken("tok-a"), "team-b "+auth.HashToken("tok-b"))
+	hangup("tok-b", "team-b", codes.OK)
+	write("team-b " + auth.HashToken("tok-b")) // revoke tok-a
+	hangup("tok-a", "team-a", codes.Unauthenticated)
+	write("team-b sha256:not-a-hash")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(n.stderr.String(), "tokens file not reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a broken tokens file was not reported; log:\n%s", &n.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := appendAs("tok-b", "team-b"); got != codes.OK {
+		t.Errorf("tok-b after a broken reload: %v; the previous principals should stay", got)
 	}
 }
