@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -572,6 +573,9 @@ type Filter struct {
 func (s *Scanner) Findings(f Filter) ([]StoredFinding, error) {
 	lo := []byte{keyPrefix, tblFinding}
 	if f.After != nil {
+		if *f.After == math.MaxUint64 {
+			return nil, nil
+		}
 		lo = findingKey(*f.After + 1)
 	}
 	it, err := s.log.DB().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tblFinding + 1}})

@@ -216,3 +216,52 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestFindingsPagingEdges(t *testing.T) {
+	l := openLog(t)
+	st, err := synth.Generate(l, synth.Config{Jobs: 20, Days: 60, PerKind: 1, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newScanner(t, l, st.Trust, nil)
+	p, err := s.Scan(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Findings) < 2 {
+		t.Fatalf("%d findings", len(p.Findings))
+	}
+	last := ^uint64(0)
+	tests := []struct {
+		name string
+		f    scanner.Filter
+		want int
+	}{
+		{"all", scanner.Filter{}, len(p.Findings)},
+		{"limit", scanner.Filter{Limit: 1}, 1},
+		{"after first", scanner.Filter{After: &p.Findings[0].Index}, len(p.Findings) - 1},
+		{"after max", scanner.Filter{After: &last}, 0},
+		{"critical", scanner.Filter{MinSeverity: scanner.SeverityCritical}, countSev(p.Findings, scanner.SeverityCritical)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Findings(tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.want {
+				t.Fatalf("%d findings, want %d", len(got), tc.want)
+			}
+		})
+	}
+}
+
+func countSev(fs []scanner.StoredFinding, min scanner.Severity) int {
+	n := 0
+	for _, f := range fs {
+		if f.Finding.Severity >= min {
+			n++
+		}
+	}
+	return n
+}
