@@ -339,7 +339,9 @@ func (e *clusterEnv) converge(minSize uint64, acks map[uint64][32]byte) *provled
 // both survivors; the killed node restarts with only --data and --node-id
 // and converges to the same checkpoint.
 func TestClusterLeaderKilled(t *testing.T) {
+	t0 := time.Now()
 	e := newClusterEnv(t)
+	t.Logf("cluster up in %v", time.Since(t0).Round(time.Millisecond))
 	st := e.waitMembers(3)
 	leader := e.byID(st.GetLeader().GetId())
 
@@ -391,10 +393,12 @@ func TestClusterLeaderKilled(t *testing.T) {
 		maxIdx = max(maxIdx, idx)
 	}
 	cp := e.converge(maxIdx+1, l.acks)
+	t.Logf("load, kill and survivors checked at %v", time.Since(t0).Round(time.Millisecond))
 
 	// The killed node restarts from its data directory alone.
 	leader.start(t, false)
 	e.waitMembers(3)
+	t.Logf("killed node back at %v", time.Since(t0).Round(time.Millisecond))
 	final := e.converge(cp.GetSize(), l.acks)
 	if !bytes.Equal(final.GetNote(), cp.GetNote()) {
 		t.Fatalf("the checkpoint moved without appends:\n%s\n%s", cp.GetNote(), final.GetNote())
