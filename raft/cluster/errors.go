@@ -34,6 +34,7 @@ type LeaderError struct {
 	cause  error
 }
 
+// Error says what failed and who leads (or that no leader is known).
 func (e *LeaderError) Error() string {
 	msg := e.Err.Error()
 	if e.cause != nil && e.cause.Error() != msg {
