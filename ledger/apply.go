@@ -270,12 +270,18 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 		if visitErr != nil {
 			return nil, nil, fmt.Errorf("apply batch: append leaf %d: %w", idx, visitErr)
 		}
-		env := make([]byte, 8, 8+len(e.Envelope))
-		binary.BigEndian.PutUint64(env, idx)
-		env = append(env, e.Envelope...)
+		// The envelope value (index ‖ envelope) is built in place in the
+		// batch: no copy of the envelope on the side.
+		ek := hashKey(prefixEnvelope, d)
+		op := pb.SetDeferred(len(ek), 8+len(e.Envelope))
+		copy(op.Key, ek)
+		binary.BigEndian.PutUint64(op.Value, idx)
+		copy(op.Value[8:], e.Envelope)
+		if err := op.Finish(); err != nil {
+			return nil, nil, err
+		}
 		for _, kv := range [...]struct{ k, v []byte }{
 			{u64Key(prefixRecord, idx), raw},
-			{hashKey(prefixEnvelope, d), env},
 			{hashKey(prefixLeaf, leaf), u64Value(idx)},
 		} {
 			if err := pb.Set(kv.k, kv.v, nil); err != nil {
