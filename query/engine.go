@@ -191,10 +191,13 @@ type session struct {
 	// stopAt lists node kinds a traversal adds but does not expand.
 	stopAt map[graph.Kind]bool
 
-	order  []pendingNode
-	pos    map[graph.ID]int32
-	pedges []pendingEdge
-	pseen  map[pendingKey]struct{}
+	order []pendingNode
+	// pos finds a node's position in order by idHash; posOverflow holds
+	// the nodes whose hash another node has (see lookup).
+	pos         map[uint64]int32
+	posOverflow map[graph.ID]int32
+	pedges      []pendingEdge
+	pseen       map[pendingKey]struct{}
 	// namespaces is the namespace filter (nil: none), sorted.
 	namespaces []string
 	// walks numbers the traversals of the session (pendingNode.walk).
@@ -230,7 +233,7 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 	}
 	s := &session{
 		ctx: ctx, e: e, r: r, cp: cp, req: req, depth: depth, budget: budget,
-		entries: make(map[uint64]bool, min(budget, 1<<12)), pos: make(map[graph.ID]int32, min(budget, 1<<12)),
+		entries: make(map[uint64]bool, min(budget, 1<<12)), pos: make(map[uint64]int32, min(budget, 1<<12)),
 		pseen: make(map[pendingKey]struct{}, min(budget, 1<<12)), infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,

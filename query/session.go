@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -75,7 +76,7 @@ func relCode(rel string) uint8 {
 // name, if known, is its encoded name (graph.Edge.Name). It returns the
 // node's position in s.order.
 func (s *session) add(id graph.ID, depth int, name []byte) int32 {
-	if i, ok := s.pos[id]; ok {
+	if i, ok := s.lookup(id); ok {
 		n := &s.order[i]
 		if depth < n.depth {
 			n.depth = depth
@@ -86,9 +87,35 @@ func (s *session) add(id graph.ID, depth int, name []byte) int32 {
 		return i
 	}
 	i := int32(len(s.order))
-	s.pos[id] = i
 	s.order = append(s.order, pendingNode{id: id, depth: depth, name: name})
+	h := idHash(id)
+	if _, taken := s.pos[h]; taken {
+		// Another node's id shares these 64 bits.
+		if s.posOverflow == nil {
+			s.posOverflow = map[graph.ID]int32{}
+		}
+		s.posOverflow[id] = i
+	} else {
+		s.pos[h] = i
+	}
 	return i
+}
+
+// idHash is 64 bits of a node id (ids are SHA-256 prefixes after their
+// kind byte), the key of session.pos.
+func idHash(id graph.ID) uint64 { return binary.LittleEndian.Uint64(id[1:9]) }
+
+// lookup returns the position of node id in s.order.
+func (s *session) lookup(id graph.ID) (int32, bool) {
+	i, ok := s.pos[idHash(id)]
+	if !ok {
+		return 0, false
+	}
+	if s.order[i].id == id {
+		return i, true
+	}
+	i, ok = s.posOverflow[id]
+	return i, ok
 }
 
 // touchAt notes that an edge asserted by entry idx touches the node at
@@ -103,14 +130,14 @@ func (s *session) touchAt(i int32, idx uint64) {
 }
 
 func (s *session) depthOf(id graph.ID) int {
-	if i, ok := s.pos[id]; ok {
+	if i, ok := s.lookup(id); ok {
 		return s.order[i].depth
 	}
 	return 0
 }
 
 func (s *session) posOf(id graph.ID) int32 {
-	if i, ok := s.pos[id]; ok {
+	if i, ok := s.lookup(id); ok {
 		return i
 	}
 	return -1

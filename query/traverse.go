@@ -143,7 +143,7 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 	// A node is expanded once per traversal: pendingNode.walk says which
 	// traversal reached it last.
 	s.walks++
-	if i, ok := s.pos[start]; ok {
+	if i, ok := s.lookup(start); ok {
 		s.order[i].walk = s.walks
 	}
 	for len(level) > 0 {

@@ -54,7 +54,7 @@ type adjKey struct {
 // a cache of a million edges costs it nothing.
 type adjShard struct {
 	mu    sync.RWMutex
-	m     map[adjKey]adjRef
+	m     map[uint64]adjRef // by adjKey.hash; the ref holds its key
 	arena []byte
 	// hits and misses count lookups (per shard: concurrent queries do not
 	// fight over one counter).
@@ -66,6 +66,7 @@ type adjShard struct {
 // edgeRecSize bytes at off, then the names and attrs (the last record's
 // attrsEnd bytes).
 type adjRef struct {
+	key  adjKey // a list whose key has the same hash is another list
 	upTo uint64
 	off  uint32
 	n    uint32
@@ -113,7 +114,7 @@ func (l *adjList) appendEdge(other ID, idx uint64, name, attrs []byte) {
 func newAdjCache(size int64) *adjCache {
 	c := &adjCache{maxShardBytes: max(size/adjShards, 1), touched: make([]atomic.Uint64, 1<<touchBucketBits)}
 	for i := range c.shards {
-		c.shards[i].m = map[adjKey]adjRef{}
+		c.shards[i].m = map[uint64]adjRef{}
 	}
 	return c
 }
@@ -135,10 +136,10 @@ func (c *adjCache) get(k *adjKey, n uint64) (adjList, bool) {
 	h := k.hash()
 	s := c.shard(h)
 	s.mu.RLock()
-	ref, ok := s.m[*k]
+	ref, ok := s.m[h]
 	arena := s.arena
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || ref.key != *k {
 		s.misses.Add(1)
 		return adjList{}, false
 	}
@@ -173,7 +174,7 @@ func (c *adjCache) put(k *adjKey, l *adjList) {
 	s := c.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.m[*k]; ok && old.upTo >= l.upTo {
+	if old, ok := s.m[h]; ok && old.key == *k && old.upTo >= l.upTo {
 		return
 	}
 	if int64(len(s.arena))+size > c.maxShardBytes {
@@ -188,7 +189,7 @@ func (c *adjCache) put(k *adjKey, l *adjList) {
 	off := uint32(len(s.arena))
 	s.arena = append(s.arena, l.recs...)
 	s.arena = append(s.arena, l.buf...)
-	s.m[*k] = adjRef{upTo: l.upTo, off: off, n: uint32(l.len())}
+	s.m[h] = adjRef{key: *k, upTo: l.upTo, off: off, n: uint32(l.len())}
 }
 
 // touch records that entry idx added an edge to the list k.
