@@ -305,6 +305,7 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.auditCommand(),
 		a.monitorCommand(),
 		a.witnessCommand(),
+		a.evidenceCommand(),
 		a.lineageCommand(),
 		a.costCommand(),
 		a.verifyAnswerCommand(),

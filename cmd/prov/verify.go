@@ -27,6 +27,7 @@ func (a *app) verifyCommand() *ffcli.Command {
 	var witnessKeys multiFlag
 	fs.Var(&witnessKeys, "witness-key", "with --bundle: a witness verifier key (name+keyid+base64) whose cosignature is required (repeat)")
 	minWitnesses := fs.Int("min-witnesses", 0, "with --bundle: how many of the --witness-key witnesses must have cosigned (default: all)")
+	pack := fs.String("evidence", "", "re-check an evidence pack directory (prov evidence --out DIR) with no network")
 	evidence := fs.String("evidence-file", "", "re-check a monitor's evidence file (prov monitor --evidence) with the log key alone")
 	return &ffcli.Command{
 		Name:       "verify",
@@ -60,6 +61,12 @@ Exit codes: 0 verified; 1 verification failed (the message says what);
 2 the server could not be reached; 64 bad flags or arguments.`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
+			if *pack != "" {
+				if len(args) > 0 || *receipt != "" || *bundle != "" || *evidence != "" {
+					return usagef("verify: give one of an entry index, --receipt, --bundle, --evidence or --evidence-file")
+				}
+				return a.verifyPack(*pack, *trust)
+			}
 			if *bundle != "" || *evidence != "" {
 				if len(args) > 0 || *receipt != "" || (*bundle != "" && *evidence != "") {
 					return usagef("verify: give one of an entry index, --receipt, --bundle or --evidence-file")
