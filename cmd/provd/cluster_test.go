@@ -196,7 +196,7 @@ type ack struct {
 // load runs clients that append through every running node in turn until
 // stop closes; a client whose node fails with Unavailable or a deadline
 // retries the same envelope at the next node (safe: dedup). Acks go to
-// acks; onAck sees each acknowledgement's time.
+// acks; onAck sees when each acknowledged append was sent and answered.
 type load struct {
 	mu    sync.Mutex
 	acks  map[uint64][32]byte
@@ -204,7 +204,7 @@ type load struct {
 	errs  atomic.Int64
 }
 
-func (e *clusterEnv) runLoad(clients int, stop <-chan struct{}, onAck func(time.Time)) (*load, *sync.WaitGroup) {
+func (e *clusterEnv) runLoad(clients int, stop <-chan struct{}, onAck func(sent, acked time.Time)) (*load, *sync.WaitGroup) {
 	t := e.t
 	l := &load{acks: map[uint64][32]byte{}}
 	var wg sync.WaitGroup
@@ -231,6 +231,7 @@ func (e *clusterEnv) runLoad(clients int, stop <-chan struct{}, onAck func(time.
 						continue
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					sent := time.Now()
 					resp, err := n.ledger.Append(ctx, req)
 					cancel()
 					if err == nil {
@@ -246,7 +247,7 @@ func (e *clusterEnv) runLoad(clients int, stop <-chan struct{}, onAck func(time.
 						l.mu.Unlock()
 						l.count.Add(1)
 						if onAck != nil {
-							onAck(time.Now())
+							onAck(sent, time.Now())
 						}
 						break
 					}
@@ -369,15 +370,18 @@ func TestClusterLeaderKilled(t *testing.T) {
 	}
 
 	stop := make(chan struct{})
-	var killedAt, firstAfter atomic.Int64
-	l, wg := e.runLoad(8, stop, func(now time.Time) {
-		if k := killedAt.Load(); k != 0 {
+	// The failover ends with the first ack of an append sent after the
+	// leader's process died (earlier answers may be the old leader's).
+	var killedAt, deadAt, firstAfter atomic.Int64
+	l, wg := e.runLoad(8, stop, func(sent, now time.Time) {
+		if d := deadAt.Load(); d != 0 && sent.UnixNano() > d {
 			firstAfter.CompareAndSwap(0, now.UnixNano())
 		}
 	})
 	waitCount(e, "appends before the kill", &l.count, 200)
 	killedAt.Store(time.Now().UnixNano())
 	leader.proc.kill(t)
+	deadAt.Store(time.Now().UnixNano())
 	before := l.count.Load()
 	waitCount(e, "appends after the kill", &l.count, before+200)
 	close(stop)
