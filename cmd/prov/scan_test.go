@@ -108,6 +108,11 @@ func TestScanCLI(t *testing.T) {
 	if !strings.Contains(r.stdout, "cost.untagged") || strings.Contains(r.stdout, "integrity.") {
 		t.Fatalf("findings --kind cost.untagged:\n%s", r.stdout)
 	}
+	t.Logf("prov findings --since 2000-01-01 --kind cost.untagged:\n%s", r.stdout)
+	r = mustProv(t, "--server", addr, "findings", "--severity", "high")
+	t.Logf("prov findings --severity high:\n%s", r.stdout)
+	r = mustProv(t, "--server", addr, "forecast", "--series", "tag:team=")
+	t.Logf("prov forecast --series tag:team=:\n%s", r.stdout)
 	r = mustProv(t, "--server", addr, "forecast", "--series", "tag:team=team-1", "--daily")
 	if !strings.Contains(r.stdout, "tag:team=team-1") || !strings.Contains(r.stdout, "NEXT 30 DAYS") || !strings.Contains(r.stdout, "FORECAST") {
 		t.Fatalf("prov forecast:\n%s", r.stdout)

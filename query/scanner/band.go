@@ -5,6 +5,10 @@ import (
 	"slices"
 )
 
+// maxDrift caps the drift correction of a band's centre (±20 %): clustered
+// spikes must not move it further.
+const maxDrift = 0.2
+
 // madScale makes the MAD of a normal sample estimate its standard
 // deviation.
 const madScale = 1.4826
@@ -36,7 +40,10 @@ func keep(o BandOptions) int {
 // weekday unless NotWeekly), corrected for drift: the median of the
 // relative deviations of the last 7 points from the median of the older
 // points of their weekday says how far the level moved since the middle
-// of the window (a trend would otherwise lag by Window/2 weeks). The
+// of the window (a trend would otherwise lag by Window/2 weeks); it is
+// applied only when at least 5 of those 7 deviations have the same sign,
+// so a short outage or spike does not drag the centre, and it is capped
+// at ±maxDrift. The
 // spread is pooled over the whole series: each point's relative deviation
 // from the median of the other points of its weekday group (leave-one-out),
 // whose median (MAD, scaled by 1.4826) estimates the relative standard
@@ -101,8 +108,10 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 			}
 		}
 	}
-	if len(recent) >= 3 {
-		med *= 1 + median(recent)
+	if len(recent) >= 3 && sameSign(recent) >= (5*len(recent)+6)/7 {
+		// Only a consistent move (5 of 7 recent points on one side) is
+		// drift; a few days of outage or spike are not.
+		med *= 1 + math.Max(-maxDrift, math.Min(maxDrift, median(recent)))
 	}
 	half := 0.0
 	if len(dev) > 0 {
@@ -142,4 +151,18 @@ func bandSeverity(b Band, v float64) Severity {
 		return SeverityHigh
 	}
 	return SeverityMedium
+}
+
+// sameSign is the larger of the counts of positive and negative values.
+func sameSign(vals []float64) int {
+	pos, neg := 0, 0
+	for _, v := range vals {
+		switch {
+		case v > 0:
+			pos++
+		case v < 0:
+			neg++
+		}
+	}
+	return max(pos, neg)
 }
