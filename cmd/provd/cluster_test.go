@@ -93,6 +93,9 @@ type clusterEnv struct {
 	t     *testing.T
 	nodes []*cnode
 	v     note.Verifier
+
+	mu  sync.Mutex
+	cps map[string]bool // every checkpoint note a receipt carried
 }
 
 func newClusterEnv(t *testing.T) *clusterEnv {
@@ -245,6 +248,12 @@ func (e *clusterEnv) runLoad(clients int, stop <-chan struct{}, onAck func(sent,
 						}
 						l.acks[resp.GetIndex()] = [32]byte(resp.GetLeafHash())
 						l.mu.Unlock()
+						e.mu.Lock()
+						if e.cps == nil {
+							e.cps = map[string]bool{}
+						}
+						e.cps[string(resp.GetCheckpoint())] = true
+						e.mu.Unlock()
 						l.count.Add(1)
 						if onAck != nil {
 							onAck(sent, time.Now())
@@ -317,6 +326,43 @@ func (e *clusterEnv) converge(minSize uint64, acks map[uint64][32]byte) *provled
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// History check: every checkpoint a receipt carried is, on every
+	// running node, the checkpoint published at its size, and consistent
+	// with the common latest one (RFC 6962 consistency proof, verified
+	// with transparency-dev/merkle through crypto/proof).
+	refCP, err := checkpoint.Open(ref.GetNote(), e.v)
+	if err != nil {
+		e.fatal("latest checkpoint: %v", err)
+	}
+	e.mu.Lock()
+	notes := make([][]byte, 0, len(e.cps))
+	for n := range e.cps {
+		notes = append(notes, []byte(n))
+	}
+	e.mu.Unlock()
+	for _, n := range e.nodes {
+		if !n.running() {
+			continue
+		}
+		for _, nt := range notes {
+			old, err := checkpoint.Open(nt, e.v)
+			if err != nil {
+				e.fatal("a receipt's checkpoint does not verify: %v", err)
+			}
+			at, err := n.ledger.GetCheckpoint(ctx, &provledgerpb.GetCheckpointRequest{Size: old.Size})
+			if err != nil || !bytes.Equal(at.GetNote(), nt) {
+				e.fatal("%s: the checkpoint of size %d differs from the one a receipt carried (%v)", n.id, old.Size, err)
+			}
+			cons, err := n.ledger.GetConsistencyProof(ctx, &provledgerpb.GetConsistencyProofRequest{OldSize: old.Size, NewSize: refCP.Size})
+			if err != nil {
+				e.fatal("%s: consistency proof %d→%d: %v", n.id, old.Size, refCP.Size, err)
+			}
+			if err := proof.VerifyConsistency(old.Size, refCP.Size, cons.GetHashes(), old.Hash, refCP.Hash); err != nil {
+				e.fatal("%s: checkpoint %d is not consistent with %d: %v", n.id, old.Size, refCP.Size, err)
+			}
+		}
+	}
+	t.Logf("history: %d receipt checkpoints consistent with size %d on every running node", len(notes), refCP.Size)
 	for _, n := range e.nodes {
 		if !n.running() {
 			continue
