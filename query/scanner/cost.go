@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -156,7 +157,10 @@ func (s *Scanner) closeDay(now time.Time, name, currency string, cs *costSeries)
 	if wd < 0 {
 		wd += 7
 	}
+	dv := dayValue{Day: cs.Day, V: v}
 	if b, ok := cs.Band.band(o, wd); ok && outside(b, v) && (v >= s.opts.Cost.MinDaily || b.Median >= s.opts.Cost.MinDaily) {
+		clip := math.Max(b.Low, math.Min(b.High, v))
+		dv.Clip = &clip
 		obs := v
 		dir := "above"
 		if v < b.Low {
@@ -169,7 +173,7 @@ func (s *Scanner) closeDay(now time.Time, name, currency string, cs *costSeries)
 			Details: map[string]string{"currency": currency, "day": day}})
 	}
 	cs.Band.add(o, v, wd)
-	cs.Daily = append(cs.Daily, dayValue{Day: cs.Day, V: v})
+	cs.Daily = append(cs.Daily, dv)
 	if len(cs.Daily) > s.opts.Cost.History {
 		cs.Daily = slices.Delete(cs.Daily, 0, len(cs.Daily)-s.opts.Cost.History)
 	}

@@ -213,8 +213,9 @@ func (s *Scanner) Forecast(match string) ([]SeriesForecast, error) {
 	return out, nil
 }
 
-// dense turns daily values into a gap-free series (missing days are 0)
-// and returns it with its first day.
+// dense turns daily values into a gap-free series (missing days are 0;
+// days that fell outside their band count at the band's edge) and returns
+// it with its first day.
 func dense(ds []dayValue) ([]float64, int64) {
 	if len(ds) == 0 {
 		return nil, 0
@@ -224,23 +225,25 @@ func dense(ds []dayValue) ([]float64, int64) {
 	first := ds[0].Day
 	y := make([]float64, ds[len(ds)-1].Day-first+1)
 	for _, d := range ds {
-		y[d.Day-first] += d.V
+		y[d.Day-first] += d.forecastValue()
 	}
 	return y, first
 }
 
-// Backtest fits on all but the last horizon points of y, forecasts them,
-// and returns the MAPE of the forecast and the share of actual values
-// inside the prediction interval.
-func Backtest(y []float64, period, horizon int, z float64) (mape, coverage float64, err error) {
-	if len(y) <= horizon {
-		return 0, 0, fmt.Errorf("%w: %d points, horizon %d", ErrForecast, len(y), horizon)
+// Backtest fits on all but the last horizon points of fitOn (the series as
+// the forecast sees it), forecasts them, and returns the MAPE of the
+// forecast against the same points of actual, and the share of actual
+// values inside the prediction interval. fitOn and actual have the same
+// length (pass y twice for a plain backtest).
+func Backtest(fitOn, actual []float64, period, horizon int, z float64) (mape, coverage float64, err error) {
+	if len(fitOn) != len(actual) || len(fitOn) <= horizon {
+		return 0, 0, fmt.Errorf("%w: %d and %d points, horizon %d", ErrForecast, len(fitOn), len(actual), horizon)
 	}
-	train, test := y[:len(y)-horizon], y[len(y)-horizon:]
-	fit, err := HoltWinters(train, period, horizon, z)
+	fit, err := HoltWinters(fitOn[:len(fitOn)-horizon], period, horizon, z)
 	if err != nil {
 		return 0, 0, err
 	}
+	test := actual[len(actual)-horizon:]
 	in := 0
 	for i, v := range test {
 		if v >= fit.Low[i] && v <= fit.High[i] {
@@ -251,16 +254,22 @@ func Backtest(y []float64, period, horizon int, z float64) (mape, coverage float
 }
 
 // CostHistory returns the gap-free daily totals of every cost series
-// whose name contains match, keyed "NAME CURRENCY".
-func (s *Scanner) CostHistory(match string) map[string][]float64 {
+// whose name contains match, keyed "NAME CURRENCY": as they were
+// (actual) and as the forecast sees them (days outside their band at the
+// band's edge).
+func (s *Scanner) CostHistory(match string) (actual, forecast map[string][]float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string][]float64{}
+	actual, forecast = map[string][]float64{}, map[string][]float64{}
 	for key, cs := range s.cost.m {
 		if match == "" || strings.Contains(key, match) {
-			y, _ := dense(cs.Daily)
-			out[key] = y
+			forecast[key], _ = dense(cs.Daily)
+			raw := slices.Clone(cs.Daily)
+			for i := range raw {
+				raw[i].Clip = nil
+			}
+			actual[key], _ = dense(raw)
 		}
 	}
-	return out
+	return actual, forecast
 }

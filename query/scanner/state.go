@@ -169,6 +169,17 @@ type runState struct {
 type dayValue struct {
 	Day int64   `json:"d"` // days since 1970-01-01 (UTC)
 	V   float64 `json:"v"`
+	// Clip is set when the day fell outside its band: the forecast uses
+	// the band edge instead of V (a one-off spike is not a level).
+	Clip *float64 `json:"c,omitempty"`
+}
+
+// forecastValue is the day's value as the forecast sees it.
+func (d dayValue) forecastValue() float64 {
+	if d.Clip != nil {
+		return *d.Clip
+	}
+	return d.V
 }
 
 type costSeries struct {
