@@ -48,6 +48,8 @@ type Options struct {
 	// Logger gets the scanner's logs. Default slog.Default().
 	Logger *slog.Logger
 
+	// Integrity … Time configure the detectors (docs/scanner.md lists
+	// every default); Forecast the cost forecast.
 	Integrity IntegrityOptions
 	GitOps    GitOpsOptions
 	Lineage   LineageOptions
@@ -60,6 +62,7 @@ type Options struct {
 
 // IntegrityOptions configure the integrity detector.
 type IntegrityOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
 	// SkipSignatures skips the cryptographic re-verification of every
 	// envelope signature (key, revocation and namespace checks and
@@ -69,6 +72,7 @@ type IntegrityOptions struct {
 
 // GitOpsOptions configure the GitOps detector.
 type GitOpsOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
 	// AllowUnapprovedChanges turns off the "code changed without a policy
 	// entry approving it" finding for jobs no policy lists. Default false.
@@ -77,6 +81,7 @@ type GitOpsOptions struct {
 
 // LineageOptions configure the lineage drift detector.
 type LineageOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
 	// MinRuns is the number of completed runs of a job before a new input
 	// is reported. Default 3.
@@ -140,12 +145,15 @@ func (b BandOptions) Validate() error {
 // VolumeOptions configure the volume and quality detector (row counts,
 // bytes, null counts of dataset outputs).
 type VolumeOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
-	Band     BandOptions
+	// Band is the robust band of each series.
+	Band BandOptions
 }
 
 // FreshnessOptions configure the freshness detector.
 type FreshnessOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
 	// Factor times the learned interval (median of the last gaps) is how
 	// long a dataset may go without an update. Default 2.
@@ -161,6 +169,7 @@ type FreshnessOptions struct {
 
 // CostOptions configure the cost detector.
 type CostOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
 	// Band is the robust band of daily cost per series.
 	Band BandOptions
@@ -177,6 +186,7 @@ type CostOptions struct {
 
 // TimeOptions configure the time detector.
 type TimeOptions struct {
+	// Disabled turns the detector off.
 	Disabled bool
 	// MaxLag is how far an eventTime may be behind its integration time.
 	// Default 24h.

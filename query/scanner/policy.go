@@ -59,8 +59,10 @@ func (k *PolicyKey) ID() keys.KeyID { return k.id }
 
 // PolicyJob approves code versions of a job.
 type PolicyJob struct {
-	Namespace        string   `json:"namespace"`
-	Name             string   `json:"name"`
+	// Namespace and Name name the job as OpenLineage does.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// ApprovedVersions are code versions (git shas) the job may run.
 	ApprovedVersions []string `json:"approvedVersions"`
 }
 
@@ -82,6 +84,7 @@ func (b *PolicyBudget) Amount() float64 { return b.amount }
 
 // PolicyDataset sets a dataset's expected update interval.
 type PolicyDataset struct {
+	// Namespace and Name name the dataset as OpenLineage does.
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	// MaxInterval is a Go duration ("26h"): the dataset is stale when not
