@@ -73,6 +73,12 @@ var allFlags = []struct {
 	{"max-inflight-appends", "PROVLEDGER_MAX_INFLIGHT_APPENDS", "9", func(c *config) string { return strconv.Itoa(c.security.maxInflightAppends) }},
 	{"rpc-timeout", "PROVLEDGER_RPC_TIMEOUT", "45s", func(c *config) string { return c.security.rpcTimeout.String() }},
 	{"stream-timeout", "PROVLEDGER_STREAM_TIMEOUT", "2h0m0s", func(c *config) string { return c.security.streamTimeout.String() }},
+	// ingest.go
+	{"ingest-tokens", "PROVLEDGER_INGEST_TOKENS", "/etc/provd/ingest-tokens", func(c *config) string { return c.ingest.tokensFile }},
+	{"ingest-key", "PROVLEDGER_INGEST_KEY", "/etc/provd/ingest.key", func(c *config) string { return c.ingest.keyPath }},
+	{"ingest-max-facet-size", "PROVLEDGER_INGEST_MAX_FACET_SIZE", "4096", func(c *config) string { return strconv.Itoa(c.ingest.maxFacetSize) }},
+	{"ingest-max-batch", "PROVLEDGER_INGEST_MAX_BATCH", "17", func(c *config) string { return strconv.Itoa(c.ingest.maxBatch) }},
+	{"ingest-max-batch-size", "PROVLEDGER_INGEST_MAX_BATCH_SIZE", "65536", func(c *config) string { return strconv.Itoa(c.ingest.maxBatchSize) }},
 	// witness.go
 	{"witness", "PROVLEDGER_WITNESS", "http://w1.example:7402=w1.example+bdde10ec+BDtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop", func(c *config) string { return c.witness.witnesses.String() }},
 	{"witness-quorum", "PROVLEDGER_WITNESS_QUORUM", "1", func(c *config) string { return strconv.Itoa(c.witness.quorum) }},
@@ -117,6 +123,10 @@ func TestEveryFlagSettableFromEnv(t *testing.T) {
 	for _, f := range allFlags {
 		t.Run(f.name, func(t *testing.T) {
 			t.Setenv(f.env, f.value)
+			if f.name == "ingest-key" {
+				// An ingest key alone is refused: the endpoint needs tokens.
+				t.Setenv("PROVLEDGER_INGEST_TOKENS", "/etc/provd/ingest-tokens")
+			}
 			args := []string{"--dev"}
 			if f.name == "dev" {
 				args = nil // --dev comes from the environment alone
