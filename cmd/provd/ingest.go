@@ -1,14 +1,10 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/provledger/provledger/api/olingest"
 	"github.com/provledger/provledger/api/server"
@@ -96,48 +92,4 @@ func startIngest(c *config, srv *server.Server, keyring *keys.Keyring, lg *slog.
 // one Ed25519 signature) fits in maxEnvelope bytes.
 func olingestMaxEvent(maxEnvelope int) int {
 	return max((maxEnvelope-512)/4*3, 1)
-}
-
-// loadOrCreateIngestKey reads the ingest key (--ingest-key, else
-// DATA/ingest.key, generated on first start) and writes its public key to
-// DATA/ingest.pub for auditors.
-func loadOrCreateIngestKey(c *config, lg *slog.Logger) (ed25519.PrivateKey, error) {
-	path := c.ingest.keyPath
-	if path == "" {
-		path = filepath.Join(c.dataDir, "ingest.key")
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			k, err := keys.Generate("ed25519")
-			if err != nil {
-				return nil, err
-			}
-			pem, err := keys.MarshalPrivatePEM(k)
-			if err != nil {
-				return nil, err
-			}
-			if err := writeFileAtomic(path, pem, 0o600); err != nil {
-				return nil, fmt.Errorf("write ingest key: %w", err)
-			}
-			lg.Info("generated a new ingest key", "path", path)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read ingest key: %w", err)
-	}
-	k, err := keys.ParsePrivatePEM(b)
-	if err != nil {
-		return nil, fmt.Errorf("ingest key %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("ingest key %s: must be Ed25519, got %T", path, k)
-	}
-	pub, err := keys.MarshalPublicPEM(priv.Public())
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(c.dataDir, "ingest.pub"), pub, 0o644); err != nil {
-		return nil, fmt.Errorf("write ingest public key: %w", err)
-	}
-	return priv, nil
 }

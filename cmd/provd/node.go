@@ -247,47 +247,6 @@ func (n *node) wait(ctx context.Context) error {
 	return serveErr
 }
 
-// loadOrCreateLogKey reads the log's Ed25519 key. When no --log-key was
-// given it uses DATA/log.key, generating it on first start, but only for a
-// new log: an existing log whose key file is gone must not get a new key
-// (its checkpoints could no longer be verified).
-func loadOrCreateLogKey(c *config, lg *slog.Logger) (ed25519.PrivateKey, string, error) {
-	path := c.logKeyPath
-	if path == "" {
-		path = filepath.Join(c.dataDir, "log.key")
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			if ents, err := os.ReadDir(filepath.Join(c.dataDir, "ledger")); err == nil && len(ents) > 0 {
-				return nil, "", fmt.Errorf("log key: %s does not exist, but %s holds a log: start with the key that signed it (--log-key FILE)", path, filepath.Join(c.dataDir, "ledger"))
-			}
-			k, err := keys.Generate("ed25519")
-			if err != nil {
-				return nil, "", err
-			}
-			pem, err := keys.MarshalPrivatePEM(k)
-			if err != nil {
-				return nil, "", err
-			}
-			if err := writeFileAtomic(path, pem, 0o600); err != nil {
-				return nil, "", fmt.Errorf("write log key: %w", err)
-			}
-			lg.Info("generated a new log key", "path", path)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("read log key: %w", err)
-	}
-	k, err := keys.ParsePrivatePEM(b)
-	if err != nil {
-		return nil, "", fmt.Errorf("log key %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, "", fmt.Errorf("log key %s: must be Ed25519 (C2SP checkpoints are signed with Ed25519), got %T", path, k)
-	}
-	return priv, path, nil
-}
-
 // checkLogKey refuses a log key that did not sign the log's latest
 // checkpoint, then writes its public key to DATA/log.pub. Without this
 // check a node restarted with another key would sign new checkpoints that

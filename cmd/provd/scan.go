@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -90,48 +86,4 @@ func startScanner(c *config, l *ledger.Log, seq sequencer, srv *server.Server, k
 	lg.Info("anomaly scanner running", "interval", c.scan.interval, "cursor", sc.Cursor(), "key", sc.KeyID().String())
 	unregister := registerScannerMetrics(sc) // admin_raft.go
 	return func() { cancel(); wg.Wait(); unregister() }, nil
-}
-
-// loadOrCreateScannerKey reads --scanner-key, or DATA/scanner.key
-// (generated on first start), and writes its public key to
-// DATA/scanner.pub.
-func loadOrCreateScannerKey(c *config, lg *slog.Logger) (ed25519.PrivateKey, error) {
-	path := c.scan.keyPath
-	if path == "" {
-		path = filepath.Join(c.dataDir, "scanner.key")
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			k, err := keys.Generate("ed25519")
-			if err != nil {
-				return nil, err
-			}
-			pem, err := keys.MarshalPrivatePEM(k)
-			if err != nil {
-				return nil, err
-			}
-			if err := writeFileAtomic(path, pem, 0o600); err != nil {
-				return nil, fmt.Errorf("write scanner key: %w", err)
-			}
-			lg.Info("generated a new scanner key", "path", path)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read scanner key: %w", err)
-	}
-	k, err := keys.ParsePrivatePEM(b)
-	if err != nil {
-		return nil, fmt.Errorf("scanner key %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("scanner key %s: must be Ed25519, got %T", path, k)
-	}
-	pub, err := keys.MarshalPublicPEM(priv.Public())
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(c.dataDir, "scanner.pub"), pub, 0o644); err != nil {
-		return nil, fmt.Errorf("write scanner public key: %w", err)
-	}
-	return priv, nil
 }
