@@ -50,7 +50,7 @@ func TestForecastBacktest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := newScanner(t, l, st.Trust, func(o *scanner.Options) { o.Integrity.SkipSignatures = true })
+	s, _ := newScanner(t, l, st.Trust, func(o *scanner.Options) { o.Integrity.VerifySignatures = false })
 	if _, err := s.Scan(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,11 @@ type Options struct {
 	Workers int
 	// Limits are the payload parser limits (those of the lineage index).
 	Limits payload.Limits
+
+	// reference selects the slow reference path (point reads of each
+	// envelope, the strict parsers for every payload); tests compare its
+	// findings with the default path's.
+	reference bool
 	// Logger gets the scanner's logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -64,10 +69,16 @@ type Options struct {
 type IntegrityOptions struct {
 	// Disabled turns the detector off.
 	Disabled bool
-	// SkipSignatures skips the cryptographic re-verification of every
-	// envelope signature (key, revocation and namespace checks and
-	// payload parsing still run). Default false: signatures are verified.
-	SkipSignatures bool
+	// VerifySignatures re-verifies every envelope signature by a key the
+	// scanner knows (trust file or policy grant) over the PAE, in parallel
+	// (Workers). Default false: the append path verified every signature
+	// against the node's keyring before the entry was logged, and the
+	// entry record carries the verified signers' key ids, which is all the
+	// key checks (unknown, revoked, namespace) need; the envelope's key ids
+	// are still checked against the record's signers. Full cryptographic
+	// re-verification of a log is the auditor's job (prov audit --full);
+	// turn this on for a log written without the append path's checks.
+	VerifySignatures bool
 }
 
 // GitOpsOptions configure the GitOps detector.
