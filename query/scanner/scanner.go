@@ -229,19 +229,77 @@ func (s *Scanner) Scan(ctx context.Context, upTo uint64) (*Pass, error) {
 		upTo = size
 	}
 	var p *Pass
+	var pf prefetch
+	defer pf.wait()
 	for {
 		// The lock is held per chunk, so readers (Cursor, Forecast) wait
 		// for one chunk at most, and concurrent passes take turns.
-		done, err := s.scanChunk(ctx, upTo, &p)
+		done, err := s.scanChunk(ctx, upTo, &p, &pf)
 		if err != nil || done {
 			return p, err
 		}
 	}
 }
 
+// prefetch is the next chunk, read and prepared in the background while
+// the detectors run over the current one and its findings are committed.
+type prefetch struct {
+	start uint64
+	done  chan struct{}
+	items []item
+	err   error
+}
+
+// wait waits for the background chunk, if any, and returns it.
+func (pf *prefetch) wait() (uint64, []item, error) {
+	if pf.done == nil {
+		return 0, nil, nil
+	}
+	<-pf.done
+	start, items, err := pf.start, pf.items, pf.err
+	*pf = prefetch{}
+	return start, items, err
+}
+
+// canPrefetch: preparing an entry depends on the scanner's state only
+// through the verifiers of policy keys, which are used only when
+// signatures are re-verified.
+func (s *Scanner) canPrefetch() bool {
+	return !s.opts.Integrity.VerifySignatures || s.opts.Integrity.Disabled
+}
+
+// chunk returns the prepared chunk at start: the prefetched one when it
+// starts there, else one read and prepared now.
+func (s *Scanner) chunk(start, upTo uint64, pf *prefetch) ([]item, error) {
+	if at, items, err := pf.wait(); items != nil && err == nil && at == start {
+		return items, nil
+	}
+	items, err := s.read(start, min(upTo, start+uint64(s.opts.ChunkSize)))
+	if err != nil {
+		return nil, err
+	}
+	s.prepare(items)
+	return items, nil
+}
+
+// startPrefetch reads and prepares the chunk at start in the background.
+func (s *Scanner) startPrefetch(start, upTo uint64, pf *prefetch) {
+	if start >= upTo || !s.canPrefetch() {
+		return
+	}
+	pf.start, pf.done = start, make(chan struct{})
+	go func() {
+		defer close(pf.done)
+		pf.items, pf.err = s.read(start, min(upTo, start+uint64(s.opts.ChunkSize)))
+		if pf.err == nil {
+			s.prepare(pf.items)
+		}
+	}()
+}
+
 // scanChunk scans one chunk from the cursor towards upTo; done is true
 // once the cursor has reached it.
-func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass) (done bool, err error) {
+func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *prefetch) (done bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if *pp == nil {
@@ -254,12 +312,12 @@ func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass) (done b
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	items, err := s.read(s.cursor, min(upTo, s.cursor+uint64(s.opts.ChunkSize)))
+	items, err := s.chunk(s.cursor, upTo, pf)
 	if err != nil {
 		return false, err
 	}
-	s.prepare(items)
 	end := items[len(items)-1].index + 1
+	s.startPrefetch(end, upTo, pf)
 	for i := range items {
 		if items[i].own {
 			p.Skipped++
