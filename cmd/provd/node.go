@@ -53,10 +53,14 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s is in use by another provd (cannot lock %s: %w)", c.dataDir, lockPath, err)
 	}
+	// undo holds what to release, last first, if the start fails.
 	started := false
+	undo := []func(){func() { lock.Close() }}
 	defer func() {
 		if !started {
-			lock.Close()
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
 		}
 	}()
 	priv, keyPath, err := loadOrCreateLogKey(c, lg)
@@ -108,20 +112,19 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { l.Close() })
 	if err := ix.Attach(l); err != nil {
-		l.Close()
 		return nil, fmt.Errorf("lineage index: %w", err)
 	}
 	pubPath, err := checkLogKey(c, l, keyPath, priv.Public().(ed25519.PublicKey))
 	if err != nil {
-		l.Close()
 		return nil, err
 	}
 	seq, err := openSequencer(c, l, keyring, priv, lg) // cluster.go: Raft with --node-id
 	if err != nil {
-		l.Close()
 		return nil, err
 	}
+	undo = append(undo, func() { seq.Close() })
 	svc := service.Config{
 		Log:                 l,
 		Sequencer:           seq,
@@ -138,63 +141,37 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	}
 	grpcLis, err := net.Listen("tcp", c.grpcAddr)
 	if err != nil {
-		seq.Close()
-		l.Close()
 		return nil, fmt.Errorf("listen on --grpc-addr: %w", err)
 	}
+	undo = append(undo, func() { grpcLis.Close() })
 	httpLis, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
-		grpcLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
+	undo = append(undo, func() { httpLis.Close() })
 	pub, err := c.witness.publisher(l, lg) // witness.go: --witness policy
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, err
 	}
 	srv, err := server.New(withWitnessPolicy(pub, g.serverConfig(server.Config{Service: svc, GRPCListener: grpcLis, HTTPListener: httpLis, Logger: lg})))
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, err
 	}
 	qs, err := queryservice.New(queryservice.Config{Log: l, Logger: lg})
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, err
 	}
 	provledgerpb.RegisterQueryServer(srv.GRPC(), qs)
 	registerCluster(srv.GRPC(), seq)
 	if err := startIngest(c, srv, keyring, lg); err != nil { // ingest.go: OpenLineage over HTTP
-		grpcLis.Close()
-		httpLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, err
 	}
 	if err := g.start(c, l, seq, lg); err != nil { // admin listener: metrics, pprof
-		grpcLis.Close()
-		httpLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, err
 	}
+	undo = append(undo, func() { g.stop(context.Background()) })
 	stopScan, err := startScanner(c, l, seq, srv, keyring, lg) // scan.go: Scanner service, --scan
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
-		seq.Close()
-		l.Close()
 		return nil, err
 	}
 	n := &node{log: lg, ledger: l, seq: seq, srv: srv, errc: make(chan error, 1), lock: lock, guard: g, scan: stopScan}
