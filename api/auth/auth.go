@@ -157,6 +157,10 @@ func defaultMethods() map[string]Class {
 		// Who leads and at which address; Join, Remove and
 		// TransferLeadership stay admin.
 		provledgerpb.Cluster_Status_FullMethodName: ClassRead,
+		// Findings and forecasts are reads; Scan (it appends findings)
+		// stays admin.
+		provledgerpb.Scanner_ListFindings_FullMethodName: ClassRead,
+		provledgerpb.Scanner_ForecastCost_FullMethodName: ClassRead,
 	}
 	for _, md := range provledgerpb.Query_ServiceDesc.Methods {
 		m["/"+provledgerpb.Query_ServiceDesc.ServiceName+"/"+md.MethodName] = ClassRead

@@ -264,3 +264,30 @@ func TestCertIdentity(t *testing.T) {
 		t.Error("a bad bearer token with a good certificate was accepted")
 	}
 }
+
+// TestMethodClasses pins the class of the services' methods: reads of
+// every service are ClassRead, changes stay admin, unknown methods admin.
+func TestMethodClasses(t *testing.T) {
+	a, err := New(Config{Principals: testTokens(t), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method string
+		want   Class
+	}{
+		{provledgerpb.Ledger_Append_FullMethodName, ClassAppend},
+		{provledgerpb.Ledger_GetEntry_FullMethodName, ClassRead},
+		{provledgerpb.Ledger_GetCheckpoint_FullMethodName, ClassAudit},
+		{provledgerpb.Cluster_Status_FullMethodName, ClassRead},
+		{provledgerpb.Cluster_Join_FullMethodName, ClassAdmin},
+		{provledgerpb.Scanner_ListFindings_FullMethodName, ClassRead},
+		{provledgerpb.Scanner_ForecastCost_FullMethodName, ClassRead},
+		{provledgerpb.Scanner_Scan_FullMethodName, ClassAdmin},
+		{"/provledger.v1.Unknown/Method", ClassAdmin},
+	} {
+		if got := a.MethodClass(tc.method); got != tc.want {
+			t.Errorf("MethodClass(%s) = %v, want %v", tc.method, got, tc.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc"
 
 	"github.com/provledger/provledger/api/client"
 )
@@ -31,10 +32,9 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
-	sec := client.Security{Token: a.token, CAFile: a.tlsCA, CertFile: a.tlsCert, KeyFile: a.tlsKey}
-	opts, err := sec.DialOptions(a.server)
+	opts, err := a.dialOptions(a.server)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, err
 	}
 	c, err := client.Dial(ctx, a.server, opts...)
 	if err != nil {
@@ -42,6 +42,37 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 	}
 	a.client = c
 	return c, nil
+}
+
+// dialOptions are the TLS and token options of --tls-* and --token for
+// addr.
+func (a *app) dialOptions(addr string) ([]grpc.DialOption, error) {
+	sec := client.Security{Token: a.token, CAFile: a.tlsCA, CertFile: a.tlsCert, KeyFile: a.tlsKey}
+	opts, err := sec.DialOptions(addr)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return opts, nil
+}
+
+// serviceConn connects to --server for the services beyond Ledger (Query,
+// Cluster, Scanner), with --tls-* and --token like every other command;
+// answers may be up to 256 MiB (a large lineage answer with proofs).
+func (a *app) serviceConn() (*grpc.ClientConn, func(), error) {
+	addr := a.server
+	if addr == "" {
+		addr = client.DefaultAddr
+	}
+	opts, err := a.dialOptions(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	return conn, func() { conn.Close() }, nil
 }
 
 // rpcCtx bounds one request by --timeout.

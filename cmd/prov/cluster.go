@@ -9,8 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/provledger/provledger/api/client"
@@ -55,15 +53,11 @@ membership changes to the leader.
 
 // clusterClient dials --server's Cluster service.
 func (a *app) clusterClient() (provledgerpb.ClusterClient, func(), error) {
-	addr := a.server
-	if addr == "" {
-		addr = client.DefaultAddr
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, closeConn, err := a.serviceConn()
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, nil, err
 	}
-	return provledgerpb.NewClusterClient(conn), func() { conn.Close() }, nil
+	return provledgerpb.NewClusterClient(conn), closeConn, nil
 }
 
 func (a *app) clusterStatusCommand() *ffcli.Command {

@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/api/queryservice/answerpb"
 	"github.com/provledger/provledger/crypto/keys"
@@ -131,15 +128,11 @@ func parseNode(args []string) (*provledgerpb.NodeRef, []string, error) {
 
 // queryConn connects to the Query service of --server.
 func (a *app) queryConn() (provledgerpb.QueryClient, func(), error) {
-	addr := a.server
-	if addr == "" {
-		addr = client.DefaultAddr
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+	conn, closeConn, err := a.serviceConn()
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, nil, err
 	}
-	return provledgerpb.NewQueryClient(conn), func() { conn.Close() }, nil
+	return provledgerpb.NewQueryClient(conn), closeConn, nil
 }
 
 var lineageQueries = []string{"upstream", "downstream", "impact", "paths", "history", "columns"}

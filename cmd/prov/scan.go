@@ -9,25 +9,18 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 )
 
 // scannerConn connects to the Scanner service of --server.
 func (a *app) scannerConn() (provledgerpb.ScannerClient, func(), error) {
-	addr := a.server
-	if addr == "" {
-		addr = client.DefaultAddr
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+	conn, closeConn, err := a.serviceConn()
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, nil, err
 	}
-	return provledgerpb.NewScannerClient(conn), func() { conn.Close() }, nil
+	return provledgerpb.NewScannerClient(conn), closeConn, nil
 }
 
 func (a *app) scanCommand() *ffcli.Command {
