@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provledger/provledger/api/auth"
 	"github.com/provledger/provledger/api/olingest"
 )
 
@@ -44,8 +45,8 @@ func FuzzSplitBatch(f *testing.F) {
 // FuzzParseTokens: ParseTokens never panics; a file it accepts has
 // unique, well-formed names, and every token matches its own name only.
 func FuzzParseTokens(f *testing.F) {
-	f.Add([]byte("a " + olingest.HashToken("x") + "\n"))
-	f.Add([]byte("# c\n\nairflow-prod\t" + olingest.HashToken("s") + "\nspark/etl " + olingest.HashToken("t") + "\n"))
+	f.Add([]byte("a " + auth.HashToken("x") + "\n"))
+	f.Add([]byte("# c\n\nairflow-prod\t" + auth.HashToken("s") + "\nspark/etl " + auth.HashToken("t") + "\n"))
 	f.Add([]byte("a sha256:XYZ\n"))
 	f.Add([]byte("a b c\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {

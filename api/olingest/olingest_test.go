@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/provledger/provledger/api/auth"
 	"github.com/provledger/provledger/api/olingest"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/api/server"
@@ -58,8 +59,8 @@ func seed(s string) []byte {
 
 func tokensFile() []byte {
 	return []byte("# name  sha256 of the token\n" +
-		"airflow-prod " + olingest.HashToken(airflowToken) + "\n" +
-		"spark/etl\t" + olingest.HashToken(sparkToken) + "\n")
+		"airflow-prod " + auth.HashToken(airflowToken) + "\n" +
+		"spark/etl\t" + auth.HashToken(sparkToken) + "\n")
 }
 
 // env is a real ledger with the graph indexer, the Ledger service on gRPC
@@ -569,7 +570,7 @@ func TestHTTP(t *testing.T) {
 	t.Run("auth", func(t *testing.T) {
 		for _, c := range []struct{ name, auth string }{
 			{"none", ""}, {"wrong token", "Bearer nope"}, {"basic", "Basic " + airflowToken}, {"empty", "Bearer "},
-			{"token hash instead of token", "Bearer " + olingest.HashToken(airflowToken)},
+			{"token hash instead of token", "Bearer " + auth.HashToken(airflowToken)},
 		} {
 			r := e.post(t, olingest.PathEvent, "", ev, "Authorization", c.auth)
 			if r.code != http.StatusUnauthorized || !strings.HasPrefix(r.hdr.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(string(r.body), "bearer token") {

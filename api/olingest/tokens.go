@@ -33,16 +33,9 @@ type Tokens struct {
 	list []Token
 }
 
-// HashToken returns the hash of a bearer token as a tokens file spells it:
-// "sha256:" and 64 lowercase hex digits (the same as
-// `printf %s "$TOKEN" | sha256sum`).
-func HashToken(secret string) string {
-	h := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(h[:])
-}
-
 // ParseTokens reads a tokens file: one token a line, "<name> sha256:<hex>"
-// (the hex of SHA-256 of the secret the client sends after "Bearer "),
+// (the hex of SHA-256 of the secret the client sends after "Bearer ";
+// auth.HashToken spells it),
 // separated by spaces or tabs. Blank lines and lines starting with '#' are
 // ignored. Names are unique, 1..MaxTokenNameLen bytes of [A-Za-z0-9._/-];
 // hashes are unique too (two names for one secret would make the recorded

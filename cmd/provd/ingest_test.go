@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provledger/provledger/api/auth"
 	"github.com/provledger/provledger/api/olingest"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/keys"
@@ -44,7 +45,7 @@ func TestIngestServed(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	tokens := filepath.Join(dir, "tokens")
-	if err := os.WriteFile(tokens, []byte("airflow "+olingest.HashToken("tok-1")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte("airflow "+auth.HashToken("tok-1")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	event := []byte(`{"eventType":"COMPLETE","eventTime":"2026-11-26T10:00:00Z","producer":"https://example.test","run":{"runId":"0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a00"},"job":{"namespace":"etl","name":"daily"},"outputs":[{"namespace":"s3://lake","name":"out"}]}`)
