@@ -156,21 +156,9 @@ func (a *app) verifyBundle(path string, witnessKeys []string, minWitnesses int, 
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(path)
+	p, rec, cp, err := a.verifyProofFile("--bundle", "bundle", path, pub)
 	if err != nil {
-		return usagef("--bundle: %v", err)
-	}
-	p, err := tlogproof.Parse(b)
-	if err != nil {
-		return a.failed("bundle "+path, err)
-	}
-	v, err := client.VerifierForCheckpoint(pub, a.origin, p.Checkpoint)
-	if err != nil {
-		return a.failed("bundle "+path, err)
-	}
-	rec, cp, err := client.VerifyProof(p, v)
-	if err != nil {
-		return a.failed("bundle "+path, err)
+		return err
 	}
 	cos, err := cosignature.Verify(p.Checkpoint, wvs)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
+	"github.com/provledger/provledger/crypto/checkpoint"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/proof"
+	"github.com/provledger/provledger/crypto/record"
 	"github.com/provledger/provledger/crypto/tlogproof"
 )
 
@@ -173,21 +176,9 @@ func (a *app) verifyReceipt(path string) error {
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(path)
+	p, rec, cp, err := a.verifyProofFile("--receipt", "receipt", path, pub)
 	if err != nil {
-		return usagef("--receipt: %v", err)
-	}
-	p, err := tlogproof.Parse(b)
-	if err != nil {
-		return a.failed("receipt "+path, err)
-	}
-	v, err := client.VerifierForCheckpoint(pub, a.origin, p.Checkpoint)
-	if err != nil {
-		return a.failed("receipt "+path, err)
-	}
-	rec, cp, err := client.VerifyProof(p, v)
-	if err != nil {
-		return a.failed("receipt "+path, err)
+		return err
 	}
 	leaf := proof.LeafHash(p.Extra)
 	if a.json {
@@ -201,4 +192,27 @@ func (a *app) verifyReceipt(path string) error {
 	fmt.Fprintf(a.stdout, "verified: receipt %s: entry %d (leaf %s, %s, namespace %s, envelope sha256:%s) is in log %s at tree size %d, checkpoint signed by the log key\n",
 		path, p.Index, hex.EncodeToString(leaf[:]), rec.PayloadType, rec.Namespace, hex.EncodeToString(rec.EnvelopeDigest[:]), cp.Origin, cp.Size)
 	return nil
+}
+
+// verifyProofFile reads the C2SP tlog-proof file at path (a receipt or a
+// bundle, named by flag and what in errors) and verifies its inclusion
+// proof and its checkpoint's signature by the log key pub.
+func (a *app) verifyProofFile(flag, what, path string, pub ed25519.PublicKey) (*tlogproof.Proof, record.Record, checkpoint.Checkpoint, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, record.Record{}, checkpoint.Checkpoint{}, usagef("%s: %v", flag, err)
+	}
+	p, err := tlogproof.Parse(b)
+	if err != nil {
+		return nil, record.Record{}, checkpoint.Checkpoint{}, a.failed(what+" "+path, err)
+	}
+	v, err := client.VerifierForCheckpoint(pub, a.origin, p.Checkpoint)
+	if err != nil {
+		return nil, record.Record{}, checkpoint.Checkpoint{}, a.failed(what+" "+path, err)
+	}
+	rec, cp, err := client.VerifyProof(p, v)
+	if err != nil {
+		return nil, record.Record{}, checkpoint.Checkpoint{}, a.failed(what+" "+path, err)
+	}
+	return p, rec, cp, nil
 }
