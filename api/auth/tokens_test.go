@@ -103,7 +103,7 @@ func TestParseFileErrors(t *testing.T) {
 // TestOlingestTokensFileCompatible: a file of api/olingest's format means
 // the same here: the token appends to the namespace named like it.
 func TestOlingestTokensFileCompatible(t *testing.T) {
-	file := []byte("# ingest tokens\npipeline-a " + olingest.HashToken("tok-a") + "\npipeline-b\t" + olingest.HashToken("tok-b") + "\n")
+	file := []byte("# ingest tokens\npipeline-a " + HashToken("tok-a") + "\npipeline-b\t" + HashToken("tok-b") + "\n")
 	ot, err := olingest.ParseTokens(file)
 	if err != nil {
 		t.Fatal(err)
