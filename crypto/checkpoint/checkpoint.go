@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/provledger/provledger/crypto/keys"
 )
 
 // Sentinel errors; callers branch on them with errors.Is.
@@ -190,7 +192,20 @@ func NewVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
-	return v, nil
+	return fastVerifier{Verifier: v, pub: append(ed25519.PublicKey(nil), pub...)}, nil
+}
+
+// fastVerifier is note's Ed25519 verifier with the signature check done by
+// keys.VerifyEd25519: the same verdict, in about half the time (every
+// receipt a client checks carries a checkpoint).
+type fastVerifier struct {
+	note.Verifier
+	pub ed25519.PublicKey
+}
+
+// Verify reports whether sig is the log key's signature of msg.
+func (v fastVerifier) Verify(msg, sig []byte) bool {
+	return keys.VerifyEd25519(v.pub, msg, sig)
 }
 
 // Sign returns the signed note text for c.

@@ -29,6 +29,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/provledger/provledger/crypto/keys"
 )
 
 // SigType is the signed-note signature type of Ed25519 cosignature v1.
@@ -222,7 +224,7 @@ func (v *Verifier) Verify(msg, sig []byte) bool {
 		return false
 	}
 	t := binary.BigEndian.Uint64(sig)
-	return ed25519.Verify(v.pub, Message(t, msg), sig[8:])
+	return keys.VerifyEd25519(v.pub, Message(t, msg), sig[8:])
 }
 
 // Timestamp returns the time embedded in a cosignature.

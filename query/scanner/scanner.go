@@ -525,7 +525,7 @@ func (s *Scanner) verifySignatures(it *item) error {
 		good := false
 		if ed, isEd := pub.(ed25519.PublicKey); isEd {
 			// What sigstore's Ed25519 verifier does, without its copies.
-			good = ed25519.Verify(ed, pae, sg.Sig)
+			good = keys.VerifyEd25519(ed, pae, sg.Sig)
 		} else {
 			if vs == nil {
 				vs, _ = s.opts.Trust.Verifiers(id)
