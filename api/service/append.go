@@ -19,6 +19,7 @@ import (
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/jsonscan"
 )
 
 // MaxStreamInFlight caps the appends of one AppendStream being verified or
@@ -204,7 +205,7 @@ func (s *Service) check(req *provledgerpb.AppendRequest) (ledger.Entry, error) {
 	if len(env.PayloadType) > 255 || !utf8.ValidString(env.PayloadType) {
 		return ledger.Entry{}, invalid("payload type must be 1..255 bytes of UTF-8")
 	}
-	if strings.HasSuffix(env.PayloadType, "+json") && !validJSON(env.Payload) {
+	if strings.HasSuffix(env.PayloadType, "+json") && !jsonscan.Valid(env.Payload) {
 		return ledger.Entry{}, invalid("payload type %q says JSON but the payload is not valid JSON; fix the payload or its type", env.PayloadType)
 	}
 	for i := range env.Signatures {

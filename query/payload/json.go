@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/provledger/provledger/query/jsonscan"
 )
 
 // ErrInvalid is wrapped by every error about a payload's content. Errors
@@ -70,6 +72,11 @@ func parseObject(path string, raw json.RawMessage) (obj, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return obj{}, fieldErr(path, "must be a JSON object, got %s", describe(raw))
 	}
+	if m, ok := jsonscan.Object(raw); ok {
+		return obj{path: path, m: m}, nil
+	}
+	// Not a plain valid object: encoding/json decodes escaped names and
+	// says what is wrong.
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return obj{}, fieldErr(path, "is not a valid JSON object: %v", err)
@@ -201,12 +208,14 @@ func (o obj) str(name string, required bool, maxLen int) (string, error) {
 		}
 		return "", nil
 	}
-	var s string
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", fieldErr(p, "must be a string, got %s", describe(raw))
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldErr(p, "is not a valid JSON string: %v", err)
+	s, ok := jsonscan.String(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", fieldErr(p, "is not a valid JSON string: %v", err)
+		}
 	}
 	if !utf8.ValidString(s) {
 		return "", fieldErr(p, "is not valid UTF-8")
@@ -242,9 +251,11 @@ func (o obj) array(name string, maxLen int) ([]json.RawMessage, error) {
 	if raw[0] != '[' {
 		return nil, fieldErr(p, "must be an array, got %s", describe(raw))
 	}
-	var a []json.RawMessage
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fieldErr(p, "is not a valid JSON array: %v", err)
+	a, ok := jsonscan.Array(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, fieldErr(p, "is not a valid JSON array: %v", err)
+		}
 	}
 	if maxLen > 0 && len(a) > maxLen {
 		return nil, fieldErr(p, "has %d items; the limit is %d", len(a), maxLen)

@@ -1,13 +1,13 @@
-package service
+package jsonscan
 
-// validJSON reports whether b is valid JSON, exactly as encoding/json.Valid
+// Valid reports whether b is valid JSON, exactly as encoding/json.Valid
 // does (RFC 8259 grammar; string bytes ≥ 0x20 other than '"' and '\' are
 // taken as they are, as encoding/json does not check UTF-8; at most
 // maxJSONDepth nested arrays and objects). It is several times faster than
 // json.Valid, whose byte-at-a-time state machine was ~4 % of an append's
-// CPU; FuzzValidJSON compares the two.
-func validJSON(b []byte) bool {
-	p := jsonChecker{b: b}
+// CPU; FuzzValid compares the two.
+func Valid(b []byte) bool {
+	p := checker{b: b}
 	p.ws()
 	if !p.value(0) {
 		return false
@@ -19,12 +19,12 @@ func validJSON(b []byte) bool {
 // maxJSONDepth is encoding/json's nesting limit.
 const maxJSONDepth = 10000
 
-type jsonChecker struct {
+type checker struct {
 	b []byte
 	i int
 }
 
-func (p *jsonChecker) ws() {
+func (p *checker) ws() {
 	for p.i < len(p.b) {
 		switch p.b[p.i] {
 		case ' ', '\t', '\r', '\n':
@@ -36,7 +36,7 @@ func (p *jsonChecker) ws() {
 }
 
 // value checks the value at p.i, inside depth containers.
-func (p *jsonChecker) value(depth int) bool {
+func (p *checker) value(depth int) bool {
 	if p.i >= len(p.b) {
 		return false
 	}
@@ -123,7 +123,7 @@ func (p *jsonChecker) value(depth int) bool {
 }
 
 // str checks the string starting at p.i (a '"').
-func (p *jsonChecker) str() bool {
+func (p *checker) str() bool {
 	b, i := p.b, p.i+1
 	for i < len(b) {
 		c := b[i]
@@ -166,7 +166,7 @@ func isHex(c byte) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // num checks the number starting at p.i.
-func (p *jsonChecker) num() bool {
+func (p *checker) num() bool {
 	b, i := p.b, p.i
 	if b[i] == '-' {
 		i++
@@ -210,7 +210,7 @@ func (p *jsonChecker) num() bool {
 	return true
 }
 
-func (p *jsonChecker) lit(s string) bool {
+func (p *checker) lit(s string) bool {
 	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
 		return false
 	}

@@ -1,4 +1,4 @@
-package service
+package jsonscan
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ var jsonSeeds = []string{
 	"\ufeff{}", "[\"\x00\"]", `[-]`, `[--1]`, `[1e1.5]`, `{"":""}`, `{"a":{"b":{"c":[[[]]]}}}`,
 }
 
-func TestValidJSON(t *testing.T) {
+func TestValid(t *testing.T) {
 	for _, s := range jsonSeeds {
-		if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
-			t.Errorf("validJSON(%q) = %v, json.Valid says %v", s, got, want)
+		if got, want := Valid([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("Valid(%q) = %v, json.Valid says %v", s, got, want)
 		}
 	}
 	for _, depth := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
@@ -29,25 +29,25 @@ func TestValidJSON(t *testing.T) {
 				closeCh = "}"
 			}
 			s := []byte(strings.Repeat(open, depth) + "1" + strings.Repeat(closeCh, depth))
-			if got, want := validJSON(s), json.Valid(s); got != want {
+			if got, want := Valid(s), json.Valid(s); got != want {
 				t.Errorf("depth %d of %q: validJSON = %v, json.Valid says %v", depth, open, got, want)
 			}
 		}
 	}
 }
 
-func FuzzValidJSON(f *testing.F) {
+func FuzzValid(f *testing.F) {
 	for _, s := range jsonSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, json.Valid says %v", b, got, want)
 		}
 	})
 }
 
-func BenchmarkValidJSON(b *testing.B) {
+func BenchmarkValid(b *testing.B) {
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"run-1","digest":{"sha256":"` + strings.Repeat("ab", 32) + `"}}],"predicateType":"https://example/p","predicate":{"pad":"` + strings.Repeat("x", 800) + `","n":[1,2.5,-3e4,true,false,null]}}`)
 	if !json.Valid(payload) || !bytes.Equal(payload, payload) {
 		b.Fatal("bad payload")
@@ -55,7 +55,7 @@ func BenchmarkValidJSON(b *testing.B) {
 	b.Run("ours", func(b *testing.B) {
 		b.SetBytes(int64(len(payload)))
 		for b.Loop() {
-			validJSON(payload)
+			Valid(payload)
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {
