@@ -317,3 +317,205 @@ func TestNodeToNode(t *testing.T) {
 		t.Errorf("Listener without a CA bundle: %v; want ErrNoClientCA", err)
 	}
 }
+
+// files writes a leaf of ca to dir/name.{crt,key} and returns a Config
+// naming them, with caFile as the CA bundle.
+func leafConfig(t *testing.T, dir, name string, ca *testCA, serial int64, caFile string) Config {
+	t.Helper()
+	c, k := ca.leaf(t, serial, name)
+	cfg := Config{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key"), ClientCAFile: caFile, Logger: quiet()}
+	writeAtomic(t, cfg.CertFile, c)
+	writeAtomic(t, cfg.KeyFile, k)
+	return cfg
+}
+
+// TestAcceptClientsOf: the API's server config accepts its own clients'
+// CA and, joined in, the cluster CA of the peer Reloader; VerifyPeer then
+// tells the node's certificate from a client's.
+func TestAcceptClientsOf(t *testing.T) {
+	dir := t.TempDir()
+	clientCA, clusterCA, stranger := newCA(t), newCA(t), newCA(t)
+	clientCAFile, clusterCAFile := filepath.Join(dir, "client-ca.pem"), filepath.Join(dir, "cluster-ca.pem")
+	writeAtomic(t, clientCAFile, clientCA.pem)
+	writeAtomic(t, clusterCAFile, clusterCA.pem)
+	peer, err := New(leafConfig(t, dir, "node-1", clusterCA, 1, clusterCAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPair := func(cfg Config) []tls.Certificate {
+		c, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []tls.Certificate{c}
+	}
+	clientCert := keyPair(leafConfig(t, dir, "client", clientCA, 2, ""))
+	nodeCert := keyPair(leafConfig(t, dir, "node-2", clusterCA, 3, ""))
+	strangerCert := keyPair(leafConfig(t, dir, "stranger", stranger, 4, ""))
+
+	for _, tc := range []struct {
+		name     string
+		ownCA    string // the API's --tls-client-ca
+		optional bool
+		cert     []tls.Certificate
+		wantOK   bool
+		wantPeer bool // VerifyPeer accepts the presented chain
+	}{
+		{"API client CA: client", clientCAFile, false, clientCert, true, false},
+		{"API client CA: node", clientCAFile, false, nodeCert, true, true},
+		{"API client CA: stranger", clientCAFile, false, strangerCert, false, false},
+		{"API client CA: no certificate", clientCAFile, false, nil, false, false},
+		{"optional client CA: no certificate", clientCAFile, true, nil, true, false},
+		{"no API client CA: no certificate", "", false, nil, true, false},
+		{"no API client CA: node", "", false, nodeCert, true, true},
+		{"no API client CA: stranger", "", false, strangerCert, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := leafConfig(t, dir, "api", clientCA, 10, tc.ownCA)
+			cfg.ClientCertOptional = tc.optional
+			api, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api.AcceptClientsOf(peer)
+			sc := api.ServerConfig()
+			got := make(chan []*x509.Certificate, 1)
+			l, err := tls.Listen("tcp", "127.0.0.1:0", sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				tc := c.(*tls.Conn)
+				if tc.Handshake() != nil {
+					got <- nil
+					return
+				}
+				got <- tc.ConnectionState().PeerCertificates
+				c.Write([]byte("k")) // tells the client it was accepted
+				io.Copy(io.Discard, c)
+			}()
+			pool := x509.NewCertPool()
+			pool.AddCert(clientCA.cert)
+			c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: tc.cert})
+			if err == nil {
+				// TLS 1.3: the server's verdict on the client arrives
+				// with the first read (its byte, or an alert).
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err = io.ReadFull(c, make([]byte, 1))
+				c.Close()
+			}
+			if (err == nil) != tc.wantOK {
+				t.Fatalf("handshake: %v; want ok=%v", err, tc.wantOK)
+			}
+			chain := <-got
+			if !tc.wantOK {
+				return
+			}
+			perr := peer.VerifyPeer(chain)
+			if (perr == nil) != tc.wantPeer {
+				t.Errorf("VerifyPeer: %v; want peer=%v", perr, tc.wantPeer)
+			}
+			if perr != nil && !errors.Is(perr, ErrNotPeer) {
+				t.Errorf("VerifyPeer: %v does not wrap ErrNotPeer", perr)
+			}
+		})
+	}
+}
+
+func TestVerifyCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, other := newCA(t), newCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	writeAtomic(t, caFile, ca.pem)
+	r, err := New(leafConfig(t, dir, "node", ca, 1, caFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := r.Certificate()
+	o, err := New(leafConfig(t, dir, "other", other, 2, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		cert  *tls.Certificate
+		host  string
+		usage x509.ExtKeyUsage
+		ok    bool
+	}{
+		{"own as server for its IP", own, "127.0.0.1", x509.ExtKeyUsageServerAuth, true},
+		{"own as client", own, "", x509.ExtKeyUsageClientAuth, true},
+		{"own for a name it lacks", own, "10.1.2.3", x509.ExtKeyUsageServerAuth, false},
+		{"another CA's", o.Certificate(), "", x509.ExtKeyUsageClientAuth, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := r.VerifyCertificate(tc.cert, tc.host, tc.usage)
+			if (err == nil) != tc.ok {
+				t.Errorf("%v; want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if err := o.VerifyCertificate(own, "", x509.ExtKeyUsageClientAuth); !errors.Is(err, ErrNoClientCA) {
+		t.Errorf("without a CA bundle: %v; want ErrNoClientCA", err)
+	}
+	if err := o.VerifyPeer(nil); !errors.Is(err, ErrNoClientCA) {
+		t.Errorf("VerifyPeer without a CA bundle: %v; want ErrNoClientCA", err)
+	}
+	if err := r.VerifyPeer(nil); !errors.Is(err, ErrNotPeer) {
+		t.Errorf("VerifyPeer(nil): %v; want ErrNotPeer", err)
+	}
+}
+
+// TestListenerHandshakeTimeout: a peer that connects and sends nothing is
+// cut off after the handshake timeout instead of holding the connection.
+func TestListenerHandshakeTimeout(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	writeAtomic(t, caFile, ca.pem)
+	cfg := leafConfig(t, dir, "node", ca, 1, caFile)
+	cfg.HandshakeTimeout = 50 * time.Millisecond
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, _ := r.Listener(inner)
+	defer lis.Close()
+	res := make(chan error, 1)
+	go func() {
+		c, err := lis.Accept()
+		if err != nil {
+			res <- err
+			return
+		}
+		defer c.Close()
+		_, err = c.Read(make([]byte, 1))
+		res <- err
+	}()
+	idle, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if err := <-res; err == nil {
+		t.Fatal("a connection that never handshook was read from")
+	}
+	// The server closed it: the idle client reads EOF (or a reset).
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Error("the idle connection was not closed")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Error("the idle connection was not closed by the server")
+	}
+}
