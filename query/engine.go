@@ -255,10 +255,26 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 // checkpoint read before the call. The log's graph indexer, if it has
 // one, lends its adjacency cache.
 func (e *Engine) reader(size, completeBelow uint64) (*graph.Reader, error) {
-	if ix, ok := e.log.Options().Indexer.(*graph.Indexer); ok && ix != nil {
+	if ix := graphIndexer(e.log.Options().Indexer); ix != nil {
 		return ix.NewReader(e.log.DB(), size, completeBelow)
 	}
 	return graph.NewReader(e.log.DB(), size)
+}
+
+// graphIndexer finds the log's graph indexer, directly or behind indexers
+// that chain to it (Unwrap, e.g. the policy index).
+func graphIndexer(ix ledger.Indexer) *graph.Indexer {
+	for ix != nil {
+		switch v := ix.(type) {
+		case *graph.Indexer:
+			return v
+		case interface{ Unwrap() ledger.Indexer }:
+			ix = v.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // finish closes the reader, sorts the entries and proves them if asked.
