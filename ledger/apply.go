@@ -11,6 +11,7 @@ import (
 
 	"github.com/provledger/provledger/crypto/proof"
 	"github.com/provledger/provledger/crypto/record"
+	"github.com/provledger/provledger/ledger/redaction"
 )
 
 // ApplyOptions control one Apply.
@@ -113,7 +114,8 @@ func (l *Log) stage(b Batch, o ApplyOptions, pipelined bool) (*staged, error) {
 		}
 	}()
 
-	results, indexed, err := l.integrate(pb, b.Entries, t)
+	var reds redactionBatch
+	results, indexed, err := l.integrate(pb, b.Entries, t, &reds)
 	if err != nil {
 		return fail(err)
 	}
@@ -133,6 +135,9 @@ func (l *Log) stage(b Batch, o ApplyOptions, pipelined bool) (*staged, error) {
 			if err := l.opts.Indexer.IndexBatch(pb, indexed); err != nil {
 				return fail(fmt.Errorf("apply batch: indexer: %w", err))
 			}
+		}
+		if err := l.applyRedactions(pb, &reds, indexed); err != nil {
+			return fail(fmt.Errorf("apply batch: %w", err))
 		}
 	}
 	if o.RaftIndex != 0 {
@@ -224,7 +229,7 @@ func (l *Log) breakLog(err error) {
 }
 
 // integrate adds the batch's entries to pb and to the in-memory tree.
-func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, []IndexedEntry, error) {
+func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64, reds *redactionBatch) ([]Result, []IndexedEntry, error) {
 	results := make([]Result, len(entries))
 	var indexed []IndexedEntry
 	var seen map[[32]byte]int
@@ -240,11 +245,23 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 
 	l.cacheMu.Lock()
 	defer l.cacheMu.Unlock()
+	batchStart := l.tree.End()
 	for i := range entries {
 		e := &entries[i]
 		if err := e.Validate(l.opts.MaxEnvelopeSize); err != nil {
 			results[i].Err = err
 			continue
+		}
+		// A redaction is checked before dedup: redacting twice is an
+		// error, not the first redaction's index.
+		var red *redaction.Payload
+		if e.PayloadType == redaction.PayloadType {
+			p, err := l.checkRedaction(e, l.tree.End(), batchStart, reds)
+			if err != nil {
+				results[i].Err = err
+				continue
+			}
+			red = &p
 		}
 		d := e.Digest()
 		if j, ok := seen[d]; ok {
@@ -294,7 +311,10 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64) ([]Result, [
 		}
 		seen[d] = i
 		l.filter.add(d)
-		indexed = append(indexed, IndexedEntry{Index: idx, LeafHash: leaf, Record: rec, RawRecord: raw, Envelope: e.Envelope})
+		if red != nil {
+			reds.add(idx, *red)
+		}
+		indexed = append(indexed, IndexedEntry{Index: idx, LeafHash: leaf, Record: rec, RawRecord: raw, Envelope: e.Envelope, Prepared: e.Prepared})
 	}
 	for id, tn := range touched {
 		if err := pb.Set(tileKey(id.level, id.index), tn.encode(), nil); err != nil {

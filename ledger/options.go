@@ -32,6 +32,9 @@ type Options struct {
 	TileCacheSize int
 	// Indexer, if set, is called inside every batch (see Indexer).
 	Indexer Indexer
+	// AdminKeys says who may sign redaction entries (see redact.go). Nil:
+	// the log refuses every redaction (ErrNotAdmin).
+	AdminKeys AdminKeys
 	// Logger receives the log's structured logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock used by sequencers. Default time.Now.

@@ -67,11 +67,11 @@ func (l *Log) Envelope(digest [32]byte) ([]byte, error) {
 		return nil, fmt.Errorf("envelope %x: %w", digest, ErrNotFound)
 	}
 	if len(v) == 8 {
-		r, rerr := l.get(hashKey(prefixRedaction, digest))
+		by, reason, rerr := l.redactionOf(digest)
 		if rerr != nil {
 			return nil, fmt.Errorf("envelope %x: %w", digest, ErrRedacted)
 		}
-		return nil, fmt.Errorf("envelope %x: %w by entry %d", digest, ErrRedacted, beUint64(r))
+		return nil, redactedError(digest, by, reason)
 	}
 	return v[8:], nil
 }
