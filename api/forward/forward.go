@@ -14,7 +14,9 @@
 // twice is safe, since dedup returns the first index.
 //
 // The package also provides the linearizable read fence (ReadFence) the
-// Ledger service uses for CONSISTENCY_LINEARIZABLE reads.
+// Ledger service uses for CONSISTENCY_LINEARIZABLE reads, and NodeGuard,
+// which keeps the forwarded header to callers holding a cluster node's
+// certificate.
 package forward
 
 import (

@@ -28,9 +28,12 @@ type Pool struct {
 	closed bool
 }
 
-// NewPool returns a pool dialing with opts; with none, plaintext gRPC (what
-// provd serves; node TLS comes with the security work). A Dialer in
-// dialer, if not nil, replaces the TCP dial (e.g. for TLS or tests).
+// NewPool returns a pool dialing with opts; with none, plaintext gRPC (a
+// cluster without node TLS). provd, with --peer-tls-*, passes
+// grpc.WithTransportCredentials of tlsreload.Reloader.GRPCCredentials: the
+// node's certificate as client certificate, the other node's checked
+// against the cluster CA. A dialer, if not nil, replaces the TCP dial
+// (e.g. for tests).
 func NewPool(dialer func(ctx context.Context, addr string) (net.Conn, error), opts ...grpc.DialOption) *Pool {
 	all := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize))}
 	if len(opts) == 0 {
