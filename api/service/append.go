@@ -250,12 +250,16 @@ func (s *Service) check(req *provledgerpb.AppendRequest) (ledger.Entry, error) {
 	for i, id := range ids {
 		signers[i] = id
 	}
-	return ledger.Entry{
+	e := ledger.Entry{
 		Namespace:   req.GetNamespace(),
 		PayloadType: env.PayloadType,
 		Envelope:    canonical,
 		Signers:     signers,
-	}, nil
+	}
+	if err := s.checkPolicyHook(&e); err != nil { // policy.go
+		return ledger.Entry{}, err
+	}
+	return e, nil
 }
 
 func verifyError(err error) error {
