@@ -5,6 +5,7 @@
 //	GET /tile/<L>/<N>[.p/<W>]         hash tiles (application/octet-stream)
 //	GET /tile/entries/<N>[.p/<W>]     entry bundles of entry records
 //	GET /envelope/sha256/<hex>        canonical DSSE envelope JSON
+//	GET /envelopes/<N>[.p/<W>]        the envelopes of entry bundle N, length-prefixed
 //	GET /healthz                      200 "ok"
 //
 // Full tiles and envelopes never change and are served as immutable; the
@@ -88,8 +89,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.tile(w, p)
 	case strings.HasPrefix(p, "envelope/"):
 		h.envelope(w, p)
+	case strings.HasPrefix(p, "envelopes/"):
+		h.envelopeBundle(w, p)
 	default:
-		h.fail(w, http.StatusNotFound, fmt.Sprintf("no such resource %q; see /checkpoint, /tile/<L>/<N>, /tile/entries/<N>, /envelope/sha256/<hex>", p))
+		h.fail(w, http.StatusNotFound, fmt.Sprintf("no such resource %q; see /checkpoint, /tile/<L>/<N>, /tile/entries/<N>, /envelope/sha256/<hex>, /envelopes/<N>", p))
 	}
 }
 

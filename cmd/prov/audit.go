@@ -33,7 +33,7 @@ func (a *app) auditCommand() *ffcli.Command {
 	full := fs.Bool("full", false, "re-download and re-check every entry, not only those added since the state file's checkpoint")
 	url := fs.String("url", "", "base URL of the node's HTTP tlog-tiles API (default: http://HOST:PORT+1 of --server, provd's default layout)")
 	workers := fs.Int("workers", 0, "parallel fetches (default 4 per CPU)")
-	envelopes := fs.String("envelopes", "http", "with --trust, where envelopes are read: http (one GET /envelope/sha256/<digest> each) or grpc (GetEntries from --server, one stream per 256 entries); each is checked against the record from the tiles either way")
+	envelopes := fs.String("envelopes", "bundle", "with --trust, where envelopes are read: bundle (one GET /envelopes/<N> per 256 entries), http (one GET /envelope/sha256/<digest> each, for a server without /envelopes) or grpc (GetEntries from --server, one stream per 256 entries); each is checked against the record from the tiles either way")
 	return &ffcli.Command{
 		Name:       "audit",
 		ShortUsage: "prov audit --log-key FILE [--full] [--state FILE] [--trust FILE] [--url URL]",
@@ -48,7 +48,8 @@ recomputes the leaf hash from the entry record and compares it with the
 tree's leaf, decodes the record, and recomputes the root of the whole tree,
 which must equal the signed checkpoint's. Entries that do not match are
 named: entry-modified, entry-dropped (later entries shifted), entries-swapped.
-With --trust it also fetches every envelope, checks its digest, size and
+With --trust it also fetches every envelope (--envelopes: by default one
+envelope bundle per 256 entries), checks its digest, size and
 payload type against the record, and re-verifies every DSSE signature (a
 bad signature by a trusted key fails; a key not in the file is counted as
 unverifiable; redacted envelopes are counted).
@@ -71,17 +72,18 @@ are printed); 2 the log could not be reached or read; 64 bad flags.`),
 			if len(args) > 0 {
 				return usagef("audit takes no arguments")
 			}
-			if *envelopes != "http" && *envelopes != "grpc" {
-				return usagef("--envelopes must be http or grpc")
+			if *envelopes != "bundle" && *envelopes != "http" && *envelopes != "grpc" {
+				return usagef("--envelopes must be bundle, http or grpc")
 			}
-			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers, grpcEnvelopes: *envelopes == "grpc"})
+			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers, envelopes: *envelopes})
 		},
 	}
 }
 
 type auditOptions struct {
 	statePath, trustFile, url string
-	full, grpcEnvelopes       bool
+	envelopes                 string // bundle (default), http or grpc
+	full                      bool
 	workers                   int
 }
 
@@ -219,12 +221,16 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 	au := &auditor{src: src, workers: workers}
 	if kr != nil {
 		au.policy = staticTrust{kr}
-		if o.grpcEnvelopes {
+		switch o.envelopes {
+		case "grpc":
 			c, err := a.dial(ctx)
 			if err != nil {
 				return err
 			}
 			au.bulk = grpcEnvelopes{c: c, rpcCtx: a.rpcCtx}
+		case "http":
+		default:
+			au.bulk = httpBundles{src}
 		}
 	}
 	if bar != nil {

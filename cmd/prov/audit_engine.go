@@ -99,6 +99,7 @@ type auditor struct {
 	policy   TrustPolicy    // nil: signatures are not checked
 	bulk     envelopeSource // nil: envelopes one by one from src
 	progress func(done uint64)
+	sigs     sigCache // trusted keys parsed once per keyring
 }
 
 // envelopeSource reads the envelopes of a range of entries in one go.
@@ -106,8 +107,9 @@ type auditor struct {
 // read from the tiles, so where they come from does not matter.
 type envelopeSource interface {
 	// Envelopes returns the canonical envelope JSON of entries [lo, hi)
-	// by index; a missing index means redacted.
-	Envelopes(ctx context.Context, lo, hi uint64) (map[uint64][]byte, error)
+	// (which lie in one entry bundle), element i-lo for entry i; nil means
+	// redacted. An answer that does not parse wraps errBadEnvelopeBundle.
+	Envelopes(ctx context.Context, lo, hi uint64) ([][]byte, error)
 }
 
 // rangeResult is what replaying [start, end) found.
@@ -298,18 +300,34 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 		return r
 	}
 	// With a bulk envelope source, one request brings the bundle's
-	// envelopes; they are checked against the records like any other.
-	var bulk map[uint64][]byte
+	// envelopes; they are checked against the records like any other, in
+	// this worker (the other workers' fetches overlap with this one's
+	// signature checks, so the audit is bound by CPU, not round trips).
 	if au.bulk != nil {
 		envs, err := au.bulk.Envelopes(ctx, j.lo, j.hi)
-		if err != nil {
+		switch {
+		case errors.Is(err, errBadEnvelopeBundle):
+			fail(int64(j.lo), kindShortBundle, "envelopes of entries [%d, %d): %v", j.lo, j.hi, err)
+			return r
+		case err != nil:
 			fetch(fmt.Sprintf("envelopes of entries [%d, %d)", j.lo, j.hi), err)
 			r.rng, r.tileRng = nil, nil
 			return r
+		case uint64(len(envs)) != j.hi-j.lo:
+			fail(int64(j.lo), kindShortBundle, "envelopes of entries [%d, %d): %d served", j.lo, j.hi, len(envs))
+			return r
 		}
-		bulk = envs
+		var buf []byte
+		for _, sj := range sigJobs {
+			kind, msg, _ := au.checkEnvelope(ctx, sj.i, sj.rec, envs[sj.i-j.lo], true, &r.stats, &buf)
+			if kind != "" {
+				fail(int64(sj.i), kind, "%s", msg)
+			}
+		}
+		sort.SliceStable(r.problems, func(a, b int) bool { return r.problems[a].Index < r.problems[b].Index })
+		return r
 	}
-	// Envelopes are one request each: fetch them concurrently so that the
+	// Envelopes one request each: fetch them concurrently so that the
 	// audit is bound by CPU (signature checks), not by round trips.
 	var (
 		mu   sync.Mutex
@@ -321,6 +339,7 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 		go func() {
 			defer swg.Done()
 			var st auditStats
+			var buf []byte
 			defer func() { mu.Lock(); r.stats.add(st); mu.Unlock() }()
 			for {
 				mu.Lock()
@@ -331,11 +350,7 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 				sj := sigJobs[next]
 				next++
 				mu.Unlock()
-				var pre []byte
-				if bulk != nil {
-					pre = bulk[sj.i]
-				}
-				kind, msg, err := au.checkEnvelope(ctx, sj.i, sj.rec, pre, bulk != nil, &st)
+				kind, msg, err := au.checkEnvelope(ctx, sj.i, sj.rec, nil, false, &st, &buf)
 				if err != nil || kind != "" {
 					mu.Lock()
 					if err != nil {
@@ -360,10 +375,11 @@ func (au *auditor) envelopeConcurrency() int {
 	return 16
 }
 
-// checkEnvelope fetches entry i's envelope and checks it against its
-// record and the trust policy at i. It returns a problem kind and message,
-// or an error when the envelope could not be read.
-func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Record, pre []byte, fromBulk bool, st *auditStats) (string, string, error) {
+// checkEnvelope fetches entry i's envelope (or takes pre, when fromBulk;
+// nil there means redacted) and checks it against its record and the
+// trust policy at i. It returns a problem kind and message, or an error
+// when the envelope could not be read. buf is the caller's scratch space.
+func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Record, pre []byte, fromBulk bool, st *auditStats, buf *[]byte) (string, string, error) {
 	env, err := pre, error(nil)
 	if fromBulk && pre == nil {
 		err = errRedacted
@@ -390,12 +406,12 @@ func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Recor
 	if e.PayloadType != rec.PayloadType {
 		return kindEnvelope, fmt.Sprintf("envelope payload type is %q, the record says %q", e.PayloadType, rec.PayloadType), nil
 	}
-	rep, err := checkSignatures(e, rec, au.policy.KeyringAt(i))
+	n, err := au.sigs.check(e, rec, au.policy.KeyringAt(i), buf)
 	if err != nil {
 		return kindBadSignature, err.Error(), nil
 	}
-	st.SigsVerified += uint64(len(rep.Verified))
-	st.Unverifiable += uint64(len(rep.Unverifiable))
+	st.SigsVerified += uint64(n.verified)
+	st.Unverifiable += uint64(n.unverifiable)
 	return "", "", nil
 }
 

@@ -17,14 +17,14 @@ type grpcEnvelopes struct {
 	rpcCtx func(context.Context) (context.Context, context.CancelFunc)
 }
 
-func (g grpcEnvelopes) Envelopes(ctx context.Context, lo, hi uint64) (map[uint64][]byte, error) {
+func (g grpcEnvelopes) Envelopes(ctx context.Context, lo, hi uint64) ([][]byte, error) {
 	rctx, cancel := g.rpcCtx(ctx)
 	defer cancel()
 	stream, err := g.c.GetEntries(rctx, &provledgerpb.GetEntriesRequest{Start: lo, End: hi})
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[uint64][]byte, hi-lo)
+	out := make([][]byte, hi-lo)
 	for {
 		e, err := stream.Recv()
 		if err == io.EOF {
@@ -37,7 +37,7 @@ func (g grpcEnvelopes) Envelopes(ctx context.Context, lo, hi uint64) (map[uint64
 			return nil, fmt.Errorf("%w: asked for entries [%d, %d), got entry %d", client.ErrVerify, lo, hi, e.GetIndex())
 		}
 		if len(e.GetEnvelopeJson()) > 0 {
-			out[e.GetIndex()] = e.GetEnvelopeJson()
+			out[e.GetIndex()-lo] = e.GetEnvelopeJson()
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -203,3 +204,64 @@ func (r tlogReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 }
 
 func (r tlogReader) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// httpBundles reads envelopes in bulk from the node's envelope bundles
+// (GET /envelopes/<N>[.p/<W>], docs/api.md): one request per 256
+// entries instead of one per envelope.
+type httpBundles struct{ s *httpSource }
+
+// maxEnvelopeBundle bounds an envelope bundle's answer (256 envelopes of
+// up to 4 MiB each; provd's default limit is 1 MiB).
+const maxEnvelopeBundle = 256 * (4 + 4<<20)
+
+func (h httpBundles) Envelopes(ctx context.Context, lo, hi uint64) ([][]byte, error) {
+	k := lo / 256
+	width := int(hi - k*256)
+	if hi <= lo || k != (hi-1)/256 {
+		return nil, fmt.Errorf("envelopes [%d, %d) are not within one entry bundle", lo, hi)
+	}
+	p := "envelopes/" + strings.TrimPrefix(tilePath("entries", k, width), "tile/entries/")
+	b, err := h.s.get(ctx, p, maxEnvelopeBundle)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := splitEnvelopeBundle(b, width)
+	if err != nil {
+		return nil, fmt.Errorf("%w: GET %s: %v", errBadEnvelopeBundle, p, err)
+	}
+	return envs[lo-k*256:], nil
+}
+
+// errBadEnvelopeBundle: an envelope bundle does not parse (a verification
+// failure: the log serves garbage for data its checkpoint covers).
+var errBadEnvelopeBundle = errors.New("malformed envelope bundle")
+
+// splitEnvelopeBundle splits an envelope bundle (a 4-byte big-endian
+// length, then that many bytes, per entry; length 0 for a redacted
+// envelope, returned as nil) into exactly n envelopes. The envelopes
+// alias b.
+func splitEnvelopeBundle(b []byte, n int) ([][]byte, error) {
+	out := make([][]byte, 0, n)
+	for len(b) > 0 {
+		if len(out) == n {
+			return nil, fmt.Errorf("%d bytes after the %d envelopes expected", len(b), n)
+		}
+		if len(b) < 4 {
+			return nil, fmt.Errorf("truncated length prefix after %d envelopes", len(out))
+		}
+		l := uint64(binary.BigEndian.Uint32(b))
+		if uint64(len(b)-4) < l {
+			return nil, fmt.Errorf("envelope %d is cut short (%d of %d bytes)", len(out), len(b)-4, l)
+		}
+		var e []byte
+		if l > 0 {
+			e = b[4 : 4+l : 4+l]
+		}
+		out = append(out, e)
+		b = b[4+l:]
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("holds %d envelopes, want %d", len(out), n)
+	}
+	return out, nil
+}

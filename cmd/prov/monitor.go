@@ -232,6 +232,9 @@ func (a *app) monitorStep(ctx context.Context, src tileSource, pub []byte, v *no
 	}
 	// The new entries, as an incremental audit checks them.
 	au := &auditor{src: src, policy: pol}
+	if hs, ok := src.(*httpSource); ok && pol != nil {
+		au.bulk = httpBundles{hs} // envelopes 256 at a time (GET /envelopes/<N>)
+	}
 	res := au.replay(ctx, rng, cp.Size)
 	probs := res.problems
 	if res.rng != nil && rootOf(res.rng) != cp.Hash && len(probs) == 0 {
