@@ -187,7 +187,10 @@ type session struct {
 	depth   int
 	budget  int
 	used    int
-	entries map[uint64]bool
+	// sc is the session's working memory (scratch.go); entries, order,
+	// pedges, pos, ebuf and hbuf are its.
+	sc      *scratch
+	entries *entrySet
 	// stopAt lists node kinds a traversal adds but does not expand.
 	stopAt map[graph.Kind]bool
 
@@ -197,7 +200,13 @@ type session struct {
 	pos         map[uint64]int32
 	posOverflow map[graph.ID]int32
 	pedges      []pendingEdge
-	pseen       map[pendingKey]struct{}
+	// pseen holds the keys of pedges[:pseenUpTo] (see linkAt); it is
+	// built only when a link could repeat an edge.
+	pseen     map[pendingKey]struct{}
+	pseenUpTo int
+	// extraRels names answer relations relCode does not know (code
+	// relExtra+i).
+	extraRels []string
 	// namespaces is the namespace filter (nil: none), sorted.
 	namespaces []string
 	// walks numbers the traversals of the session (pendingNode.walk).
@@ -231,10 +240,11 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 	if err != nil {
 		return nil, err
 	}
+	sc := getScratch()
 	s := &session{
 		ctx: ctx, e: e, r: r, cp: cp, req: req, depth: depth, budget: budget,
-		entries: make(map[uint64]bool, min(budget, 1<<12)), pos: make(map[uint64]int32, min(budget, 1<<12)),
-		pseen: make(map[pendingKey]struct{}, min(budget, 1<<12)), infos: map[graph.ID]graph.NodeInfo{},
+		sc: sc, entries: &sc.entries, order: sc.order, pedges: sc.pedges, pos: sc.pos, ebuf: sc.ebuf, hbuf: sc.hbuf,
+		infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
 			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime, Namespaces: nsf},
@@ -283,11 +293,8 @@ func (s *session) finish() (*answer.Answer, error) {
 	if err := s.render(); err != nil {
 		return nil, err
 	}
-	s.ans.Entries = make([]uint64, 0, len(s.entries))
-	for i := range s.entries {
-		s.ans.Entries = append(s.ans.Entries, i)
-	}
-	sort.Slice(s.ans.Entries, func(i, j int) bool { return s.ans.Entries[i] < s.ans.Entries[j] })
+	s.ans.Entries = s.entries.sorted()
+	s.release()
 	if s.req.Prove {
 		if err := s.prove(); err != nil {
 			return nil, err
@@ -296,7 +303,19 @@ func (s *session) finish() (*answer.Answer, error) {
 	return s.ans, nil
 }
 
-func (s *session) rests(idx uint64) { s.entries[idx] = true }
+func (s *session) rests(idx uint64) { s.entries.add(idx) }
+
+// release gives the session's working memory back to the pool; the
+// session must not use it afterwards.
+func (s *session) release() {
+	sc := s.sc
+	if sc == nil {
+		return
+	}
+	sc.order, sc.pedges, sc.ebuf, sc.hbuf = s.order, s.pedges, s.ebuf, s.hbuf
+	s.sc, s.entries, s.order, s.pedges, s.pos, s.ebuf, s.hbuf = nil, nil, nil, nil, nil, nil, nil
+	sc.release()
+}
 
 // spend takes n relations from the budget; false when it ran out.
 func (s *session) spend(n int) bool {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"sort"
 
 	"github.com/provledger/provledger/ledger"
@@ -29,12 +31,12 @@ type pendingNode struct {
 }
 
 type pendingEdge struct {
-	from, to graph.ID
-	// fi, ti are the positions of from and to in session.order (-1: not
-	// in the answer).
+	// fi, ti are the positions of the edge's ends (data-flow from, to) in
+	// session.order (-1: not in the answer).
 	fi, ti int32
-	rel    string
-	ref    edgeRef
+	// rc is the answer relation's code (relCode).
+	rc  uint8
+	ref edgeRef
 }
 
 // pendingKey identifies an edge of the answer: its ends' positions (at
@@ -45,7 +47,8 @@ func keyOf(fi, ti int32, rel uint8) pendingKey {
 	return pendingKey(uint64(fi)<<36 | uint64(ti)<<8 | uint64(rel))
 }
 
-// relCode numbers the answer relations for pendingKey.
+// relCode numbers the answer relations for pendingKey and pendingEdge
+// (0: not one of them).
 func relCode(rel string) uint8 {
 	switch rel {
 	case answer.RelInput:
@@ -70,6 +73,33 @@ func relCode(rel string) uint8 {
 		return 10
 	}
 	return 0
+}
+
+// relExtra is the first code of session.extraRels.
+const relExtra = 64
+
+var relByCode = [...]string{"", answer.RelInput, answer.RelOutput, answer.RelDerives, answer.RelAffects,
+	answer.RelRunOf, answer.RelParent, answer.RelVersion, answer.RelCode, answer.RelField, answer.RelTagged}
+
+// code returns rel's code, giving a relation relCode does not know one
+// of its own.
+func (s *session) code(rel string) uint8 {
+	if rc := relCode(rel); rc != 0 {
+		return rc
+	}
+	if i := slices.Index(s.extraRels, rel); i >= 0 {
+		return uint8(relExtra + i)
+	}
+	s.extraRels = append(s.extraRels, rel)
+	return uint8(relExtra + len(s.extraRels) - 1)
+}
+
+// relName is the inverse of code.
+func (s *session) relName(rc uint8) string {
+	if int(rc) < len(relByCode) {
+		return relByCode[rc]
+	}
+	return s.extraRels[rc-relExtra]
 }
 
 // add records a node of the answer (its depth is the smallest seen);
@@ -152,40 +182,68 @@ func (s *session) link(from, to graph.ID, rel string, ref edgeRef) {
 // linkAt is link for ends whose positions are known (fi = posOf(from),
 // ti = posOf(to)).
 func (s *session) linkAt(from, to graph.ID, fi, ti int32, rel string, ref edgeRef) {
-	rc := relCode(rel)
-	if rc == 0 || fi < 0 || ti < 0 || fi >= 1<<28 || ti >= 1<<28 {
+	rc := s.code(rel)
+	if fi < 0 || ti < 0 || fi >= 1<<28 || ti >= 1<<28 {
 		// Not expected; keep the ids in the key so distinct edges stay
 		// distinct.
-		s.linkSlow(from, to, fi, ti, rel, ref)
+		s.linkSlow(from, to, fi, ti, rc, ref)
 		return
 	}
+	s.syncSeen()
 	k := keyOf(fi, ti, rc)
 	if _, dup := s.pseen[k]; dup {
 		return
 	}
 	s.pseen[k] = struct{}{}
-	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, fi: fi, ti: ti, rel: rel, ref: ref})
+	s.pseenUpTo++
+	s.appendEdge(fi, ti, rc, ref)
+}
+
+// linkNew records an edge that cannot be in the answer yet: the first
+// traversal of a session reads every stored edge at most once (from the
+// end it expands, and each node is expanded once), and stored edges map
+// to distinct answer edges. The key is left for syncSeen to index.
+func (s *session) linkNew(fi, ti int32, rc uint8, ref edgeRef) {
+	s.appendEdge(fi, ti, rc, ref)
+}
+
+// syncSeen indexes the keys of the edges linkNew recorded.
+func (s *session) syncSeen() {
+	if s.pseen == nil {
+		s.pseen = make(map[pendingKey]struct{}, max(len(s.pedges), 16))
+	}
+	for ; s.pseenUpTo < len(s.pedges); s.pseenUpTo++ {
+		if pe := &s.pedges[s.pseenUpTo]; pe.fi >= 0 && pe.ti >= 0 {
+			s.pseen[keyOf(pe.fi, pe.ti, pe.rc)] = struct{}{}
+		}
+	}
+}
+
+func (s *session) appendEdge(fi, ti int32, rc uint8, ref edgeRef) {
+	s.pedges = append(s.pedges, pendingEdge{fi: fi, ti: ti, rc: rc, ref: ref})
 	s.touchAt(fi, ref.index)
 	s.touchAt(ti, ref.index)
 }
 
 type slowKey struct {
 	from, to graph.ID
-	rel      string
+	rc       uint8
 }
 
-func (s *session) linkSlow(from, to graph.ID, fi, ti int32, rel string, ref edgeRef) {
+func (s *session) linkSlow(from, to graph.ID, fi, ti int32, rc uint8, ref edgeRef) {
 	if s.pseenSlow == nil {
 		s.pseenSlow = map[slowKey]struct{}{}
 	}
-	k := slowKey{from, to, rel}
+	k := slowKey{from, to, rc}
 	if _, dup := s.pseenSlow[k]; dup {
 		return
 	}
 	s.pseenSlow[k] = struct{}{}
-	s.pedges = append(s.pedges, pendingEdge{from: from, to: to, fi: fi, ti: ti, rel: rel, ref: ref})
-	s.touchAt(fi, ref.index)
-	s.touchAt(ti, ref.index)
+	// Edges recorded out of line are never in pseen: keep pseenUpTo
+	// counting the recorded edges it covers.
+	s.syncSeen()
+	s.appendEdge(fi, ti, rc, ref)
+	s.pseenUpTo++
 }
 
 // linkEdge is link for a stored edge read from the index.
@@ -215,6 +273,44 @@ func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
 	return n, nil
 }
 
+// keySet is the set of the node keys of an answer being rendered. Keys
+// are almost always distinct (two nodes render alike only when their
+// name parts hold ':'), so it starts as a set of 64-bit hashes, and turns
+// into a set of the strings only when a hash repeats.
+type keySet struct {
+	seed   maphash.Seed
+	hashes map[uint64]struct{}
+	strs   map[string]struct{}
+}
+
+func newKeySet(n int) *keySet {
+	return &keySet{seed: maphash.MakeSeed(), hashes: make(map[uint64]struct{}, n)}
+}
+
+// has reports whether key is in the set; added lists the keys added so
+// far, in case the set must turn into a set of strings.
+func (k *keySet) has(key string, added []string) bool {
+	if k.strs == nil {
+		if _, ok := k.hashes[maphash.String(k.seed, key)]; !ok {
+			return false
+		}
+		k.strs = make(map[string]struct{}, len(added)+1)
+		for _, a := range added {
+			k.strs[a] = struct{}{}
+		}
+	}
+	_, ok := k.strs[key]
+	return ok
+}
+
+func (k *keySet) add(key string) {
+	if k.strs != nil {
+		k.strs[key] = struct{}{}
+		return
+	}
+	k.hashes[maphash.String(k.seed, key)] = struct{}{}
+}
+
 // render names the recorded nodes — from the names their edges carried,
 // else by looking them up, in key order (so the store is read front to
 // back) — and fills the answer's nodes, edges and paths. A node's index is
@@ -236,8 +332,9 @@ func (s *session) render() error {
 		}
 	}
 	keys := make([]string, len(s.order))
-	used := make(map[string]struct{}, len(s.order))
+	used := newKeySet(len(s.order))
 	s.ans.Nodes = make([]answer.Node, 0, len(s.order))
+	var names graph.NameArena
 	for i, pn := range s.order {
 		n, ok := s.infos[pn.id]
 		var name string
@@ -245,21 +342,21 @@ func (s *session) render() error {
 			name = n.Name()
 		} else {
 			var err error
-			if n, name, err = graph.DecodeNamed(pn.id, pn.name); err != nil {
+			if n, name, err = names.DecodeNamed(pn.id, pn.name); err != nil {
 				return fmt.Errorf("%w: %v", ledger.ErrCorrupt, err)
 			}
 			n.Index = pn.index
 		}
 		key := name
-		if _, dup := used[key]; dup {
+		if used.has(key, keys[:i]) {
 			for j := 2; ; j++ { // two nodes that render alike (names with ':')
 				key = fmt.Sprintf("%s#%d", name, j)
-				if _, dup := used[key]; !dup {
+				if !used.has(key, keys[:i]) {
 					break
 				}
 			}
 		}
-		used[key] = struct{}{}
+		used.add(key)
 		keys[i] = key
 		s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: key, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: pn.depth})
 		s.rests(n.Index)
@@ -274,7 +371,7 @@ func (s *session) render() error {
 		s.ans.Edges = make([]answer.Edge, 0, len(s.pedges))
 	}
 	for _, pe := range s.pedges {
-		ae := answer.Edge{From: keyAt(pe.fi), To: keyAt(pe.ti), Rel: pe.rel, Index: pe.ref.index}
+		ae := answer.Edge{From: keyAt(pe.fi), To: keyAt(pe.ti), Rel: s.relName(pe.rc), Index: pe.ref.index}
 		if len(pe.ref.attrs) > 0 {
 			switch pe.ref.rel {
 			case graph.DerivedFrom, graph.Affects:

@@ -1,8 +1,10 @@
 package query
 
 import (
+	"slices"
 	"testing"
 
+	"github.com/provledger/provledger/query/answer"
 	"github.com/provledger/provledger/query/graph"
 )
 
@@ -38,5 +40,79 @@ func TestSessionPositionsWithHashCollisions(t *testing.T) {
 	missing[15] = 200
 	if p := s.posOf(missing); p != -1 {
 		t.Errorf("an id never added has position %d", p)
+	}
+}
+
+// TestRenderNamesThatRenderAlike: nodes whose rendered names coincide
+// (name parts holding ':') get distinct keys, "#2", "#3"…, whatever order
+// they come in, and a real name that looks like such a key stays distinct.
+func TestRenderNamesThatRenderAlike(t *testing.T) {
+	type node struct {
+		parts [2]string
+	}
+	cases := []struct {
+		name  string
+		nodes []node
+		want  []string
+	}{
+		{"distinct", []node{{[2]string{"s3://b", "x"}}, {[2]string{"s3://b", "y"}}}, []string{"dataset:s3://b:x", "dataset:s3://b:y"}},
+		{"two alike", []node{{[2]string{"a:b", "c"}}, {[2]string{"a", "b:c"}}}, []string{"dataset:a:b:c", "dataset:a:b:c#2"}},
+		{"three alike", []node{{[2]string{"a:b", "c"}}, {[2]string{"a", "b:c"}}, {[2]string{"a:b:c", ""}}}, nil},
+		{"alike and a name like a key", []node{{[2]string{"a", "b#2"}}, {[2]string{"a:b", "c"}}, {[2]string{"a", "b:c"}}, {[2]string{"a", "b:c#2"}}, {[2]string{"a:b", ""}}},
+			[]string{"dataset:a:b#2", "dataset:a:b:c", "dataset:a:b:c#2", "dataset:a:b:c#2#2", "dataset:a:b:"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &session{pos: map[uint64]int32{}, entries: &entrySet{}, ans: &answer.Answer{}, infos: map[graph.ID]graph.NodeInfo{}}
+			for i, n := range tc.nodes {
+				id := graph.NodeID(graph.Dataset, n.parts[0], n.parts[1])
+				p := s.add(id, 0, graph.EncodeName(graph.Dataset, n.parts[0], n.parts[1]))
+				s.touchAt(p, uint64(i))
+			}
+			if err := s.render(); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for i, n := range s.ans.Nodes {
+				if seen[n.Key] {
+					t.Errorf("key %q twice", n.Key)
+				}
+				seen[n.Key] = true
+				if tc.want != nil && n.Key != tc.want[i] {
+					t.Errorf("node %d: key %q, want %q", i, n.Key, tc.want[i])
+				}
+				if n.Ref.Parts[0] != tc.nodes[i].parts[0] || n.Ref.Parts[1] != tc.nodes[i].parts[1] {
+					t.Errorf("node %d: parts %q", i, n.Ref.Parts)
+				}
+			}
+		})
+	}
+}
+
+// TestEntrySet: entries come out ascending, each once, below and above
+// the bitset's range, and a reset set is empty.
+func TestEntrySet(t *testing.T) {
+	cases := []struct {
+		in, want []uint64
+	}{
+		{nil, []uint64{}},
+		{[]uint64{5, 5, 5}, []uint64{5}},
+		{[]uint64{64, 63, 0, 1, 127, 128, 63}, []uint64{0, 1, 63, 64, 127, 128}},
+		{[]uint64{maxDenseEntries + 7, 3, maxDenseEntries - 1, maxDenseEntries + 7, maxDenseEntries}, []uint64{3, maxDenseEntries - 1, maxDenseEntries, maxDenseEntries + 7}},
+		{[]uint64{100000, 99999, 1 << 40, 2}, []uint64{2, 99999, 100000, 1 << 40}},
+	}
+	var e entrySet // reused across cases, as the pool does
+	for i, tc := range cases {
+		for _, x := range tc.in {
+			e.add(x)
+		}
+		got := e.sorted()
+		if !slices.Equal(got, tc.want) || got == nil {
+			t.Errorf("case %d: %v, want %v", i, got, tc.want)
+		}
+		e.reset()
+		if s := e.sorted(); len(s) != 0 {
+			t.Errorf("case %d: after reset: %v", i, s)
+		}
 	}
 }

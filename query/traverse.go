@@ -1,7 +1,7 @@
 package query
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -133,13 +133,16 @@ func (s *session) inNamespaces(name []byte) bool {
 // answer says so if it had more relations). Every relation read spends
 // one unit of the budget.
 func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
-	type item struct {
-		id    graph.ID
-		depth int
-	}
 	// Level by level (a node's depth only depends on how many steps away
 	// it is), each level in key order, so the store is read front to back.
-	level := []item{{start, 0}}
+	level, nextLevel := s.levelBufs()
+	level = append(level, levelItem{start, 0, s.posOf(start)})
+	defer func() { s.keepLevelBufs(level, nextLevel) }()
+	// The first traversal of a session reads each stored edge at most
+	// once and adds edges no other step added: no need to look each one
+	// up (linkNew).
+	fresh := len(s.pedges) == 0
+	var rcs [256]uint8
 	// A node is expanded once per traversal: pendingNode.walk says which
 	// traversal reached it last.
 	s.walks++
@@ -147,8 +150,8 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 		s.order[i].walk = s.walks
 	}
 	for len(level) > 0 {
-		slices.SortFunc(level, func(a, b item) int { return bytes.Compare(a.id[:], b.id[:]) })
-		var nextLevel []item
+		slices.SortFunc(level, func(a, b levelItem) int { return compareIDs(&a.id, &b.id) })
+		nextLevel = nextLevel[:0]
 		for _, it := range level {
 			if err := s.canceled(); err != nil {
 				return err
@@ -178,28 +181,64 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 			if !process {
 				next++
 			}
-			pi := s.posOf(it.id)
+			pi := it.pos
 			for _, h := range hops {
 				if !s.spend(1) {
 					return nil
 				}
 				i := s.add(h.next, next, h.name)
-				if h.from == it.id {
-					s.linkAt(h.from, h.to, pi, i, h.rel, h.ref)
+				fi, ti := pi, i
+				if h.from != it.id {
+					fi, ti = i, pi
+				}
+				if fresh {
+					rc := rcs[h.ref.rel]
+					if rc == 0 {
+						rc = s.code(h.rel)
+						rcs[h.ref.rel] = rc
+					}
+					s.linkNew(fi, ti, rc, h.ref)
 				} else {
-					s.linkAt(h.from, h.to, i, pi, h.rel, h.ref)
+					s.linkAt(h.from, h.to, fi, ti, h.rel, h.ref)
 				}
 				if n := &s.order[i]; n.walk != s.walks {
 					n.walk = s.walks
 					if s.stopAt == nil || !s.stopAt[h.next.Kind()] {
-						nextLevel = append(nextLevel, item{h.next, next})
+						nextLevel = append(nextLevel, levelItem{h.next, next, i})
 					}
 				}
 			}
 		}
-		level = nextLevel
+		level, nextLevel = nextLevel, level
 	}
 	return nil
+}
+
+// levelBufs lends the traversal its two level buffers (empty).
+func (s *session) levelBufs() (a, b []levelItem) {
+	if s.sc == nil {
+		return nil, nil
+	}
+	a, b = s.sc.level[:0], s.sc.next[:0]
+	s.sc.level, s.sc.next = nil, nil
+	return a, b
+}
+
+func (s *session) keepLevelBufs(a, b []levelItem) {
+	if s.sc != nil {
+		s.sc.level, s.sc.next = a[:0], b[:0]
+	}
+}
+
+// compareIDs orders ids as bytes.Compare does, eight bytes at a time.
+func compareIDs(a, b *graph.ID) int {
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // context adds, for every run in the answer, the job it is a run of (and
@@ -292,7 +331,7 @@ func (e *Engine) Impact(ctx context.Context, node answer.Ref, req Request) (*ans
 	// Jobs that derived the impacted columns.
 	for i := 0; i < len(s.pedges); i++ {
 		pe := s.pedges[i]
-		if pe.rel != answer.RelDerives || len(pe.ref.attrs) == 0 {
+		if pe.rc != relCode(answer.RelDerives) || len(pe.ref.attrs) == 0 || pe.ti < 0 {
 			continue
 		}
 		var a graph.DerivationAttrs
@@ -306,8 +345,9 @@ func (e *Engine) Impact(ctx context.Context, node answer.Ref, req Request) (*ans
 			continue
 		}
 		jid := graph.NodeID(graph.Job, a.Job.Namespace, a.Job.Name)
-		s.add(jid, s.depthOf(pe.to), graph.EncodeName(graph.Job, a.Job.Namespace, a.Job.Name))
-		s.linkIdx(jid, pe.to, answer.RelOutput, pe.ref.index)
+		to := s.order[pe.ti]
+		s.add(jid, to.depth, graph.EncodeName(graph.Job, a.Job.Namespace, a.Job.Name))
+		s.linkIdx(jid, to.id, answer.RelOutput, pe.ref.index)
 	}
 	return s.finish()
 }

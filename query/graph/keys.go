@@ -243,6 +243,52 @@ var kindNameArr = func() (a [256]string) {
 // DecodeNamed is DecodeName that also returns the node's rendered name
 // (NodeInfo.Name), in one allocation: the parts are substrings of it.
 func DecodeNamed(id ID, b []byte) (NodeInfo, string, error) {
+	a := NameArena{single: true}
+	return a.DecodeNamed(id, b)
+}
+
+// NameArena hands out the memory of rendered names and their parts in
+// chunks, so decoding the names of a large answer costs a few
+// allocations instead of two per node. The zero value is ready; the
+// strings and slices it returns stay valid after it is dropped.
+type NameArena struct {
+	buf   []byte
+	parts []string
+	// single: exact allocations (one name to decode).
+	single bool
+}
+
+// nameChunk is the size of an arena's chunks (names, and parts × 16).
+const nameChunk = 32 << 10
+
+// bytes returns n bytes of fresh arena memory, empty, to append to.
+func (a *NameArena) bytes(n int) []byte {
+	if cap(a.buf)-len(a.buf) < n {
+		if a.single || n > nameChunk/8 {
+			return make([]byte, 0, n)
+		}
+		a.buf = make([]byte, 0, max(n, nameChunk))
+	}
+	b := a.buf[len(a.buf) : len(a.buf) : len(a.buf)+n]
+	a.buf = a.buf[:len(a.buf)+n]
+	return b
+}
+
+// strings returns n fresh strings (capacity n: appending copies).
+func (a *NameArena) strings(n int) []string {
+	if cap(a.parts)-len(a.parts) < n {
+		if a.single || n > nameChunk/64 {
+			return make([]string, n)
+		}
+		a.parts = make([]string, 0, max(n, nameChunk/16))
+	}
+	p := a.parts[len(a.parts) : len(a.parts)+n : len(a.parts)+n]
+	a.parts = a.parts[:len(a.parts)+n]
+	return p
+}
+
+// DecodeNamed is the package's DecodeNamed with the arena's memory.
+func (a *NameArena) DecodeNamed(id ID, b []byte) (NodeInfo, string, error) {
 	if len(b) < 1 {
 		return NodeInfo{}, "", fmt.Errorf("node %x: empty name", id)
 	}
@@ -269,7 +315,8 @@ func DecodeNamed(id ID, b []byte) (NodeInfo, string, error) {
 		ni, err := DecodeName(id, b)
 		return ni, ni.Name(), err
 	}
-	buf := make([]byte, 0, len(prefix)+n+total)
+	size := len(prefix) + max(n, 1) + total
+	buf := a.bytes(size)
 	buf = append(buf, prefix...)
 	var offs [8]int
 	rest := b[1:]
@@ -284,7 +331,7 @@ func DecodeNamed(id ID, b []byte) (NodeInfo, string, error) {
 		buf = append(buf, sep...)
 	}
 	name := unsafe.String(unsafe.SliceData(buf), len(buf))
-	ni := NodeInfo{ID: id, Kind: k, Parts: make([]string, n)}
+	ni := NodeInfo{ID: id, Kind: k, Parts: a.strings(n)}
 	for i := 0; i < n; i++ {
 		ni.Parts[i] = name[offs[i] : offs[i]+lens[i]]
 	}
