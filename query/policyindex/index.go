@@ -45,6 +45,12 @@ type Options struct {
 	// Next, if set, is the log's other indexer (the lineage graph): it
 	// indexes every batch first, in the same Pebble batch.
 	Next ledger.Indexer
+	// Keyring, if set, gets every key an honoured policy entry grants (at
+	// Attach and as entries are indexed), so the append path can verify
+	// signatures by keys that only the policy lists. A keyring never
+	// forgets a key; whether the key may sign is the policy's decision
+	// (policy.State.Allows).
+	Keyring *keys.Keyring
 	// Logger receives the index's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -147,6 +153,7 @@ func (x *Index) Attach(l *ledger.Log) error {
 		}
 		st = st.Apply(e.Index, p)
 		vs = append(vs, version{e.Index, st})
+		x.trust(p)
 	}
 	x.entries.Store(&loaded)
 	x.versions.Store(&vs)
@@ -251,6 +258,7 @@ func (x *Index) index(b *pebble.Batch, entries []ledger.IndexedEntry, next uint6
 		es = append(es, e)
 		if p != nil {
 			vs = append(vs, version{e.Index, cur.Apply(e.Index, p)})
+			x.trust(p)
 			x.log.Info("policy entry honoured", "index", e.Index, "namespace", e.Namespace)
 		} else {
 			x.log.Warn("policy entry ignored", "index", e.Index, "reason", e.Reason)
@@ -264,6 +272,18 @@ func (x *Index) index(b *pebble.Batch, entries []ledger.IndexedEntry, next uint6
 		close(*x.changed.Swap(&ch))
 	}
 	return nil
+}
+
+// trust adds the keys p grants to Options.Keyring.
+func (x *Index) trust(p *policy.Policy) {
+	if x.opts.Keyring == nil {
+		return
+	}
+	for i := range p.Keys {
+		if _, err := x.opts.Keyring.Add(p.Keys[i].Public()); err != nil {
+			x.log.Warn("a key the policy grants cannot verify signatures", "key_id", p.Keys[i].ID().String(), "err", err)
+		}
+	}
 }
 
 // judge decides whether a policy entry is honoured under cur, returning
