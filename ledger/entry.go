@@ -20,6 +20,12 @@ type Entry struct {
 	Envelope []byte
 	// Signers are the key ids of the verified signatures, in signature order.
 	Signers [][32]byte
+	// Prepared, if set, is what the log's Indexer computed from this
+	// entry's payload before it was sequenced (see Preparer), handed back
+	// to it in IndexedEntry.Prepared. It is never stored or replicated:
+	// entries applied without it (replays, Raft followers) are indexed
+	// from their envelope, with the same result.
+	Prepared any
 }
 
 // Validate checks e against the record format and the envelope size limit.

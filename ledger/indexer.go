@@ -14,6 +14,9 @@ type IndexedEntry struct {
 	RawRecord []byte
 	// Envelope is the canonical DSSE JSON.
 	Envelope []byte
+	// Prepared is Entry.Prepared: the indexer's own Prepare result for
+	// this entry's payload, or nil (then the indexer reads Envelope).
+	Prepared any
 }
 
 // Indexer maintains secondary indexes (lineage graph, cost roll-ups,
@@ -27,4 +30,14 @@ type IndexedEntry struct {
 // failures, never for content an indexer does not understand.
 type Indexer interface {
 	IndexBatch(b *pebble.Batch, entries []IndexedEntry) error
+}
+
+// Preparer is implemented by an Indexer that can do the costly part of its
+// work (parsing a payload) before an entry is sequenced, off the log's
+// serialized apply path: the append path calls Prepare on its parallel
+// checker goroutines and puts the result in Entry.Prepared. Prepare must be
+// safe for concurrent use and a pure function of its arguments, so that an
+// entry indexed with and without it gets the same index keys.
+type Preparer interface {
+	Prepare(payloadType string, payload []byte) any
 }

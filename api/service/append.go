@@ -259,6 +259,9 @@ func (s *Service) check(req *provledgerpb.AppendRequest) (ledger.Entry, error) {
 	if err := s.checkPolicyHook(&e); err != nil { // policy.go
 		return ledger.Entry{}, err
 	}
+	if s.cfg.Preparer != nil {
+		e.Prepared = s.cfg.Preparer.Prepare(env.PayloadType, env.Payload)
+	}
 	return e, nil
 }
 

@@ -78,6 +78,13 @@ type Config struct {
 	// run queues, and the sequencer's goroutine and the gRPC transport then
 	// wait behind hundreds of verifications (see docs/ledger.md).
 	VerifyWorkers int
+	// Preparer, if set, is called on the checker goroutines for every
+	// accepted append, and its result rides with the entry to the log's
+	// Indexer (ledger.Entry.Prepared): the payload parsing the index needs
+	// then runs in parallel, before sequencing, instead of on the log's
+	// serialized apply path. Pass the log's Indexer when it implements
+	// ledger.Preparer (provd passes the lineage index).
+	Preparer ledger.Preparer
 }
 
 // Validate reports the first problem with c, naming the field to fix.

@@ -21,7 +21,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/proof"
 	"github.com/provledger/provledger/crypto/record"
 	"github.com/provledger/provledger/ledger"
@@ -297,17 +296,13 @@ func (w *writer) close() {
 func (w *writer) entry(e *ledger.IndexedEntry, lim payload.Limits) error {
 	w.idx = e.Index
 	t := e.Record.PayloadType
-	if t != payload.TypeOpenLineage && t != payload.TypeInToto && t != payload.TypeCost {
+	if !indexed(t) {
 		return nil
 	}
 	if e.Envelope == nil {
 		return w.skip(SkipRedacted, "the envelope was redacted")
 	}
-	env, err := envelope.Parse(e.Envelope)
-	if err != nil {
-		return w.skip(SkipMalformed, "envelope: "+err.Error())
-	}
-	p, err := payload.Parse(t, env.Payload, lim)
+	p, err := parse(e, lim)
 	switch {
 	case errors.Is(err, payload.ErrNotLineage):
 		return w.skip(SkipNotLineage, err.Error())
