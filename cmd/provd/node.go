@@ -131,6 +131,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		Verifier:            &envelope.Verifier{Keyring: keyring, TrustOnFirstUse: c.dev},
 		AllowAnyPayloadType: c.anyPayloadType,
 		MaxEnvelopeSize:     c.maxEnvelopeSize,
+		Preparer:            ix, // payloads parsed on the checkers, off the apply path
 		Logger:              lg,
 	}
 	if len(c.extraPayloadTypes) > 0 {
