@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,26 +21,47 @@ const dayMs = 24 * hourMs
 // costSeriesKey is the state key of a series in one currency.
 func costSeriesKey(name, currency string) string { return name + " " + currency }
 
+// share is a cost series a row counts in, with the part of the row's
+// amount that counts there.
+type share struct {
+	name string
+	part float64
+}
+
 // seriesOf names the cost series a row counts in: its service, each of its
-// tags, and its job (linked directly, or through a run the scanner knows).
-func (s *Scanner) seriesOf(r *payload.CostRow) []string {
-	var out []string
+// tags and its job (linked directly, or through a run the scanner knows),
+// each with the whole amount; and the datasets its run (or, for a row
+// linked to a job, the job's latest completed run) wrote, each with an
+// equal part of it.
+func (s *Scanner) seriesOf(r *payload.CostRow) []share {
+	var out []share
 	if r.ServiceName != "" {
-		out = append(out, "service:"+r.ServiceName)
+		out = append(out, share{"service:" + r.ServiceName, 1})
 	}
 	tags := make([]string, 0, len(r.Tags))
 	for k, v := range r.Tags {
 		tags = append(tags, "tag:"+k+"="+v)
 	}
 	sort.Strings(tags)
-	out = append(out, tags...)
+	for _, t := range tags {
+		out = append(out, share{t, 1})
+	}
+	var datasets []string
 	switch {
 	case r.Link.Job != nil:
-		out = append(out, "job:"+r.Link.Job.Namespace+":"+r.Link.Job.Name)
+		jk := jobKey(r.Link.Job.Namespace, r.Link.Job.Name)
+		out = append(out, share{subjectOf("job", jk), 1})
+		if js := s.jobs.peek(jk); js != nil {
+			datasets = js.Outputs
+		}
 	case r.Link.RunID != "":
 		if rs := s.runs.peek(r.Link.RunID); rs != nil && rs.Job != "" {
-			out = append(out, subjectOf("job", rs.Job))
+			out = append(out, share{subjectOf("job", rs.Job), 1})
+			datasets = rs.Outputs
 		}
+	}
+	for _, d := range datasets {
+		out = append(out, share{"dataset:" + d, 1 / float64(len(datasets))})
 	}
 	return out
 }
@@ -54,14 +76,15 @@ func (s *Scanner) costs(it *item, now time.Time, rows []payload.CostRow) {
 	var untaggedAmt float64
 	for i := range rows {
 		r := &rows[i]
-		amt, _ := r.Amount().Rat().Float64()
+		amt := amountOf(r.Amount())
 		if s.missingTags(r) {
 			untagged++
 			untaggedAmt += amt
 		}
 		day := floorDiv(r.ChargePeriodStart.UnixMilli(), dayMs)
 		ym := r.ChargePeriodStart.UTC().Year()*100 + int(r.ChargePeriodStart.UTC().Month())
-		for _, name := range s.seriesOf(r) {
+		for _, sh := range s.seriesOf(r) {
+			name, amt := sh.name, amt*sh.part
 			key := costSeriesKey(name, r.BillingCurrency)
 			cs := s.cost.touch(key)
 			switch {
@@ -192,6 +215,17 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// amountOf is a Decimal as a float64: the nearest one, as
+// Decimal.Rat().Float64() gives, without the big.Rat for the canonical
+// decimals ParseFloat reads exactly as well (it rounds correctly too).
+func amountOf(d payload.Decimal) float64 {
+	if f, err := strconv.ParseFloat(string(d), 64); err == nil {
+		return f
+	}
+	f, _ := d.Rat().Float64()
+	return f
 }
 
 func num2(v float64) string { return fmt.Sprintf("%.2f", v) }

@@ -186,6 +186,10 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 			Message: fmt.Sprintf("run %s of job %s wrote %d dataset(s), starting with %s:%s, and declared no inputs", e.Run.ID, subjectOf("", jk)[1:], len(e.Outputs), d.Namespace, d.Name),
 			Details: map[string]string{"job": subjectOf("", jk)[1:]}})
 	}
+	if outs := outputNames(e.Outputs); len(outs) > 0 {
+		rs.Outputs = outs
+		js.Outputs = outs
+	}
 	for i := range e.Outputs {
 		d := &e.Outputs[i]
 		dk := jobKey(d.Namespace, d.Name)
@@ -194,6 +198,24 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 			s.volumeOf(idx, now, dk, d)
 		}
 	}
+}
+
+// maxOutputs caps the datasets a run's or job's cost is spread over.
+const maxOutputs = 64
+
+// outputNames are the names ("NS:NAME") of ds, sorted, without repeats,
+// at most maxOutputs.
+func outputNames(ds []payload.Dataset) []string {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(ds))
+	for i := range ds {
+		out = append(out, ds[i].Namespace+":"+ds[i].Name)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	return out[:min(len(out), maxOutputs)]
 }
 
 func (s *Scanner) gitops(idx uint64, now time.Time, jk, runID, v string) {

@@ -415,11 +415,12 @@ func (s *Scanner) preparePart(part []item) {
 		for i := range part {
 			if it := &part[i]; it.recErr == nil && !it.own {
 				raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
-				s.prepareOne(it, raw, err)
+				s.prepareOne(it, raw, err, nil)
 			}
 		}
 		return
 	}
+	ld := newLeanDecoder(s.opts.Limits)
 	order := make([]*item, 0, len(part))
 	for i := range part {
 		if it := &part[i]; it.recErr == nil && !it.own {
@@ -434,7 +435,7 @@ func (s *Scanner) preparePart(part []item) {
 	if err != nil {
 		for _, it := range order {
 			raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
-			s.prepareOne(it, raw, err)
+			s.prepareOne(it, raw, err, ld)
 		}
 		return
 	}
@@ -447,18 +448,20 @@ func (s *Scanner) preparePart(part []item) {
 		if iter.SeekGE(key[:]) && bytes.Equal(iter.Key(), key[:]) {
 			if v := iter.Value(); len(v) > 8 && binary.BigEndian.Uint64(v[:8]) < size {
 				// The envelope is parsed (and copied) before the iterator moves.
-				s.prepareOne(it, v[8:], nil)
+				s.prepareOne(it, v[8:], nil, ld)
 				continue
 			}
 		}
 		raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
-		s.prepareOne(it, raw, err)
+		s.prepareOne(it, raw, err, ld)
 	}
 }
 
 // prepareOne parses and checks the envelope raw (or its read error err) of
-// it and parses its payload. raw is not retained.
-func (s *Scanner) prepareOne(it *item, raw []byte, err error) {
+// it and parses its payload, with the lean decoder ld when it is not nil
+// (the strict parser decides whatever ld leaves to it). raw is not
+// retained.
+func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 	if errors.Is(err, ledger.ErrRedacted) {
 		it.redacted = true
 		return
@@ -482,6 +485,12 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error) {
 	}
 	switch it.rec.PayloadType {
 	case payload.TypeOpenLineage, payload.TypeInToto, payload.TypeCost:
+		if ld != nil {
+			if p, err := ld.parse(it.rec.PayloadType, env.Payload); err == nil {
+				it.parsed = p
+				break
+			}
+		}
 		it.parsed, it.parseErr = payload.Parse(it.rec.PayloadType, env.Payload, s.opts.Limits)
 	case TypePolicy:
 		it.policy, it.parseErr = ParsePolicy(env.Payload)

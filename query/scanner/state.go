@@ -142,6 +142,9 @@ type jobState struct {
 	Runs        int      `json:"runs,omitempty"`
 	LastVersion string   `json:"ver,omitempty"`
 	Flagged     []string `json:"flagged,omitempty"`
+	// Outputs are the datasets ("NS:NAME", sorted) the job's latest
+	// completed run wrote: its cost rows count in their dataset series.
+	Outputs []string `json:"out,omitempty"`
 }
 
 type datasetState struct {
@@ -164,6 +167,8 @@ type runState struct {
 	MaxEvent   int64  `json:"maxEvent,omitempty"` // eventTime, ms
 	MaxEntry   uint64 `json:"maxEntry,omitempty"`
 	HasInputs  bool   `json:"hasInputs,omitempty"`
+	// Outputs are the datasets ("NS:NAME", sorted) the run wrote.
+	Outputs []string `json:"out,omitempty"`
 }
 
 type dayValue struct {

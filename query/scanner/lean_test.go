@@ -1,0 +1,214 @@
+package scanner
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/provledger/provledger/query/payload"
+)
+
+// view is what the detectors read of a parsed payload: the lean decoder
+// must give the same view as the strict parser.
+type view struct {
+	EventType, EventTime, Source, RunID, Job, CodeVersion string
+	Inputs, Outputs                                      []datasetView
+	Costs                                                []costView
+}
+
+type datasetView struct {
+	Name              string
+	Schema            []string
+	RowCount, Bytes   string
+	QualityPresent    bool
+	NullCounts        []string
+	StatsPresent      bool
+	QualityRows       string
+	QualityBytes      string
+	StatsRows         string
+	StatsSize         string
+	DistinctCountsSet int
+}
+
+type costView struct {
+	Row                                 int
+	Billed, Effective, Currency         string
+	Amount                              float64
+	Start, End, Service, RunID, Job     string
+	LinkTag                             string
+	Tags                                map[string]string
+	TagsNil                             bool
+}
+
+func n64(p *int64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
+func datasetsView(ds []payload.Dataset) []datasetView {
+	var out []datasetView
+	for i := range ds {
+		d := &ds[i]
+		v := datasetView{Name: d.Namespace + ":" + d.Name, Schema: flatten("", d.Schema, nil),
+			RowCount: n64(d.RowCount()), Bytes: n64(d.Bytes()), QualityPresent: d.Quality != nil, StatsPresent: d.Stats != nil}
+		if d.Quality != nil {
+			v.QualityRows, v.QualityBytes = n64(d.Quality.RowCount), n64(d.Quality.Bytes)
+			for _, c := range d.Quality.Columns {
+				v.NullCounts = append(v.NullCounts, c.Column+"="+n64(c.NullCount))
+				if c.DistinctCount != nil {
+					v.DistinctCountsSet++
+				}
+			}
+		}
+		if d.Stats != nil {
+			v.StatsRows, v.StatsSize = n64(d.Stats.RowCount), n64(d.Stats.Size)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func viewOf(p *payload.Parsed) view {
+	var v view
+	if e := p.Event; e != nil {
+		v = view{EventType: string(e.EventType), EventTime: e.EventTime.Format("2006-01-02T15:04:05.999999999Z07:00"), Source: string(e.Source),
+			RunID: e.Run.ID, Job: e.Job.Namespace + ":" + e.Job.Name, CodeVersion: e.Job.CodeVersion(),
+			Inputs: datasetsView(e.Inputs), Outputs: datasetsView(e.Outputs)}
+	}
+	for i := range p.Costs {
+		r := &p.Costs[i]
+		c := costView{Row: r.Row, Billed: string(r.BilledCost), Effective: string(r.EffectiveCost), Currency: r.BillingCurrency,
+			Amount: amountOf(r.Amount()), Start: r.ChargePeriodStart.String(), End: r.ChargePeriodEnd.String(),
+			Service: r.ServiceName, RunID: r.Link.RunID, Tags: r.Tags, TagsNil: r.Tags == nil}
+		if r.Link.Job != nil {
+			c.Job = r.Link.Job.Namespace + ":" + r.Link.Job.Name
+		}
+		if r.Link.Tag != nil {
+			c.LinkTag = r.Link.Tag.Key + "=" + r.Link.Tag.Value
+		}
+		if f, _ := r.Amount().Rat().Float64(); f != c.Amount {
+			c.Amount = -1 // amountOf disagrees with the exact conversion
+		}
+		v.Costs = append(v.Costs, c)
+	}
+	return v
+}
+
+func viewJSON(t testing.TB, p *payload.Parsed) string {
+	b, err := json.Marshal(viewOf(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// leanLimits are the limits the differential checks run under: the
+// defaults, and small ones so that every cap is reachable by small inputs.
+var leanLimits = []payload.Limits{{}, {MaxFacetSize: 160, MaxDatasets: 2, MaxFields: 3, MaxNameLen: 12, MaxCostRows: 2}}
+
+// checkLean runs the lean decoder and the strict parser on b and fails
+// when the lean decoder accepts what the strict parser rejects or decodes
+// a different view. It reports whether the lean decoder accepted b and
+// whether the strict parser did.
+func checkLean(t testing.TB, typ string, b []byte, lim payload.Limits) (leanOK, strictOK bool) {
+	t.Helper()
+	ld := newLeanDecoder(lim)
+	got, lerr := ld.parse(typ, b)
+	want, serr := payload.Parse(typ, b, lim)
+	if lerr == nil && serr != nil {
+		t.Fatalf("limits %+v: the lean decoder accepts a payload the strict parser rejects (%v):\n%s", lim, serr, b)
+	}
+	if lerr == nil {
+		if g, w := viewJSON(t, got), viewJSON(t, want); g != w {
+			t.Fatalf("limits %+v: views differ\nlean   %s\nstrict %s\npayload %s", lim, g, w, b)
+		}
+	}
+	// A decoder is reused: a second payload after a failed one decodes alike.
+	if again, err := ld.parse(typ, b); (err == nil) != (lerr == nil) || (err == nil && viewJSON(t, again) != viewJSON(t, got)) {
+		t.Fatalf("limits %+v: a reused decoder disagrees with itself on %s", lim, b)
+	}
+	return lerr == nil, serr == nil
+}
+
+// TestLeanMatchesStrict runs the testdata/lean payloads through both
+// decoders: ok-* must be taken by the lean decoder, bail-* (valid, but
+// outside what it decodes) left to the strict parser, bad-* rejected by
+// the strict parser (and so never taken by the lean decoder).
+func TestLeanMatchesStrict(t *testing.T) {
+	files, _ := filepath.Glob("testdata/lean/*.json")
+	if len(files) < 10 {
+		t.Fatalf("%d lean testdata files", len(files))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			typ := payload.TypeOpenLineage
+			if strings.Contains(name, "-cost-") {
+				typ = payload.TypeCost
+			}
+			leanOK, strictOK := checkLean(t, typ, b, payload.Limits{})
+			checkLean(t, typ, b, leanLimits[1])
+			switch {
+			case strings.HasPrefix(name, "ok-") && !leanOK:
+				t.Fatalf("the lean decoder left it to the strict parser (strict accepts: %v)", strictOK)
+			case strings.HasPrefix(name, "bail-") && (leanOK || !strictOK):
+				t.Fatalf("lean accepts %v, strict accepts %v; want false, true", leanOK, strictOK)
+			case strings.HasPrefix(name, "bad-") && strictOK:
+				t.Fatal("the strict parser accepts it")
+			}
+		})
+	}
+}
+
+func TestPlainDecimal(t *testing.T) {
+	for _, s := range []string{"0", "-0", "-0.000", "12.3400", "1.5", "-1.50", "100", "0.000000000000000001", "0.0000000000000000001", "01", "1.", ".5", "-", "1e3", "1.5e-2", "+1", " 1", "12a"} {
+		got, ok := plainDecimal(s)
+		want, wok := payload.ParseDecimal(s)
+		if ok && (!wok || got != want) {
+			t.Errorf("plainDecimal(%q) = %q, ParseDecimal = %q, %v", s, got, want, wok)
+		}
+	}
+}
+
+func addLeanSeeds(f *testing.F, kind string) {
+	files, _ := filepath.Glob("testdata/lean/*.json")
+	for _, p := range files {
+		if strings.Contains(p, "-cost-") == (kind == "cost") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+}
+
+// FuzzLeanRunEvent: the lean decoder never accepts a run event the strict
+// parser rejects, and decodes what the detectors read alike.
+func FuzzLeanRunEvent(f *testing.F) {
+	addLeanSeeds(f, "openlineage")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, lim := range leanLimits {
+			checkLean(t, payload.TypeOpenLineage, b, lim)
+		}
+	})
+}
+
+// FuzzLeanCost: the same for cost payloads.
+func FuzzLeanCost(f *testing.F) {
+	addLeanSeeds(f, "cost")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, lim := range leanLimits {
+			checkLean(t, payload.TypeCost, b, lim)
+		}
+	})
+}
