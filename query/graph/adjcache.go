@@ -170,6 +170,9 @@ func (c *adjCache) put(k *adjKey, l *adjList) {
 	if size > c.maxShardBytes/4 || size >= 1<<31 {
 		return // a giant list would crowd out the rest
 	}
+	if l.upTo < c.start.Load() {
+		return // read before a reset (e.g. a redaction): maybe stale
+	}
 	h := k.hash()
 	s := c.shard(h)
 	s.mu.Lock()

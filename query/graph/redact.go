@@ -1,0 +1,344 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/record"
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/payload"
+)
+
+// Redact implements ledger.Redactor: in the redaction's Pebble batch, the
+// index forgets what it derived from the redacted entries, so that it is
+// the index of the log with their envelopes absent (as Attach would
+// rebuild it).
+//
+//   - Per-entry facts (run facts, dataset version history, latest
+//     versions, cost rows) are keyed by the entry's index: deleted.
+//   - Nodes and edges are stored once, with the first entry that asserted
+//     them. One first asserted by a redacted entry is kept only if a later
+//     entry asserts it too, restamped with that entry's index and value
+//     (edge attributes included); otherwise it is deleted.
+//   - The entry is recorded as skipped (SkipRedacted), as a rebuild would.
+//
+// What a target asserted is recomputed by indexing it again, dry, into a
+// scratch batch. Later asserters are searched for, in log order, among
+// the entries that can name the key: for a run and the edges leaving it,
+// the events of that run and of its child runs; for a dataset version,
+// the events of the runs that read or wrote it; for anything else (jobs,
+// datasets, columns, tags) every lineage entry after the target, until
+// each such key is found again. docs/query.md, "Redaction", has the cost.
+//
+// One thing is not undone: a later entry that read a dataset without
+// naming a version had it resolved to the latest completed version below
+// it, possibly one a redacted entry wrote; that edge is the later entry's
+// own assertion and stays.
+func (ix *Indexer) Redact(b *pebble.Batch, r *ledger.Redactions) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.db == nil {
+		return errors.New("query index: not attached to its log; call Attach after ledger.Open")
+	}
+	if len(r.Targets) == 0 {
+		return nil
+	}
+	// Whatever happens, the in-memory views of the store are now stale:
+	// the key filter rebuilds on the next batch, and cached adjacency
+	// lists go (lists read before the commit cannot come back: the cache
+	// refuses lists older than its start).
+	ix.filter = nil
+	if ix.adj != nil {
+		ix.adj.reset(r.End())
+	}
+	d := newDryRunner(ix)
+	pending := map[string]struct{}{} // node and edge keys first asserted by a target
+	for i := range r.Targets {
+		t := &r.Targets[i].IndexedEntry
+		kv, err := d.assertions(t)
+		if err != nil {
+			return fmt.Errorf("query index: redact entry %d: %w", t.Index, err)
+		}
+		for k := range kv {
+			key := []byte(k)
+			switch key[1] {
+			case tagNode, tagOut, tagIn:
+				first, ok, err := ix.firstAsserter(key)
+				if err != nil {
+					return fmt.Errorf("query index: redact entry %d: %w", t.Index, err)
+				}
+				if ok && r.IsTarget(first) {
+					pending[k] = struct{}{}
+				}
+			default:
+				// Keyed by the target's own index.
+				if err := b.Delete(key, nil); err != nil {
+					return err
+				}
+			}
+		}
+		if indexedType(t.Record.PayloadType) {
+			if err := b.Set(skipKey(t.Index), append([]byte{SkipRedacted}, "the envelope was redacted"...), nil); err != nil {
+				return err
+			}
+		}
+	}
+	found, err := ix.laterAsserters(d, r, pending)
+	if err != nil {
+		return fmt.Errorf("query index: redact: %w", err)
+	}
+	for k := range pending {
+		if v, ok := found[k]; ok {
+			if err := b.Set([]byte(k), v, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := b.Delete([]byte(k), nil); err != nil {
+			return err
+		}
+	}
+	ix.log.Info("lineage index: forgot redacted entries", "entries", len(r.Targets), "nodes_and_edges_deleted", len(pending)-len(found), "restamped", len(found))
+	return nil
+}
+
+// indexedType reports whether the index reads payloads of type t.
+func indexedType(t string) bool {
+	return t == payload.TypeOpenLineage || t == payload.TypeInToto || t == payload.TypeCost
+}
+
+// firstAsserter returns the index stored with a node or edge key.
+func (ix *Indexer) firstAsserter(key []byte) (uint64, bool, error) {
+	v, closer, err := ix.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read %x: %w", key, err)
+	}
+	defer closer.Close()
+	if len(v) < 8 {
+		return 0, false, fmt.Errorf("key %x: value has %d bytes", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// laterAsserters finds, for each pending key, the first entry that is
+// not a target and asserts it; it returns that entry's value for the key.
+func (ix *Indexer) laterAsserters(d *dryRunner, r *ledger.Redactions, pending map[string]struct{}) (map[string][]byte, error) {
+	found := map[string][]byte{}
+	if len(pending) == 0 {
+		return found, nil
+	}
+	left := maps.Clone(pending)
+	check := func(e ledger.IndexedEntry) (bool, error) {
+		if r.IsTarget(e.Index) || e.Envelope == nil {
+			return true, nil
+		}
+		kv, err := d.assertions(&e)
+		if err != nil {
+			return false, fmt.Errorf("entry %d: %w", e.Index, err)
+		}
+		for k := range left {
+			if v, ok := kv[k]; ok {
+				found[k] = v
+				delete(left, k)
+			}
+		}
+		return len(left) > 0, nil
+	}
+	from := r.Targets[0].Index
+	for _, t := range r.Targets {
+		from = min(from, t.Index)
+	}
+	cands, exact, err := ix.candidates(left, from)
+	if err != nil {
+		return nil, err
+	}
+	if !exact {
+		return found, r.EntriesAfter(from, func(rec record.Record) bool { return indexedType(rec.PayloadType) }, check)
+	}
+	// The stored candidates are all below the batch; the batch's own
+	// entries are not in the stored index yet, so each is a candidate too
+	// (they come last in log order).
+	for _, i := range cands {
+		if i >= r.BatchStart() {
+			break
+		}
+		e, err := r.Entry(i)
+		if err != nil {
+			return nil, err
+		}
+		if more, err := check(e); err != nil || !more {
+			return found, err
+		}
+	}
+	return found, r.EntriesAfter(r.BatchStart()-1, func(rec record.Record) bool { return indexedType(rec.PayloadType) }, check)
+}
+
+// candidates returns, in index order, the stored entries above from that
+// can assert the pending keys, when the stored graph says exactly which
+// (exact); otherwise exact is false and every later entry is a candidate.
+func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint64, bool, error) {
+	runs := map[ID]struct{}{}
+	for k := range pending {
+		key := []byte(k)
+		var subject ID
+		switch key[1] {
+		case tagNode, tagOut:
+			copy(subject[:], key[2:2+IDSize])
+		case tagIn: // qr <dst> <rel> <src>: the assertion's subject is src
+			copy(subject[:], key[2+IDSize+1:])
+		}
+		switch subject.Kind() {
+		case Run:
+			// Named by its own events and by its children's (as parent).
+			runs[subject] = struct{}{}
+			if err := ix.neighbours(tagIn, subject, ParentRun, runs); err != nil {
+				return nil, false, err
+			}
+		case DatasetVersion:
+			// Named by the events of the runs that read or wrote it.
+			for _, rel := range []Rel{Read, Wrote} {
+				if err := ix.neighbours(tagIn, subject, rel, runs); err != nil {
+					return nil, false, err
+				}
+			}
+		default:
+			return nil, false, nil
+		}
+	}
+	var out []uint64
+	for run := range runs {
+		p := idPrefix(tagRun, run)
+		it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: idxKey(tagRun, run, from+1), UpperBound: prefixEnd(p)})
+		if err != nil {
+			return nil, false, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			out = append(out, binary.BigEndian.Uint64(it.Key()[len(p):]))
+		}
+		err = it.Error()
+		it.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("read events of run %x: %w", run, err)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), true, nil
+}
+
+// neighbours adds to set the far ends of id's edges of relation rel in
+// direction tag.
+func (ix *Indexer) neighbours(tag byte, id ID, rel Rel, set map[ID]struct{}) error {
+	p := adjPrefix(tag, id, rel)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		var other ID
+		copy(other[:], it.Key()[len(p):])
+		set[other] = struct{}{}
+	}
+	return it.Error()
+}
+
+// dryRunner indexes single entries into a scratch batch to learn which
+// keys (and values) indexing them writes.
+type dryRunner struct {
+	ix     *Indexer
+	filter *keyFilter
+}
+
+func newDryRunner(ix *Indexer) *dryRunner {
+	return &dryRunner{ix: ix, filter: newKeyFilter(0)}
+}
+
+// assertions returns every key indexing e writes, with its value, as it
+// was when e was indexed: version-less reads resolve to the latest
+// completed version below e.
+func (d *dryRunner) assertions(e *ledger.IndexedEntry) (map[string][]byte, error) {
+	// An empty filter: every node and edge counts as new, so each is
+	// written.
+	clear(d.filter.bits)
+	clear(d.filter.known)
+	clear(d.filter.latest)
+	d.filter.n = 0
+	if err := d.resolveReads(e); err != nil {
+		return nil, err
+	}
+	sb := d.ix.db.NewBatch()
+	defer sb.Close()
+	w := &writer{db: d.ix.db, b: sb, seen: map[string]struct{}{}, latest: map[ID]string{}, names: map[ID][]byte{}, filter: d.filter}
+	err := w.entry(e, d.ix.opts.Limits)
+	w.close()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	rd := sb.Reader()
+	for {
+		_, k, v, ok, err := rd.Next()
+		if err != nil {
+			return nil, fmt.Errorf("read scratch batch: %w", err)
+		}
+		if !ok {
+			break
+		}
+		out[string(k)] = bytes.Clone(v)
+	}
+	return out, nil
+}
+
+// resolveReads fills the filter's latest versions of the datasets e reads
+// without a version with the latest completed version below e.
+func (d *dryRunner) resolveReads(e *ledger.IndexedEntry) error {
+	t := e.Record.PayloadType
+	if e.Envelope == nil || (t != payload.TypeOpenLineage && t != payload.TypeInToto) {
+		return nil
+	}
+	env, err := envelope.Parse(e.Envelope)
+	if err != nil {
+		return nil // indexed as skipped: nothing to resolve
+	}
+	p, err := payload.Parse(t, env.Payload, d.ix.opts.Limits)
+	if err != nil || p.Event == nil {
+		return nil
+	}
+	for _, in := range p.Event.Inputs {
+		if in.Version != "" {
+			continue
+		}
+		ds := NodeID(Dataset, in.Namespace, in.Name)
+		v, err := d.ix.latestBelow(ds, e.Index)
+		if err != nil {
+			return err
+		}
+		d.filter.latest[ds] = v
+	}
+	return nil
+}
+
+// latestBelow is dataset ds's latest completed version written below
+// index i, or "".
+func (ix *Indexer) latestBelow(ds ID, i uint64) (string, error) {
+	p := idPrefix(tagLatest, ds)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: idxKey(tagLatest, ds, i)})
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return "", it.Error()
+	}
+	return string(it.Value()), nil
+}
