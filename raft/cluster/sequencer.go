@@ -232,6 +232,7 @@ func (s *Sequencer) run() {
 		} else {
 			b := ledger.Batch{Time: s.n.log.Options().Now(), Entries: entries}
 			cmd := fsm.AppendBatch(make([]byte, 0, fsm.BatchSize(entries)), b)
+			s.stashPrepared(cmd, entries)
 			p.f = s.n.raft.Apply(cmd, 0)
 		}
 		clear(entries) // drop envelope references
@@ -313,5 +314,23 @@ func (s *Sequencer) drain() {
 		default:
 			return
 		}
+	}
+}
+
+// stashPrepared hands this node's FSM what the append path prepared for
+// the entries of cmd (ledger.Entry.Prepared), so that applying the batch
+// here does not parse the payloads again on the apply goroutine.
+func (s *Sequencer) stashPrepared(cmd []byte, entries []ledger.Entry) {
+	var vals []any
+	for i := range entries {
+		if entries[i].Prepared != nil {
+			if vals == nil {
+				vals = make([]any, len(entries))
+			}
+			vals[i] = entries[i].Prepared
+		}
+	}
+	if vals != nil {
+		s.n.fsm.Stash(cmd, vals)
 	}
 }

@@ -59,6 +59,8 @@ type FSM struct {
 	mu      sync.RWMutex
 	members map[string]string // node id → API address
 
+	stash stash // prepared values of the batches this node proposed (stash.go)
+
 	lastIndex atomic.Uint64 // Raft index of the last command seen
 	failed    atomic.Pointer[error]
 	fatalOnce sync.Once
@@ -113,6 +115,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	switch c.Kind {
 	case KindBatch:
+		if p := f.stash.take(l.Data); len(p) == len(c.Batch.Entries) {
+			for i := range c.Batch.Entries {
+				c.Batch.Entries[i].Prepared = p[i]
+			}
+		}
 		a, err := f.log.Apply(c.Batch, ledger.ApplyOptions{RaftIndex: l.Index})
 		if err != nil {
 			return f.fatal(fmt.Errorf("apply batch of %d entries at raft index %d: %w", len(c.Batch.Entries), l.Index, err))
