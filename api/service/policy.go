@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -44,14 +45,18 @@ type PolicySource interface {
 // service (forwarded appends go through the leader's AppendBatch), whose
 // check is the one that counts. docs/security.md has the details.
 type PolicySequencer struct {
-	next ledger.Sequencer
-	src  PolicySource
-	mu   sync.RWMutex
+	next      ledger.Sequencer
+	src       PolicySource
+	bootstrap []keys.KeyID
+	mu        sync.RWMutex
 }
 
 // NewPolicySequencer returns next with the policy of src enforced.
-func NewPolicySequencer(next ledger.Sequencer, src PolicySource) *PolicySequencer {
-	return &PolicySequencer{next: next, src: src}
+// bootstrap are the keys that may sign the first policy entry while no
+// policy is in force (the log key: the node writes the bootstrap policy,
+// provd --policy, and in a cluster a follower forwards it to the leader).
+func NewPolicySequencer(next ledger.Sequencer, src PolicySource, bootstrap ...keys.KeyID) *PolicySequencer {
+	return &PolicySequencer{next: next, src: src, bootstrap: slices.Clone(bootstrap)}
 }
 
 // Unwrap returns the wrapped sequencer.
@@ -69,10 +74,10 @@ func (p *PolicySequencer) ReadFence(ctx context.Context) error {
 // Check reports whether the policy in force allows e: nil, or a
 // PermissionDenied status that says what the policy refuses and why.
 func (p *PolicySequencer) Check(e *ledger.Entry) error {
-	return checkPolicy(p.src.Current(), e)
+	return p.checkPolicy(p.src.Current(), e)
 }
 
-func checkPolicy(st *policy.State, e *ledger.Entry) error {
+func (p *PolicySequencer) checkPolicy(st *policy.State, e *ledger.Entry) error {
 	if e.PayloadType == policy.PayloadType {
 		signers := make([]keys.KeyID, len(e.Signers))
 		for i, s := range e.Signers {
@@ -83,6 +88,11 @@ func checkPolicy(st *policy.State, e *ledger.Entry) error {
 		case err == nil:
 			return nil
 		case errors.Is(err, policy.ErrNoPolicy):
+			for _, s := range signers {
+				if slices.Contains(p.bootstrap, s) {
+					return nil
+				}
+			}
 			return status.Errorf(codes.PermissionDenied, "no policy is in force on this ledger, so a policy entry has no admin key to check: bootstrap the policy with provd --policy FILE at cluster creation")
 		}
 		return status.Errorf(codes.PermissionDenied, "%v", err)
@@ -141,7 +151,7 @@ func (p *PolicySequencer) submitRun(ctx context.Context, run []ledger.Entry) ([]
 	ok := make([]ledger.Entry, 0, len(run))
 	pos := make([]int, 0, len(run))
 	for i := range run {
-		if err := checkPolicy(st, &run[i]); err != nil {
+		if err := p.checkPolicy(st, &run[i]); err != nil {
 			rs[i].Err = err
 			continue
 		}

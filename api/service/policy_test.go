@@ -217,3 +217,45 @@ func TestPolicySequencerRechecks(t *testing.T) {
 		t.Fatalf("team-b entry at %d, want 2", rs[2].Index)
 	}
 }
+
+// TestPolicyBootstrapKey: while no policy is in force, only a policy
+// entry signed by a bootstrap key (the log key) is sequenced.
+func TestPolicyBootstrapKey(t *testing.T) {
+	ix := policyindex.New(policyindex.Options{Bootstrap: []keys.KeyID{apitest.KeyID(apitest.LogKey)}, Logger: slog.New(slog.DiscardHandler)})
+	env := apitest.Start(t, apitest.Options{Ledger: func(o *ledger.Options) { o.Indexer = ix }})
+	if err := ix.Attach(env.Log); err != nil {
+		t.Fatal(err)
+	}
+	seq := service.NewPolicySequencer(env.Seq, ix, apitest.KeyID(apitest.LogKey))
+	doc := fmt.Sprintf(`{"policyVersion": 1, "keys": [{"publicKey": %s, "admin": true}]}`, pemOf(t, policyKey("admin")))
+	for _, tc := range []struct {
+		name string
+		by   ed25519.PrivateKey
+		code codes.Code
+	}{
+		{"another key", apitest.TrustedKey, codes.PermissionDenied},
+		{"the log key", apitest.LogKey, codes.OK},
+	} {
+		sg, err := keys.NewSigner(tc.by)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := envelope.Sign(policy.PayloadType, []byte(doc), sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := seq.Submit(context.Background(), []ledger.Entry{{Namespace: "provledger.policy", PayloadType: policy.PayloadType, Envelope: e.Marshal(), Signers: [][32]byte{apitest.KeyID(tc.by)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status.Code(rs[0].Err) != tc.code {
+			t.Fatalf("%s: %v, want %v", tc.name, rs[0].Err, tc.code)
+		}
+		if tc.code != codes.OK && !strings.Contains(rs[0].Err.Error(), "provd --policy") {
+			t.Fatalf("%s: message %q does not say how to bootstrap", tc.name, rs[0].Err)
+		}
+	}
+	if !ix.Current().InForce() {
+		t.Fatal("the log-key-signed policy is not in force")
+	}
+}
