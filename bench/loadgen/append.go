@@ -145,7 +145,7 @@ type VerifyResult struct {
 	// with the log key (LogKey names where it came from).
 	SignatureChecked bool    `json:"signature_checked"`
 	LogKey           string  `json:"log_key,omitempty"`
-	FirstFailure     string  `json:"firstMsgfailure,omitempty"`
+	FirstFailure     string  `json:"first_failure,omitempty"`
 	TookS            float64 `json:"took_s"`
 }
 
@@ -444,6 +444,9 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 	n := cfg.Presign
 	if n == 0 {
 		n = poolSize(&cfg, rate)
+		if cfg.PresignCap > 0 && n > cfg.PresignCap {
+			n = cfg.PresignCap
+		}
 	}
 
 	// 2. Keys and envelopes, all signed before the clock.
@@ -584,7 +587,7 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 		return false
 	}
 	warmedUp := cfg.Warmup == 0 || wait(cfg.Warmup)
-	cpu0, node0, busy0 := SelfCPU(), nodeCPU(node), machineBusy()
+	cpu0, node0, busy0 := SelfCPU(), nodesCPU(node, cfg.NodePIDs), machineBusy()
 	t0 := time.Now()
 	r.phase.Store(phaseMeasure)
 	if cfg.OnWindow != nil {
@@ -602,7 +605,7 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(false)
 	}
-	cpu1, node1, busy1 := SelfCPU(), nodeCPU(node), machineBusy()
+	cpu1, node1, busy1 := SelfCPU(), nodesCPU(node, cfg.NodePIDs), machineBusy()
 	t1 := time.Now()
 	r.phase.Store(phaseStop)
 	select {
@@ -659,7 +662,7 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 	if res.WindowS > 0 {
 		res.CPU.LoadgenCores = res.CPU.LoadgenS / res.WindowS
 	}
-	if node != nil && node0 >= 0 && node1 >= 0 {
+	if (node != nil || len(cfg.NodePIDs) > 0) && node0 >= 0 && node1 >= 0 {
 		s := (node1 - node0).Seconds()
 		c := 0.0
 		if res.WindowS > 0 {
@@ -756,6 +759,26 @@ func poolSize(cfg *AppendConfig, rate float64) int {
 		n += 1.25 * rate * cfg.Duration.Seconds()
 	}
 	return int(math.Ceil(n)) + slack
+}
+
+// nodesCPU is the CPU time of the spawned node n or, without one, the sum
+// over the processes pids (-1 when one cannot be read).
+func nodesCPU(n *Node, pids []int) time.Duration {
+	if n != nil {
+		return nodeCPU(n)
+	}
+	if len(pids) == 0 {
+		return -1
+	}
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := ProcCPU(pid)
+		if err != nil {
+			return -1
+		}
+		sum += d
+	}
+	return sum
 }
 
 func nodeCPU(n *Node) time.Duration {

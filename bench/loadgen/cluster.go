@@ -188,14 +188,31 @@ func (n *Node) kill() {
 	<-n.exited
 }
 
-// RunCluster runs the cluster scenario.
-func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*ClusterReport, error) {
-	rep := &ClusterReport{Scenario: "cluster", Config: cfg, Machine: ReadMachine(), Provenance: ReadProvenance(time.Now()), Met: map[string]bool{}}
-	keyDir, err := os.MkdirTemp(cfg.DataRoot, "provbench-cluster-key-")
-	if err != nil {
+// Cluster is three provd processes of one Raft cluster on loopback,
+// sharing one log key: node1 bootstraps, node2 and node3 join.
+type Cluster struct {
+	nodes  []*clusterNode
+	leader *clusterNode
+	keyDir string
+}
+
+// StartCluster spawns the three nodes under dataRoot (kept after Close
+// with keep) with the given provd --raft-timeout, and waits until they
+// form a cluster with a leader.
+func StartCluster(ctx context.Context, provd, dataRoot string, keep bool, raftTimeout time.Duration, progress io.Writer) (cl *Cluster, err error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	cl = &Cluster{}
+	defer func() {
+		if err != nil {
+			cl.Close()
+			cl = nil
+		}
+	}()
+	if cl.keyDir, err = os.MkdirTemp(dataRoot, "provbench-cluster-key-"); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(keyDir)
 	priv, err := keys.Generate("ed25519")
 	if err != nil {
 		return nil, err
@@ -204,54 +221,84 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 	if err != nil {
 		return nil, err
 	}
-	logKey := filepath.Join(keyDir, "log.key")
+	logKey := filepath.Join(cl.keyDir, "log.key")
 	if err := os.WriteFile(logKey, pem, 0o600); err != nil {
 		return nil, err
 	}
-
 	fmt.Fprintf(progress, "provbench cluster: starting 3 provd nodes\n")
-	var nodes []*clusterNode
-	defer func() {
-		for _, n := range nodes {
-			if n.conn != nil {
-				n.conn.Close()
-			}
-			if !n.dead.Load() {
-				n.Stop()
-			} else {
-				n.logF.Close()
-				if !n.keep {
-					os.RemoveAll(n.DataDir)
-				}
-			}
-		}
-	}()
 	for i := range 3 {
 		raftAddr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
 		id := fmt.Sprintf("node%d", i+1)
-		extra := []string{"--node-id", id, "--raft-addr", raftAddr, "--log-key", logKey, "--log-level", "warn", "--raft-timeout", cfg.RaftTimeout.String()}
+		extra := []string{"--node-id", id, "--raft-addr", raftAddr, "--log-key", logKey, "--log-level", "warn", "--raft-timeout", raftTimeout.String()}
 		if i == 0 {
 			extra = append(extra, "--bootstrap")
 		} else {
-			extra = append(extra, "--join", nodes[0].Addr)
+			extra = append(extra, "--join", cl.nodes[0].Addr)
 		}
-		n, err := SpawnNode(ctx, cfg.Provd, extra, cfg.DataRoot, cfg.KeepData)
+		n, err := SpawnNode(ctx, provd, extra, dataRoot, keep)
 		if err != nil {
 			return nil, fmt.Errorf("spawn %s: %w", id, err)
 		}
 		cn := &clusterNode{Node: n, id: id, raft: raftAddr}
-		nodes = append(nodes, cn)
+		cl.nodes = append(cl.nodes, cn)
 		if cn.conn, err = grpc.NewClient(n.Addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
 			return nil, err
 		}
-		rep.Nodes = append(rep.Nodes, fmt.Sprintf("%s grpc=%s raft=%s data=%s", id, n.Addr, raftAddr, n.DataDir))
 	}
-	leader, err := waitCluster(ctx, nodes)
+	if cl.leader, err = waitCluster(ctx, cl.nodes); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// Leader is the leader's gRPC address and the path of its log.pub.
+func (cl *Cluster) Leader() (addr, logPub string) { return cl.leader.Addr, cl.leader.LogPub() }
+
+// PIDs are the node processes still running.
+func (cl *Cluster) PIDs() []int {
+	var out []int
+	for _, n := range cl.nodes {
+		if !n.dead.Load() {
+			out = append(out, n.PID())
+		}
+	}
+	return out
+}
+
+// Close stops every node (removing its data unless kept) and the log key.
+func (cl *Cluster) Close() {
+	for _, n := range cl.nodes {
+		if n.conn != nil {
+			n.conn.Close()
+		}
+		if !n.dead.Load() {
+			n.Stop()
+		} else {
+			n.logF.Close()
+			if !n.keep {
+				os.RemoveAll(n.DataDir)
+			}
+		}
+	}
+	if cl.keyDir != "" {
+		os.RemoveAll(cl.keyDir)
+	}
+}
+
+// RunCluster runs the cluster scenario.
+func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*ClusterReport, error) {
+	rep := &ClusterReport{Scenario: "cluster", Config: cfg, Machine: ReadMachine(), Provenance: ReadProvenance(time.Now()), Met: map[string]bool{}}
+	cl, err := StartCluster(ctx, cfg.Provd, cfg.DataRoot, cfg.KeepData, cfg.RaftTimeout, progress)
 	if err != nil {
 		return nil, err
+	}
+	defer cl.Close()
+	nodes, leader := cl.nodes, cl.leader
+	for _, n := range nodes {
+		rep.Nodes = append(rep.Nodes, fmt.Sprintf("%s grpc=%s raft=%s data=%s", n.id, n.Addr, n.raft, n.DataDir))
 	}
 	rep.Leader = leader.id
 	fmt.Fprintf(progress, "provbench cluster: leader %s; signing %d envelopes\n", leader.id, cfg.Presign)

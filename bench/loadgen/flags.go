@@ -79,6 +79,13 @@ type AppendConfig struct {
 	// starts and with false just as it ends (e.g. to profile exactly the
 	// window). Not a flag.
 	OnWindow func(start bool) `json:"-"`
+	// NodePIDs, when the node is not spawned, are the processes whose CPU
+	// is reported as the node's (e.g. the three nodes of a cluster). Not
+	// a flag.
+	NodePIDs []int `json:"-"`
+	// PresignCap, if positive, caps the pool --presign 0 sizes (e.g. to
+	// bound the memory of large envelopes). Not a flag.
+	PresignCap int `json:"-"`
 
 	// Seconds, for the JSON report.
 	DurationS  float64 `json:"duration_s"`
@@ -338,4 +345,11 @@ func oneOf(s string, set ...string) bool {
 		}
 	}
 	return false
+}
+
+// ParseWithEnv parses args into fs, then sets every flag not given on the
+// command line from the environment variable prefix+NAME (see EnvName);
+// lookupEnv nil means os.LookupEnv. Positional arguments are refused.
+func ParseWithEnv(fs *flag.FlagSet, args []string, prefix string, lookupEnv func(string) (string, bool)) error {
+	return parseWithEnv(fs, args, prefix, lookupEnv)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/keys"
 )
 
 // Limits are this machine's raw limits, measured in one run.
@@ -26,6 +27,13 @@ type Limits struct {
 	// MessageSize-byte payload (ECDSA includes hashing it with SHA-256).
 	Ed25519VerifyPerS   float64 `json:"ed25519_verify_per_s"`
 	ECDSAP256VerifyPerS float64 `json:"ecdsa_p256_verify_per_s"`
+	// KeysEd25519VerifyPerS is the same Ed25519 check through
+	// crypto/keys.VerifyEd25519 (curve25519-voi with crypto/ed25519's
+	// semantics), the function provd verifies envelopes with.
+	KeysEd25519VerifyPerS float64 `json:"keys_verify_ed25519_per_s"`
+	// PebbleSyncedPerS is Pebble batches of one 1 KiB value committed
+	// with pebble.Sync per second, one at a time, in a store on FsyncDir.
+	PebbleSyncedPerS float64 `json:"pebble_synced_batches_per_s"`
 	// FsyncPerS is 4 KiB append+fsync operations per second, one at a time,
 	// on FsyncDir; FsyncMeanMs the mean time of one.
 	FsyncPerS   float64 `json:"fsync_per_s"`
@@ -71,10 +79,16 @@ func RunLimits(cfg LimitsConfig) (*LimitsReport, error) {
 	if l.Ed25519VerifyPerS, err = MeasureVerify("ed25519", cfg.Size, cfg.Each); err != nil {
 		return nil, err
 	}
+	if l.KeysEd25519VerifyPerS, err = MeasureVerify(AlgKeysEd25519, cfg.Size, cfg.Each); err != nil {
+		return nil, err
+	}
 	if l.ECDSAP256VerifyPerS, err = MeasureVerify("ecdsa-p256", cfg.Size, cfg.Each); err != nil {
 		return nil, err
 	}
 	if l.FsyncPerS, l.FsyncMeanMs, err = MeasureFsync(cfg.Dir, cfg.Each); err != nil {
+		return nil, err
+	}
+	if l.PebbleSyncedPerS, err = MeasurePebbleSync(cfg.Dir, cfg.Each); err != nil {
 		return nil, err
 	}
 	if busy1 := machineBusy(); busy0 >= 0 && busy1 >= 0 {
@@ -118,9 +132,13 @@ func MeasureSHA256(d time.Duration) float64 {
 	return ops * float64(len(buf)) / 1e6
 }
 
+// AlgKeysEd25519 names, for MeasureVerify, Ed25519 verification through
+// crypto/keys.VerifyEd25519 instead of crypto/ed25519.Verify.
+const AlgKeysEd25519 = "keys-ed25519"
+
 // MeasureVerify returns signature verifications per second on all cores
-// for alg ("ed25519" or "ecdsa-p256"), each over the DSSE PAE of a
-// size-byte payload, the message a node verifies for every append.
+// for alg ("ed25519", AlgKeysEd25519 or "ecdsa-p256"), each over the DSSE
+// PAE of a size-byte payload, the message a node verifies for every append.
 func MeasureVerify(alg string, size int, d time.Duration) (float64, error) {
 	payload := make([]byte, size)
 	for i := range payload {
@@ -128,20 +146,24 @@ func MeasureVerify(alg string, size int, d time.Duration) (float64, error) {
 	}
 	msg := envelope.PAE("application/vnd.in-toto+json", payload)
 	switch alg {
-	case "ed25519":
+	case "ed25519", AlgKeysEd25519:
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return 0, err
 		}
 		sig := ed25519.Sign(priv, msg)
+		verify := ed25519.Verify
+		if alg == AlgKeysEd25519 {
+			verify = keys.VerifyEd25519
+		}
 		var bad atomic.Bool
 		r := parallel(d, func() {
-			if !ed25519.Verify(pub, msg, sig) {
+			if !verify(pub, msg, sig) {
 				bad.Store(true)
 			}
 		})
 		if bad.Load() {
-			return 0, fmt.Errorf("ed25519 limit: a valid signature did not verify")
+			return 0, fmt.Errorf("%s limit: a valid signature did not verify", alg)
 		}
 		return r, nil
 	case "ecdsa-p256":

@@ -197,3 +197,58 @@ func (n *Node) Stop() error {
 	}
 	return err
 }
+
+// ErrNodeRunning is returned by Restart when the node has not exited.
+var ErrNodeRunning = errors.New("the node is still running: stop or kill it first")
+
+// Restart starts the node again with the same binary, flags, ports and
+// data directory, after Stop (of a node spawned with keep) or a kill, and
+// waits until it reports SERVING. It returns the time from starting the
+// process to SERVING: what a restart of a log of this size costs.
+func (n *Node) Restart(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	select {
+	case <-n.exited:
+	default:
+		return 0, ErrNodeRunning
+	}
+	if !n.keep {
+		return 0, errors.New("restart: the node's data directory was not kept")
+	}
+	logF, err := os.OpenFile(n.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("restart: %w", err)
+	}
+	n.logF.Close()
+	n.logF = logF
+	cmd := exec.Command(n.cmd.Path, n.cmd.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = logF, logF
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("restart %s: %w", n.cmd.Path, err)
+	}
+	n.cmd, n.exited, n.err = cmd, make(chan struct{}), nil
+	exited := n.exited
+	go func() {
+		n.err = cmd.Wait()
+		close(exited)
+	}()
+	if err := n.waitHealthy(ctx, timeout); err != nil {
+		return 0, fmt.Errorf("restart: %w\n--- provd log ---\n%s", err, n.LogTail(2048))
+	}
+	return time.Since(start), nil
+}
+
+// Kill SIGKILLs the node (a crash: nothing is flushed) and waits for it
+// to exit.
+func (n *Node) Kill() { n.kill() }
+
+// DiskUsage is the number of bytes the files under the node's data
+// directory occupy (provd's own log excluded).
+func (n *Node) DiskUsage() (int64, error) {
+	return diskUsage(filepath.Join(n.DataDir, "data"))
+}
+
+// RemoveData deletes the node's data directory (for a node spawned with
+// keep, once it is stopped).
+func (n *Node) RemoveData() error { return os.RemoveAll(n.DataDir) }

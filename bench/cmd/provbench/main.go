@@ -1,7 +1,12 @@
 // Command provbench is provledger's load generator and benchmark runner.
 //
 //	provbench append [flags]   append load against one node (--spawn starts one)
-//	provbench limits [flags]   this machine's SHA-256, signature and fsync limits
+//	provbench limits [flags]   this machine's SHA-256, signature, fsync and Pebble limits
+//	provbench cluster [flags]  a 3-node Raft cluster under load, then a leader kill
+//	provbench suite [flags]    the whole suite: JSON, Markdown report and plots
+//	provbench compare [flags]  a suite run against the baseline (benchstat-style)
+//	provbench check [flags]    a fresh short suite against the baseline
+//	provbench report [flags]   render a suite.json's report again
 //
 // Every run prints a summary table and writes a JSON result (default
 // bench/results/<scenario>-<UTC timestamp>.json). See docs/bench.md.
@@ -30,6 +35,14 @@ Usage:
                              (provbench limits --help)
   provbench cluster [flags]  3 provd nodes of one Raft cluster: entries/s,
                              latency, leader-kill failover (provbench cluster --help)
+  provbench suite [flags]    the whole suite (--profile short or full): limits,
+                             append matrix on 1 and 3 nodes, proofs, disk, restart,
+                             audit, scanner, lineage, snapshot; writes suite.json,
+                             report.md and plots under bench/results/<timestamp>/
+  provbench compare [flags]  a suite.json against the baseline, benchstat-style;
+                             exit 1 on a regression beyond --threshold
+  provbench check [flags]    suite + compare (make bench-check)
+  provbench report [flags]   render report.md and the plots of a suite.json again
 
 Each prints a summary and writes JSON (--out, default
 bench/results/<scenario>-<UTC timestamp>.json). Flags can also be set with
@@ -46,6 +59,9 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	if env == nil {
+		env = os.LookupEnv
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -57,6 +73,14 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return runLimits(args[1:], env, stdout, stderr)
 	case "cluster":
 		return runCluster(ctx, args[1:], env, stdout, stderr) // cluster.go
+	case "suite":
+		return runSuite(ctx, args[1:], env, stdout, stderr) // suite.go
+	case "compare":
+		return runCompare(args[1:], env, stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], env, stdout, stderr)
+	case "report":
+		return runReport(args[1:], env, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
