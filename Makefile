@@ -8,7 +8,7 @@ PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`.
 RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
 
-.PHONY: all build run cluster bench-cluster test fuzz proto bench bench-limits bench-append bench-go clean vet
+.PHONY: all build run cluster cluster-tls bench-cluster test fuzz proto bench bench-limits bench-append bench-go clean vet
 
 all: build
 
@@ -28,6 +28,13 @@ run: build
 ## $(DATA)/node1..3); prints how to use them; Ctrl-C stops all three
 cluster: build
 	@BIN=$(BIN) DATA=$(DATA) ./scripts/cluster.sh
+
+## cluster-tls: the same 3 nodes with TLS everywhere (gRPC 7510/7520/7530):
+## certificates made by `provd certs` in $(DATA)/tls/certs, node-to-node
+## mutual TLS for Raft and forwarding, client certificates for the API;
+## prints how to use them with prov --tls-ca/--tls-cert/--tls-key
+cluster-tls: build
+	@BIN=$(BIN) DATA=$(DATA) ./scripts/cluster-tls.sh
 
 ## test: the whole suite (unit, integration, fuzz seed corpora, race on concurrent packages)
 test:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -39,6 +40,8 @@ type clusterConfig struct {
 	peers         string
 	join          string
 	raftTimeout   time.Duration
+	// peerTLS is node-to-node TLS (peertls.go).
+	peerTLS peerTLSConfig
 	// peerList is --peers parsed.
 	peerList []cluster.Member
 }
@@ -51,6 +54,7 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.BoolVar(&c.bootstrap, "bootstrap", false, "cluster mode: start a new cluster with this node (and --peers, if any) as its voters; ignored by a node that already has Raft state")
 	fs.StringVar(&c.peers, "peers", "", "with --bootstrap: the other initial voters, id=raftaddr=apiaddr,... (start every one of them with the same --bootstrap --peers); default none, others --join later")
 	fs.StringVar(&c.join, "join", "", "cluster mode: gRPC address of any member of an existing cluster; this node asks it to add it (needs the cluster's --log-key); ignored by a node that already has Raft state")
+	addPeerTLSFlags(fs, &c.peerTLS)
 	fs.DurationVar(&c.raftTimeout, "raft-timeout", time.Second, "cluster mode: Raft heartbeat and election timeout (the leader lease is half of it): a follower that hears nothing from the leader for this long (up to twice it) starts an election; lower fails over faster but risks elections on a loaded machine")
 }
 
@@ -207,7 +211,10 @@ type raftSequencer struct {
 // --node-id (or a data directory that belongs to a cluster node) the Raft
 // one. l is the ledger the state machine applies to: the one opened with
 // the lineage Indexer, so indexes are built from replicated batches too.
-func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519.PrivateKey, lg *slog.Logger) (sequencer, error) {
+//
+// g supplies node-to-node TLS (g.peer, --peer-tls-*): the Raft listener
+// and dialer, and the forward pool, use it when set.
+func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519.PrivateKey, g *guard, lg *slog.Logger) (sequencer, error) {
 	cc := &c.cluster
 	if err := cc.checkStart(c); err != nil {
 		return nil, err
@@ -236,19 +243,27 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 		return nil, fmt.Errorf("--raft-addr %q: give a fixed port: the cluster records this node's Raft address, and a restart must listen on it again", cc.raftAddr)
 	}
 	raftDir := filepath.Join(c.dataDir, "raft")
-	if _, err := os.Stat(raftDir); errors.Is(err, fs.ErrNotExist) && l.Latest().Size > 0 {
+	if _, err := os.Stat(raftDir); errors.Is(err, fs.ErrNotExist) && l.Latest().Size > 0 && c.restore.file == "" {
 		return nil, fmt.Errorf("the log in %s already holds %d entries but has never been part of a cluster: start cluster nodes from an empty --data directory (turning a single-node log into a cluster is not supported)", filepath.Join(c.dataDir, "ledger"), l.Latest().Size)
 	}
+	raftHost, _, _ := net.SplitHostPort(cmp.Or(cc.raftAdvertise, cc.raftAddr))
+	apiHost, _, _ := net.SplitHostPort(api)
 	ln, err := net.Listen("tcp", cc.raftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on --raft-addr: %w", err)
+	}
+	pt, err := newPeerTransport(c, g, ln, raftHost, apiHost) // peertls.go
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	node, err := cluster.Open(cluster.Config{
 		NodeID:    cc.nodeID,
 		Dir:       raftDir,
 		Log:       l,
 		APIAddr:   api,
-		Listener:  ln,
+		Listener:  pt.listener,
+		Dial:      pt.dial,
 		Advertise: cc.raftAdvertise,
 		Logger:    lg,
 		// raft needs the lease below the heartbeat timeout.
@@ -258,9 +273,10 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 	})
 	if err != nil {
 		ln.Close()
+		pt.pool.Close()
 		return nil, fmt.Errorf("%w (set --raft-advertise to an address the other nodes can dial)", err)
 	}
-	r := &raftSequencer{node: node, lg: lg, done: make(chan struct{}), pool: forward.NewPool(nil)}
+	r := &raftSequencer{node: node, lg: lg, done: make(chan struct{}), pool: pt.pool}
 	fail := func(err error) (sequencer, error) {
 		r.pool.Close()
 		node.Shutdown()
@@ -268,6 +284,9 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 	}
 	if cc.bootstrap {
 		if err := node.Bootstrap(cc.peerList...); err != nil {
+			return fail(err)
+		}
+		if err := compactRestored(c, node); err != nil { // restore.go
 			return fail(err)
 		}
 	}
@@ -306,7 +325,7 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 	default:
 		mode = "waiting to be added (prov cluster join --node-id " + cc.nodeID + " --raft-addr " + node.RaftAddr() + " --api-addr " + api + ")"
 	}
-	lg.Info("raft cluster mode", "node_id", cc.nodeID, "raft_addr", node.RaftAddr(), "api_addr", api, "state", mode)
+	lg.Info("raft cluster mode", "node_id", cc.nodeID, "raft_addr", node.RaftAddr(), "api_addr", api, "state", mode, "node_tls", g.peer != nil)
 	return r, nil
 }
 

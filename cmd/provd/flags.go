@@ -64,6 +64,7 @@ records over gRPC, and the C2SP tlog-tiles read API over HTTP.
 
   provd --dev                      # one node on loopback, data in ./data
   provd token new NAME [roles=…]   # a bearer token for --auth-tokens (docs/security.md)
+  provd certs --out DIR            # CAs, node and client certificates for a TLS cluster
 
 Every flag can also be set with an environment variable PROVLEDGER_<FLAG>,
 e.g. PROVLEDGER_GRPC_ADDR=127.0.0.1:7400.

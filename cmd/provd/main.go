@@ -31,6 +31,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "token" {
 		return tokenCmd(args[1:], os.Stdin, stdout, stderr) // security.go
 	}
+	if len(args) > 0 && args[0] == "certs" {
+		return certsCmd(args[1:], stdout, stderr) // certs.go
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		if err == errHelp {

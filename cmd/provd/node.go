@@ -120,7 +120,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, err
 	}
-	seq, err := openSequencer(c, l, keyring, priv, lg) // cluster.go: Raft with --node-id
+	seq, err := openSequencer(c, l, keyring, priv, g, lg) // cluster.go: Raft with --node-id
 	if err != nil {
 		return nil, err
 	}

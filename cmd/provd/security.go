@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/provledger/provledger/api/auth"
+	"github.com/provledger/provledger/api/forward"
 	"github.com/provledger/provledger/api/limits"
 	"github.com/provledger/provledger/api/metrics"
 	"github.com/provledger/provledger/api/server"
@@ -98,8 +99,13 @@ type guard struct {
 	metrics *metrics.Metrics
 	admin   *adminServer
 	tls     *tlsreload.Reloader
-	auth    *auth.Authenticator
-	limits  *limits.Limiter
+	// peer is the node-to-node certificate (--peer-tls-*, peertls.go),
+	// nodeGuard keeps the forwarded header to its nodes; both nil
+	// without node TLS.
+	peer      *tlsreload.Reloader
+	nodeGuard *forward.NodeGuard
+	auth      *auth.Authenticator
+	limits    *limits.Limiter
 	// unregister removes the Raft metrics hook (admin_raft.go).
 	unregister func()
 	// stopReload ends the SIGHUP handler that reloads --auth-tokens.
@@ -120,6 +126,15 @@ func newGuard(c *config, lg *slog.Logger) (*guard, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
+	}
+	if g.peer, err = newPeerTLS(c, lg); err != nil {
+		return nil, err
+	}
+	if g.peer != nil {
+		// The API also takes the other nodes' certificates (forwarded
+		// appends, joins); only they may send the forwarded header.
+		g.tls.AcceptClientsOf(g.peer)
+		g.nodeGuard = forward.NewNodeGuard(g.peer.VerifyPeer, lg)
 	}
 	if sc.authTokens != "" {
 		ps, err := auth.LoadFile(sc.authTokens)
@@ -146,11 +161,15 @@ func newGuard(c *config, lg *slog.Logger) (*guard, error) {
 // observer is the ledger's batch observer (metrics).
 func (g *guard) observer() ledger.Observer { return g.metrics }
 
-// serverConfig adds the interceptors (metrics, auth, limits, in that
-// order), the HTTP middleware and TLS to sc.
+// serverConfig adds the interceptors (metrics, node guard, auth, limits,
+// in that order), the HTTP middleware and TLS to sc.
 func (g *guard) serverConfig(sc server.Config) server.Config {
 	sc.UnaryInterceptors = append(sc.UnaryInterceptors, g.metrics.UnaryInterceptor)
 	sc.StreamInterceptors = append(sc.StreamInterceptors, g.metrics.StreamInterceptor)
+	if g.nodeGuard != nil {
+		sc.UnaryInterceptors = append(sc.UnaryInterceptors, g.nodeGuard.UnaryInterceptor)
+		sc.StreamInterceptors = append(sc.StreamInterceptors, g.nodeGuard.StreamInterceptor)
+	}
 	if g.auth != nil {
 		sc.UnaryInterceptors = append(sc.UnaryInterceptors, g.auth.UnaryInterceptor)
 		sc.StreamInterceptors = append(sc.StreamInterceptors, g.auth.StreamInterceptor)

@@ -18,7 +18,7 @@ var (
 
 // scanFindings scans l from a fresh state up to n and returns each
 // finding's log index and signed payload.
-func scanFindings(t *testing.T, l *ledger.Log, st *synth.Stream, n uint64, mod func(*scanner.Options)) ([]uint64, [][]byte) {
+func scanFindings(t *testing.T, l *ledger.Log, st *synth.Stream, n uint64, mod func(*scanner.Options)) ([]uint64, [][]byte, *scanner.Pass) {
 	t.Helper()
 	if err := l.DB().DeleteRange([]byte{'s'}, []byte{'t'}, nil); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func scanFindings(t *testing.T, l *ledger.Log, st *synth.Stream, n uint64, mod f
 		}
 		idx[i], out[i] = f.Index, b
 	}
-	return idx, out
+	return idx, out, p
 }
 
 // TestFastPathMatchesReference scans one labelled stream with the default
@@ -58,12 +58,24 @@ func TestFastPathMatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, verify := range []bool{true, false} {
-		refIdx, ref := scanFindings(t, l, st, st.Entries, func(o *scanner.Options) {
+		refIdx, ref, refPass := scanFindings(t, l, st, st.Entries, func(o *scanner.Options) {
 			o.Integrity.VerifySignatures = verify
 			scanner.UseReferencePath(o)
 		})
-		gotIdx, got := scanFindings(t, l, st, st.Entries, func(o *scanner.Options) { o.Integrity.VerifySignatures = verify })
-		t.Logf("verify=%v: %d entries, %d findings", verify, st.Entries, len(ref))
+		gotIdx, got, gotPass := scanFindings(t, l, st, st.Entries, func(o *scanner.Options) { o.Integrity.VerifySignatures = verify })
+		t.Logf("verify=%v: %d entries, %d findings; strict parser: %d payloads on the reference path, %d on the default path", verify, st.Entries, len(ref), refPass.StrictParsed, gotPass.StrictParsed)
+		// The lean decoder must take every valid payload of the stream (the
+		// comparison would be vacuous otherwise): the strict parser sees the
+		// unparseable ones only.
+		bad := 0
+		for _, f := range gotPass.Findings {
+			if f.Finding.Kind == "integrity.payload" {
+				bad++
+			}
+		}
+		if bad == 0 || gotPass.StrictParsed != bad || refPass.StrictParsed < 10*bad {
+			t.Errorf("strict parser ran on %d payloads (reference path %d), want the %d unparseable ones", gotPass.StrictParsed, refPass.StrictParsed, bad)
+		}
 		if len(ref) == 0 {
 			t.Fatal("no findings on the reference path")
 		}

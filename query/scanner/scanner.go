@@ -215,6 +215,11 @@ type Pass struct {
 	From, To uint64
 	// Skipped counts the scanner's own findings among them.
 	Skipped int
+	// StrictParsed counts the payloads the lean decoder left to the
+	// strict parser: invalid ones (the strict parser's error is the
+	// finding's message), in-toto statements, and forms the lean decoder
+	// does not decode (a columnLineage facet, cost Tags given as a string).
+	StrictParsed int
 	// Findings are the findings raised, with their indexes in the log.
 	Findings []StoredFinding
 }
@@ -323,6 +328,9 @@ func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *pre
 			p.Skipped++
 			continue
 		}
+		if items[i].strict {
+			p.StrictParsed++
+		}
 		s.process(&items[i])
 	}
 	stored, err := s.commit(ctx, end)
@@ -351,6 +359,7 @@ type item struct {
 	parsed   *payload.Parsed
 	policy   *Policy
 	parseErr error
+	strict   bool // the strict parser decoded the payload
 }
 
 // read decodes the records of [start, end), ending the chunk after a
@@ -491,6 +500,7 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 				break
 			}
 		}
+		it.strict = true
 		it.parsed, it.parseErr = payload.Parse(it.rec.PayloadType, env.Payload, s.opts.Limits)
 	case TypePolicy:
 		it.policy, it.parseErr = ParsePolicy(env.Payload)
