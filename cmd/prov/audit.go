@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/crypto/checkpoint"
 	"github.com/provledger/provledger/crypto/proof"
+	"github.com/provledger/provledger/crypto/record"
 )
 
 // maxProblemsShown bounds the problems printed.
@@ -33,7 +35,11 @@ func (a *app) auditCommand() *ffcli.Command {
 	full := fs.Bool("full", false, "re-download and re-check every entry, not only those added since the state file's checkpoint")
 	url := fs.String("url", "", "base URL of the node's HTTP tlog-tiles API (default: http://HOST:PORT+1 of --server, provd's default layout)")
 	workers := fs.Int("workers", 0, "parallel fetches (default 4 per CPU)")
+	adminKeys := fs.String("admin-keys", "", "with --trust, file of the log's admin PEM public keys: an envelope the log withholds as redacted passes only if a later redaction entry names it and is signed by one of them")
 	envelopes := fs.String("envelopes", "bundle", "with --trust, where envelopes are read: bundle (one GET /envelopes/<N> per 256 entries), http (one GET /envelope/sha256/<digest> each, for a server without /envelopes) or grpc (GetEntries from --server, one stream per 256 entries); each is checked against the record from the tiles either way")
+	follow := fs.Bool("follow", false, "after the log, follow its successor statement (key rotation, sharding) to the next log and audit that one too, and so on; see docs/audit.md")
+	var followURLs stringList
+	fs.Var(&followURLs, "follow-url", "ORIGIN=URL: the tiles API of a successor log (repeatable); overrides the url in its successor statement")
 	return &ffcli.Command{
 		Name:       "audit",
 		ShortUsage: "prov audit --log-key FILE [--full] [--state FILE] [--trust FILE] [--url URL]",
@@ -62,6 +68,12 @@ log that rewrote, forked or rolled back its history fails. --full audits
 every entry again (and still checks consistency with the state). The state
 file is replaced (atomically) only when everything passed.
 
+With --follow, a log that named a successor (a policy entry
+{"provledger_log_successor": {"origin", "vkey", "url"}}) is followed: the
+successor's key comes from that statement, its entry 0 must carry the
+handoff bundle proving the statement, and it is audited in turn (state in
+STATE-<hash of origin>). docs/audit.md describes the procedure.
+
 Work runs in parallel (--workers); a progress bar with ETA is drawn when
 stderr is a terminal; --json prints the report as one object.
 
@@ -75,16 +87,24 @@ are printed); 2 the log could not be reached or read; 64 bad flags.`),
 			if *envelopes != "bundle" && *envelopes != "http" && *envelopes != "grpc" {
 				return usagef("--envelopes must be bundle, http or grpc")
 			}
-			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers, envelopes: *envelopes})
+			urls, err := parseFollowURLs(followURLs)
+			if err != nil {
+				return err
+			}
+			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers, envelopes: *envelopes,
+				follow: *follow, followURLs: urls, adminKeys: *adminKeys})
 		},
 	}
 }
 
 type auditOptions struct {
 	statePath, trustFile, url string
+	adminKeys                 string // redacted.go
 	envelopes                 string // bundle (default), http or grpc
 	full                      bool
 	workers                   int
+	follow                    bool              // walk the chain of successor logs (audit_chain.go)
+	followURLs                map[string]string // origin → tiles URL, overriding a successor statement's url
 }
 
 // tilesURL is --url, or http://<host>:<port+1> of --server.
@@ -129,16 +149,36 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 	if err != nil {
 		return err
 	}
-	kr, err := loadTrust(o.trustFile)
-	if err != nil {
-		return err
-	}
 	base, err := a.tilesURL(o.url)
 	if err != nil {
 		return err
 	}
+	if !o.follow {
+		_, err := a.auditOne(ctx, o, pub, a.origin, base, nil)
+		return err
+	}
+	return a.followChain(ctx, o, pub, base)
+}
+
+// auditedLog is what a passing audit of one log leaves for the chain
+// walk: the verified checkpoint and the source it was read from.
+type auditedLog struct {
+	cp     checkpoint.Checkpoint
+	cpNote []byte
+	src    *httpSource
+}
+
+// auditOne audits the log at base with the log key pub (origin: the
+// checkpoint's, unless given), prints the outcome, and returns it; the
+// error is an exitError as prov audit reports it. onRecord, if set, sees
+// every record whose leaf matched the tree (from concurrent workers).
+func (a *app) auditOne(ctx context.Context, o auditOptions, pub ed25519.PublicKey, origin, base string, onRecord func(uint64, [32]byte, record.Record)) (*auditedLog, error) {
+	kr, err := loadTrust(o.trustFile)
+	if err != nil {
+		return nil, err
+	}
 	if o.workers < 0 {
-		return usagef("--workers must be positive")
+		return nil, usagef("--workers must be positive")
 	}
 	workers := o.workers
 	if workers == 0 {
@@ -146,7 +186,7 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 	}
 	src, err := newHTTPSource(base, a.timeout, workers)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start := time.Now()
 	rep := &auditReport{Mode: "incremental", StateFile: o.statePath, SigsChecked: kr != nil}
@@ -156,21 +196,21 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 
 	cpNote, err := src.Checkpoint(ctx)
 	if err != nil {
-		return a.readFailure(rep, "latest checkpoint", err)
+		return nil, a.readFailure(rep, "latest checkpoint", err)
 	}
-	v, err := client.VerifierForCheckpoint(pub, a.origin, cpNote)
+	v, err := client.VerifierForCheckpoint(pub, origin, cpNote)
 	if err != nil {
-		return a.auditFailed(rep, problem{Index: -1, Kind: kindCheckpointSig, Detail: err.Error()})
+		return nil, a.auditFailed(rep, problem{Index: -1, Kind: kindCheckpointSig, Detail: err.Error()})
 	}
 	cp, err := client.OpenCheckpoint(cpNote, v)
 	if err != nil {
-		return a.auditFailed(rep, problem{Index: -1, Kind: kindCheckpointSig, Detail: "latest checkpoint: " + err.Error()})
+		return nil, a.auditFailed(rep, problem{Index: -1, Kind: kindCheckpointSig, Detail: "latest checkpoint: " + err.Error()})
 	}
 	rep.Origin, rep.TreeSize, rep.RootHash = cp.Origin, cp.Size, b64(cp.Hash[:])
 
 	old, err := loadState(o.statePath, v)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep.FirstAudit = old == nil
 	rep.Consistency = "no previous audit state: first audit, nothing to be consistent with"
@@ -178,23 +218,23 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 	if old != nil {
 		rep.PreviousSize = &old.Size
 		if p, ok := checkOrder(*old, cp); !ok {
-			return a.auditFailed(rep, p)
+			return nil, a.auditFailed(rep, p)
 		}
 		rng, cproof, err := frontier(ctx, src, cp, old.Size)
 		if err != nil {
 			if transient(err) {
-				return a.readFailure(rep, "tiles for the consistency proof", err)
+				return nil, a.readFailure(rep, "tiles for the consistency proof", err)
 			}
-			return a.auditFailed(rep, problem{Index: -1, Kind: kindTiles, Detail: fmt.Sprintf("the log's tiles do not match its signed checkpoint of size %d: %v", cp.Size, err)})
+			return nil, a.auditFailed(rep, problem{Index: -1, Kind: kindTiles, Detail: fmt.Sprintf("the log's tiles do not match its signed checkpoint of size %d: %v", cp.Size, err)})
 		}
 		if r := rootOf(rng); r != old.Hash {
-			return a.auditFailed(rep, problem{Index: -1, Kind: kindInconsistent, Detail: fmt.Sprintf(
+			return nil, a.auditFailed(rep, problem{Index: -1, Kind: kindInconsistent, Detail: fmt.Sprintf(
 				"the log's signed tree of size %d has root %s at size %d, but the previously audited checkpoint of size %d says %s: the log rewrote history",
 				cp.Size, b64(r[:]), old.Size, old.Size, b64(old.Hash[:]))})
 		}
 		if old.Size > 0 && old.Size < cp.Size {
 			if err := proof.VerifyConsistency(old.Size, cp.Size, cproof, old.Hash, cp.Hash); err != nil {
-				return a.auditFailed(rep, problem{Index: -1, Kind: kindInconsistent, Detail: fmt.Sprintf("consistency proof %d -> %d: %v", old.Size, cp.Size, err)})
+				return nil, a.auditFailed(rep, problem{Index: -1, Kind: kindInconsistent, Detail: fmt.Sprintf("consistency proof %d -> %d: %v", old.Size, cp.Size, err)})
 			}
 		}
 		rep.Consistency = fmt.Sprintf("consistent with the previously audited checkpoint of size %d (RFC 6962 consistency proof verified)", old.Size)
@@ -218,14 +258,17 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-	au := &auditor{src: src, workers: workers}
+	au := &auditor{src: src, workers: workers, onRecord: onRecord}
 	if kr != nil {
+		if au.redactions, err = newRedactionAudit(o.adminKeys); err != nil { // redacted.go
+			return nil, err
+		}
 		au.policy = staticTrust{kr}
 		switch o.envelopes {
 		case "grpc":
 			c, err := a.dial(ctx)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			au.bulk = grpcEnvelopes{c: c, rpcCtx: a.rpcCtx}
 		case "http":
@@ -241,7 +284,7 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 		bar.Finish()
 	}
 	rep.Stats = res.stats
-	rep.Problems = res.problems
+	rep.Problems = append(res.problems, au.redactions.problems()...) // redacted.go
 	if res.rng != nil {
 		root, tileRoot := rootOf(res.rng), rootOf(res.tileRng)
 		switch {
@@ -260,21 +303,22 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 		rep.Rate = float64(rep.Stats.Entries) / rep.Seconds
 	}
 	if len(rep.Problems) > 0 {
-		return a.auditFailed(rep)
+		return nil, a.auditFailed(rep)
 	}
 	if res.fetchErr != nil || res.rng == nil {
 		err := res.fetchErr
 		if err == nil {
 			err = errors.New("incomplete read")
 		}
-		return a.readFailure(rep, "entries", err)
+		return nil, a.readFailure(rep, "entries", err)
 	}
 	if err := writeFileAtomic(o.statePath, cpNote, 0o644); err != nil {
-		return fmt.Errorf("audit passed, but saving the state file failed: %w", err)
+		return nil, fmt.Errorf("audit passed, but saving the state file failed: %w", err)
 	}
 	rep.OK = true
+	ok := &auditedLog{cp: cp, cpNote: cpNote, src: src}
 	if a.json {
-		return a.printJSON(rep)
+		return ok, a.printJSON(rep)
 	}
 	sigs := "signatures not re-verified (no --trust)"
 	if kr != nil {
@@ -283,7 +327,7 @@ func (a *app) audit(ctx context.Context, o auditOptions) error {
 	fmt.Fprintf(a.stdout, "audit OK: %s, %d entries, root %s matches the signed checkpoint; %s audit of %d entries from index %d; %s; %s; %d redacted; %.2fs (%.0f entries/s); state saved to %s\n",
 		cp.Origin, cp.Size, rep.RootHash, rep.Mode, rep.Stats.Entries, rep.AuditedFrom, rep.Consistency, sigs, rep.Stats.Redacted,
 		rep.Seconds, rep.Rate, o.statePath)
-	return nil
+	return ok, nil
 }
 
 // checkOrder compares a previously verified checkpoint with a new one of

@@ -100,6 +100,11 @@ type auditor struct {
 	bulk     envelopeSource // nil: envelopes one by one from src
 	progress func(done uint64)
 	sigs     sigCache // trusted keys parsed once per keyring
+	// onRecord, if set, is called (from the workers) with every record
+	// whose leaf matched the tree's.
+	onRecord func(i uint64, leaf [32]byte, rec record.Record)
+	// redactions checks withheld envelopes (redacted.go); nil: not.
+	redactions *redactionAudit
 }
 
 // envelopeSource reads the envelopes of a range of entries in one go.
@@ -292,6 +297,9 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 			fail(int64(i), kindBadRecord, "%v", err)
 			continue
 		}
+		if au.onRecord != nil {
+			au.onRecord(i, leaf, rec)
+		}
 		if au.policy != nil {
 			sigJobs = append(sigJobs, sigJob{i, rec})
 		}
@@ -386,6 +394,7 @@ func (au *auditor) checkEnvelope(ctx context.Context, i uint64, rec record.Recor
 	} else if !fromBulk {
 		env, err = au.src.Envelope(ctx, rec.EnvelopeDigest)
 	}
+	au.redactions.observe(i, rec, env, err) // redacted.go
 	if errors.Is(err, errRedacted) {
 		st.Redacted++
 		return "", "", nil
