@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/provledger/provledger/api/olingest"
 )
 
 func TestParseTestdataFile(t *testing.T) {
@@ -97,31 +95,6 @@ func TestParseFileErrors(t *testing.T) {
 				t.Errorf("error %q; want %v containing %q", err, tc.is, tc.msg)
 			}
 		})
-	}
-}
-
-// TestOlingestTokensFileCompatible: a file of api/olingest's format means
-// the same here: the token appends to the namespace named like it.
-func TestOlingestTokensFileCompatible(t *testing.T) {
-	file := []byte("# ingest tokens\npipeline-a " + HashToken("tok-a") + "\npipeline-b\t" + HashToken("tok-b") + "\n")
-	ot, err := olingest.ParseTokens(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := ParseFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(Config{Principals: ps, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tok := range []string{"tok-a", "tok-b"} {
-		name, ok := ot.Match(tok)
-		p, err := a.Authenticate(Credentials{HasBearer: true, Bearer: tok})
-		if !ok || err != nil || p.Name != name || !p.MayAppendTo(name) || p.MayAppendTo(name+"x") {
-			t.Errorf("token %s: olingest %q %v; auth %+v %v", tok, name, ok, p, err)
-		}
 	}
 }
 

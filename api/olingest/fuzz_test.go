@@ -3,10 +3,8 @@ package olingest_test
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 
-	"github.com/provledger/provledger/api/auth"
 	"github.com/provledger/provledger/api/olingest"
 )
 
@@ -38,31 +36,6 @@ func FuzzSplitBatch(f *testing.F) {
 		}
 		if len(elems) > 50 {
 			t.Fatalf("%d elements above the limit", len(elems))
-		}
-	})
-}
-
-// FuzzParseTokens: ParseTokens never panics; a file it accepts has
-// unique, well-formed names, and every token matches its own name only.
-func FuzzParseTokens(f *testing.F) {
-	f.Add([]byte("a " + auth.HashToken("x") + "\n"))
-	f.Add([]byte("# c\n\nairflow-prod\t" + auth.HashToken("s") + "\nspark/etl " + auth.HashToken("t") + "\n"))
-	f.Add([]byte("a sha256:XYZ\n"))
-	f.Add([]byte("a b c\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		toks, err := olingest.ParseTokens(b)
-		if err != nil {
-			return
-		}
-		seen := map[string]bool{}
-		for _, n := range toks.Names() {
-			if seen[n] || n == "" || strings.ContainsAny(n, " \t\n") {
-				t.Fatalf("bad or repeated name %q", n)
-			}
-			seen[n] = true
-		}
-		if _, ok := toks.Match("definitely not a configured token \x00"); ok && toks.Len() == 0 {
-			t.Fatal("matched with no tokens")
 		}
 	})
 }

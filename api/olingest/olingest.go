@@ -1,20 +1,27 @@
 // Package olingest is the node's OpenLineage HTTP endpoint: existing
 // OpenLineage integrations (the HTTP transport of the Python and Java
-// clients, Airflow, Spark, dbt, Flink) send RunEvents to provledger
+// clients, Airflow, Spark, dbt, Flink) send events to provledger
 // unchanged.
 //
-//	POST /api/v1/lineage        one RunEvent (JSON object)
-//	POST /api/v1/lineage/batch  a JSON array of RunEvents (OpenLineage spec, postEventBatch)
+//	POST /api/v1/lineage        one event (JSON object)
+//	POST /api/v1/lineage/batch  a JSON array of events (OpenLineage spec, postEventBatch)
 //
-// Every request carries "Authorization: Bearer <token>"; tokens are
-// configured hashed (see ParseTokens). Each event is checked with the same
-// parser the lineage index uses (payload.ParseRunEvent), so a malformed
+// An event is a RunEvent, or static lineage (spec 2-0-x): a DatasetEvent
+// (a dataset and its facets) or a JobEvent (a job's inputs and outputs,
+// no run); payload.ParseOpenLineageEvent tells them apart as the spec
+// does. Every request carries "Authorization: Bearer <token>"; tokens are
+// read, hashed, from a tokens file in api/auth's format (see Tokens),
+// reloaded when it changes (checked at most once a second, before a
+// request is authenticated: Tokens.Refresh) and, where the node runs
+// Tokens.Watch, on SIGHUP. Each event is
+// checked with the same parser the lineage index uses, so a malformed
 // event is answered 400 with the JSON path of the bad field, and is never
 // appended. A good event is wrapped, byte for byte as received, in a DSSE
-// envelope (payload type application/vnd.openlineage.run-event+json)
-// signed by the node's ingest key, and appended through the same path as a
-// gRPC AppendBatch (the Ledger service: size, type and signature checks,
-// then the sequencer), with the sending token's name as the entry's
+// envelope signed by the node's ingest key — payload type
+// application/vnd.openlineage.run-event+json, …dataset-event+json or
+// …job-event+json — and appended through the same path as a gRPC
+// AppendBatch (the Ledger service: size, type and signature checks, then
+// the sequencer), with the sending token's name as the entry's
 // namespace. The entry record — hashed into the Merkle leaf, covered by
 // every later checkpoint — therefore says which token sent the event (its
 // namespace) and that the node vouched for it (its signer is the ingest
@@ -74,7 +81,8 @@ type Config struct {
 	// Signer is the node's ingest key; its public key must be in the
 	// keyring the Appender verifies signatures with. Required.
 	Signer signature.Signer
-	// Tokens are the accepted bearer tokens. Required.
+	// Tokens are the accepted bearer tokens (LoadTokensFile, NewTokens).
+	// Required.
 	Tokens *Tokens
 	// Limits bound one event (facet size, datasets, fields, names), as
 	// for the lineage index. Zero fields select the payload defaults.
@@ -210,7 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathBatch:
 		batch = true
 	default:
-		h.fail(w, http.StatusNotFound, "", "no such endpoint; POST one RunEvent to "+PathEvent+" or an array of them to "+PathBatch)
+		h.fail(w, http.StatusNotFound, "", "no such endpoint; POST one OpenLineage event to "+PathEvent+" or an array of them to "+PathBatch)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -218,12 +226,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusMethodNotAllowed, "", fmt.Sprintf("method %s is not allowed; POST the event(s) as JSON", r.Method))
 		return
 	}
+	if changed, err := h.cfg.Tokens.Refresh(); err != nil {
+		h.logger.Error("tokens file changed but did not load; the previous tokens stay in force", "err", err)
+	} else if changed {
+		h.logger.Info("tokens file changed: reloaded the ingest tokens", "tokens", h.cfg.Tokens.Len())
+	}
 	token, ok := h.authenticate(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="provledger", error="invalid_token"`)
 		h.fail(w, http.StatusUnauthorized, "", "missing or unknown bearer token: send \"Authorization: Bearer <token>\" with a token the operator configured (provd --ingest-tokens)")
 		return
 	}
+	name := token.name
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -246,26 +260,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := h.appendEvents(r.Context(), token, [][]byte{body})[0]
 	if res.Status != "ok" {
-		h.logger.Debug("event rejected", "token", token, "field", res.Field, "err", res.Error)
+		h.logger.Debug("event rejected", "token", name, "field", res.Field, "err", res.Error)
 		h.fail(w, res.httpStatus, res.Field, res.Error)
 		return
 	}
-	h.logger.Debug("event appended", "token", token, "entry", *res.Entry, "duplicate", res.Duplicate)
+	h.logger.Debug("event appended", "token", name, "entry", *res.Entry, "duplicate", res.Duplicate)
 	writeJSON(w, http.StatusOK, res)
 }
 
-// authenticate returns the name of the request's bearer token.
-func (h *Handler) authenticate(r *http.Request) (string, bool) {
+// authenticate returns the request's bearer token.
+func (h *Handler) authenticate(r *http.Request) (token, bool) {
 	a := r.Header.Get("Authorization")
 	scheme, secret, ok := strings.Cut(a, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
+		return token{}, false
 	}
 	secret = strings.TrimSpace(secret)
 	if secret == "" {
-		return "", false
+		return token{}, false
 	}
-	return h.cfg.Tokens.Match(secret)
+	return h.cfg.Tokens.match(secret)
 }
 
 // readBody reads at most limit bytes of the (possibly gzip-compressed)
@@ -302,10 +316,10 @@ func SplitBatch(body []byte, max int) ([]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, fmt.Errorf("the batch is not JSON: %v; send a JSON array of RunEvents", err)
+		return nil, fmt.Errorf("the batch is not JSON: %v; send a JSON array of OpenLineage events", err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, errors.New("the batch must be a JSON array of RunEvents ([{…}, {…}]); to send one event, POST it to " + PathEvent)
+		return nil, errors.New("the batch must be a JSON array of OpenLineage events ([{…}, {…}]); to send one event, POST it to " + PathEvent)
 	}
 	var out []json.RawMessage
 	for dec.More() {
@@ -327,7 +341,7 @@ func SplitBatch(body []byte, max int) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, token string, body []byte) {
+func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, tok token, body []byte) {
 	elems, err := SplitBatch(body, h.cfg.MaxBatch)
 	if err != nil {
 		h.fail(w, http.StatusBadRequest, "", err.Error())
@@ -337,7 +351,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, token strin
 	for i, e := range elems {
 		events[i] = e
 	}
-	results := h.appendEvents(r.Context(), token, events)
+	results := h.appendEvents(r.Context(), tok, events)
 	resp := BatchResponse{Results: results, FailedEvents: []FailedEvent{}}
 	resp.Summary.Received = len(results)
 	for _, res := range results {
@@ -366,24 +380,30 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, token strin
 			code = http.StatusServiceUnavailable
 		}
 	}
-	h.logger.Debug("batch", "token", token, "received", resp.Summary.Received, "successful", resp.Summary.Successful, "failed", resp.Summary.Failed)
+	h.logger.Debug("batch", "token", tok.name, "received", resp.Summary.Received, "successful", resp.Summary.Successful, "failed", resp.Summary.Failed)
 	writeJSON(w, code, resp)
 }
 
-// appendEvents checks, signs and appends events sent by token; the result
+// appendEvents checks, signs and appends events sent by tok; the result
 // i answers events[i]. Good events are appended together (in chunks of
 // AppendChunk), whatever the bad ones.
-func (h *Handler) appendEvents(ctx context.Context, token string, events [][]byte) []EventResult {
+func (h *Handler) appendEvents(ctx context.Context, tok token, events [][]byte) []EventResult {
 	results := make([]EventResult, len(events))
 	var reqs []*provledgerpb.AppendRequest
 	var pos []int
 	for i, ev := range events {
 		results[i].Index = i
-		if err := h.check(ev); err != nil {
+		pt, err := h.check(ev)
+		if err != nil {
 			results[i].fail(err)
 			continue
 		}
-		env, err := envelope.Sign(payload.TypeOpenLineage, ev, h.cfg.Signer)
+		if !tok.mayAppend(pt) {
+			results[i] = EventResult{Index: i, Status: "failed", httpStatus: http.StatusForbidden,
+				Error: fmt.Sprintf("token %q may not send %s events (its types= in the tokens file); ask the operator to add the type", tok.name, pt)}
+			continue
+		}
+		env, err := envelope.Sign(pt, ev, h.cfg.Signer)
 		if err != nil {
 			h.logger.Error("cannot sign with the ingest key", "err", err)
 			results[i] = EventResult{Index: i, Status: "failed", Error: "the node cannot sign with its ingest key; the server log has the details", Retriable: true, httpStatus: http.StatusInternalServerError}
@@ -393,7 +413,7 @@ func (h *Handler) appendEvents(ctx context.Context, token string, events [][]byt
 		for _, s := range env.Signatures {
 			pe.Signatures = append(pe.Signatures, &provledgerpb.Signature{Keyid: s.KeyID, Sig: s.Sig})
 		}
-		reqs = append(reqs, &provledgerpb.AppendRequest{Namespace: token, Body: &provledgerpb.AppendRequest_Envelope{Envelope: pe}, RequestId: uint64(i)})
+		reqs = append(reqs, &provledgerpb.AppendRequest{Namespace: tok.name, Body: &provledgerpb.AppendRequest_Envelope{Envelope: pe}, RequestId: uint64(i)})
 		pos = append(pos, i)
 	}
 	for start := 0; start < len(reqs); start += h.cfg.AppendChunk {
@@ -420,13 +440,17 @@ func (h *Handler) appendEvents(ctx context.Context, token string, events [][]byt
 	return results
 }
 
-// check parses one event as the lineage index will.
-func (h *Handler) check(ev []byte) error {
+// check parses one event as the lineage index will, and returns its
+// payload type.
+func (h *Handler) check(ev []byte) (string, error) {
 	if len(ev) > h.cfg.MaxEventSize {
-		return &payload.FieldError{Msg: fmt.Sprintf("the event is %d bytes; the limit is %d (send smaller facets, or have the operator raise provd --max-envelope-size)", len(ev), h.cfg.MaxEventSize)}
+		return "", &payload.FieldError{Msg: fmt.Sprintf("the event is %d bytes; the limit is %d (send smaller facets, or have the operator raise provd --max-envelope-size)", len(ev), h.cfg.MaxEventSize)}
 	}
-	_, err := payload.ParseRunEvent(ev, h.cfg.Limits)
-	return err
+	e, err := payload.ParseOpenLineageEvent(ev, h.cfg.Limits)
+	if err != nil {
+		return "", err
+	}
+	return e.Type, nil
 }
 
 func (r *EventResult) fail(err error) {

@@ -57,6 +57,20 @@ func seed(s string) []byte {
 	return h[:]
 }
 
+// tokens parses a tokens file as provd does (api/auth's parser).
+func tokens(t *testing.T, file []byte) *olingest.Tokens {
+	t.Helper()
+	ps, err := auth.ParseFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := olingest.NewTokens(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
+
 func tokensFile() []byte {
 	return []byte("# name  sha256 of the token\n" +
 		"airflow-prod " + auth.HashToken(airflowToken) + "\n" +
@@ -119,10 +133,7 @@ func start(t *testing.T, lim payload.Limits) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := olingest.ParseTokens(tokensFile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	toks := tokens(t, tokensFile())
 	h, err := olingest.New(olingest.Config{Appender: srv.Service(), Signer: is, Tokens: toks, Limits: lim, MaxBatch: 10, AppendChunk: 3, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +463,9 @@ func TestBadEvents(t *testing.T) {
 		{"missing runId", readFile(t, "../../query/payload/testdata/bad/missing-runid.json"), "run.runId", "required"},
 		{"bad UUID", readFile(t, "../../query/payload/testdata/bad/bad-uuid.json"), "run.runId", "not a UUID"},
 		{"unknown eventType", readFile(t, "../../query/payload/testdata/bad/unknown-eventtype.json"), "eventType", "DONE"},
-		{"dataset event", readFile(t, "../../query/payload/testdata/bad/dataset-event.json"), "run", ""},
+		{"dataset event without name", []byte(`{"eventTime":"2026-11-26T10:05:00Z","producer":"p","dataset":{"namespace":"s3://lake"}}`), "dataset.name", "required"},
+		{"dataset and job without run", []byte(`{"eventTime":"2026-11-26T10:05:00Z","producer":"p","dataset":{"namespace":"s3://lake","name":"x"},"job":{"namespace":"a","name":"b"}}`), "dataset", "not both"},
+		{"job event with bad input", []byte(`{"eventTime":"2026-11-26T10:05:00Z","producer":"p","job":{"namespace":"a","name":"b"},"inputs":[{"name":"x"}]}`), "inputs[0].namespace", "required"},
 		{"giant facet", event(func(m map[string]any) {
 			m["outputs"] = []any{map[string]any{"namespace": "s3://lake", "name": "out", "facets": map[string]any{"schema": map[string]any{"fields": []any{map[string]any{"name": big}}}}}}
 		}), "outputs[0].facets.schema", "limit is 1024"},
@@ -650,7 +663,7 @@ func TestUntrustedIngestKey(t *testing.T) {
 	e := start(t, payload.Limits{})
 	other := ed25519.NewKeyFromSeed(seed("not trusted"))
 	s, _ := keys.NewSigner(other)
-	toks, _ := olingest.ParseTokens(tokensFile())
+	toks := tokens(t, tokensFile())
 	h, err := olingest.New(olingest.Config{Appender: appenderFunc(func(ctx context.Context, r *provledgerpb.AppendBatchRequest) (*provledgerpb.AppendBatchResponse, error) {
 		return e.ledger.AppendBatch(ctx, r)
 	}), Signer: s, Tokens: toks})

@@ -32,6 +32,8 @@ import (
 // configured otherwise (DESIGN.md, "Payload types").
 var DefaultPayloadTypes = []string{
 	"application/vnd.openlineage.run-event+json",
+	"application/vnd.openlineage.dataset-event+json", // static lineage (api/olingest)
+	"application/vnd.openlineage.job-event+json",     // static lineage (api/olingest)
 	"application/vnd.in-toto+json",
 	"application/vnd.provledger.cost+json",
 	"application/vnd.provledger.finding+json",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.Config()
-	if len(c.PayloadTypes) != 5 || c.MaxBatch != service.DefaultMaxBatch || c.MaxEnvelopeSize != ledger.DefaultMaxEnvelopeSize || c.Logger == nil {
+	if !slices.Equal(c.PayloadTypes, service.DefaultPayloadTypes) || c.MaxBatch != service.DefaultMaxBatch || c.MaxEnvelopeSize != ledger.DefaultMaxEnvelopeSize || c.Logger == nil {
 		t.Fatalf("defaults not filled in: %+v", c)
 	}
 }

@@ -23,7 +23,7 @@ type ingestConfig struct {
 }
 
 func addIngestFlags(fs *flag.FlagSet, c *ingestConfig) {
-	fs.StringVar(&c.tokensFile, "ingest-tokens", "", "serve the OpenLineage HTTP endpoint (POST /api/v1/lineage and /api/v1/lineage/batch) to the bearer tokens in FILE: lines \"<name> sha256:<hex of SHA-256 of the token>\"; a token's name becomes the namespace of the entries it sends (off when unset)")
+	fs.StringVar(&c.tokensFile, "ingest-tokens", "", "serve the OpenLineage HTTP endpoint (POST /api/v1/lineage and /api/v1/lineage/batch) to the bearer tokens in FILE, a tokens file as for --auth-tokens (lines \"<name> sha256:<hex of SHA-256 of the token>\"; principals that may append to the namespace of their name), re-read when it changes; a token's name becomes the namespace of the entries it sends (off when unset)")
 	fs.StringVar(&c.keyPath, "ingest-key", "", "PEM Ed25519 private key the node signs HTTP-ingested events with (default DATA/ingest.key, generated on first start; its public key is written to DATA/ingest.pub and trusted)")
 	fs.IntVar(&c.maxFacetSize, "ingest-max-facet-size", payload.DefaultMaxFacetSize, "largest facet of an HTTP-ingested event, in bytes of JSON (a bigger one is answered 400)")
 	fs.IntVar(&c.maxBatch, "ingest-max-batch", olingest.DefaultMaxBatch, "most events in one POST /api/v1/lineage/batch")
