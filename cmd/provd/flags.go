@@ -55,6 +55,8 @@ type config struct {
 	scan scanConfig
 	// witness is the witness policy (witness.go).
 	witness witnessConfig
+	// policy is --policy, the bootstrap policy (policy.go).
+	policy policyConfig
 }
 
 const usageHeader = `provd — the provledger node.
@@ -64,7 +66,6 @@ records over gRPC, and the C2SP tlog-tiles read API over HTTP.
 
   provd --dev                      # one node on loopback, data in ./data
   provd token new NAME [roles=…]   # a bearer token for --auth-tokens (docs/security.md)
-  provd certs --out DIR            # CAs, node and client certificates for a TLS cluster
 
 Every flag can also be set with an environment variable PROVLEDGER_<FLAG>,
 e.g. PROVLEDGER_GRPC_ADDR=127.0.0.1:7400.
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	addClusterFlags(fs, &c.cluster)
 	addScanFlags(fs, &c.scan)
 	addWitnessFlags(fs, &c.witness)
+	addPolicyFlags(fs, &c.policy)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
 	fs.Usage = func() {}
@@ -124,8 +126,11 @@ func (c *config) validate() error {
 	if strings.ContainsAny(c.origin, " \n\t+") {
 		return fmt.Errorf("--origin %q must not contain spaces, newlines or '+'", c.origin)
 	}
-	if c.trustFile == "" && !c.dev {
-		return errors.New("--trust FILE (PEM public keys of the signers) is required, or use --dev")
+	if err := c.policy.validate(); err != nil {
+		return err
+	}
+	if c.trustFile == "" && !c.dev && c.policy.file == "" {
+		return errors.New("--trust FILE (PEM public keys of the signers) is required, or --policy FILE, or use --dev")
 	}
 	for _, a := range []struct{ name, addr string }{{"--grpc-addr", c.grpcAddr}, {"--http-addr", c.httpAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {

@@ -44,6 +44,7 @@ var allFlags = []struct {
 	{"max-envelope-size", "PROVLEDGER_MAX_ENVELOPE_SIZE", "2048", func(c *config) string { return strconv.Itoa(c.maxEnvelopeSize) }},
 	{"max-batch", "PROVLEDGER_MAX_BATCH", "7", func(c *config) string { return strconv.Itoa(c.maxBatch) }},
 	{"scan", "PROVLEDGER_SCAN", "true", func(c *config) string { return strconv.FormatBool(c.scan.enabled) }},
+	{"policy", "PROVLEDGER_POLICY", "../../examples/policy.yaml", func(c *config) string { return c.policy.file }},
 	{"scan-interval", "PROVLEDGER_SCAN_INTERVAL", "5s", func(c *config) string { return c.scan.interval.String() }},
 	{"scanner-key", "PROVLEDGER_SCANNER_KEY", "/etc/provd/scanner.key", func(c *config) string { return c.scan.keyPath }},
 	{"payload-types", "PROVLEDGER_PAYLOAD_TYPES", "application/x-a+json,application/x-b", func(c *config) string { return strings.Join(c.extraPayloadTypes, ",") }},
@@ -59,10 +60,6 @@ var allFlags = []struct {
 	{"peers", "PROVLEDGER_PEERS", "n2=10.0.0.2:7402=10.0.0.2:7400", func(c *config) string { return c.cluster.peers }},
 	{"join", "PROVLEDGER_JOIN", "10.0.0.1:7400", func(c *config) string { return c.cluster.join }},
 	{"raft-timeout", "PROVLEDGER_RAFT_TIMEOUT", "500ms", func(c *config) string { return c.cluster.raftTimeout.String() }},
-	// peertls.go
-	{"peer-tls-cert", "PROVLEDGER_PEER_TLS_CERT", "/etc/provd/node.crt", func(c *config) string { return c.cluster.peerTLS.cert }},
-	{"peer-tls-key", "PROVLEDGER_PEER_TLS_KEY", "/etc/provd/node.key", func(c *config) string { return c.cluster.peerTLS.key }},
-	{"peer-tls-ca", "PROVLEDGER_PEER_TLS_CA", "/etc/provd/cluster-ca.pem", func(c *config) string { return c.cluster.peerTLS.ca }},
 	// admin.go, security.go
 	{"admin-addr", "PROVLEDGER_ADMIN_ADDR", "127.0.0.1:9403", func(c *config) string { return c.admin.addr }},
 	{"tls-cert", "PROVLEDGER_TLS_CERT", "/etc/provd/tls.crt", func(c *config) string { return c.security.tlsCert }},

@@ -101,11 +101,15 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	// The lineage index commits in the same Pebble batch as the entries
 	// (ledger.Indexer), so a query at size N sees exactly the entries below N.
 	ix := graph.New(graph.Options{Logger: lg})
+	pol, err := newNodePolicy(ix, keyring, priv, lg) // policy.go: the policy in force at each index, chaining ix
+	if err != nil {
+		return nil, err
+	}
 	l, err := ledger.Open(filepath.Join(c.dataDir, "ledger"), ledger.Options{
 		Origin:          c.origin,
 		Signer:          signer,
 		MaxEnvelopeSize: c.maxEnvelopeSize,
-		Indexer:         ix,
+		Indexer:         pol.index,
 		Logger:          lg,
 		Observer:        g.observer(),
 	})
@@ -116,18 +120,24 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err := ix.Attach(l); err != nil {
 		return nil, fmt.Errorf("lineage index: %w", err)
 	}
+	if err := pol.index.Attach(l); err != nil {
+		return nil, fmt.Errorf("policy index: %w", err)
+	}
 	pubPath, err := checkLogKey(c, l, keyPath, priv.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
 	}
-	seq, err := openSequencer(c, l, keyring, priv, g, lg) // cluster.go: Raft with --node-id
+	seq, err := openSequencer(c, l, keyring, priv, lg) // cluster.go: Raft with --node-id
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { seq.Close() })
+	if err := pol.bootstrap(ctx, c, seq, priv, lg); err != nil { // --policy, at the first start
+		return nil, err
+	}
 	svc := service.Config{
 		Log:                 l,
-		Sequencer:           seq,
+		Sequencer:           pol.sequencer(seq),
 		Verifier:            &envelope.Verifier{Keyring: keyring, TrustOnFirstUse: c.dev},
 		AllowAnyPayloadType: c.anyPayloadType,
 		MaxEnvelopeSize:     c.maxEnvelopeSize,

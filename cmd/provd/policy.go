@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/provledger/provledger/api/service"
+	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/policy"
+	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/query/policyindex"
+)
+
+// policyNamespace is the namespace of the bootstrap policy entry (and the
+// one prov policy apply uses by default).
+const policyNamespace = "provledger.policy"
+
+// policyConfig is --policy.
+type policyConfig struct {
+	file string
+	// parsed is the file, read and validated by validate.
+	parsed *policy.Policy
+}
+
+func addPolicyFlags(fs *flag.FlagSet, c *policyConfig) {
+	fs.StringVar(&c.file, "policy", "", "bootstrap policy file (YAML or JSON, docs/security.md): at the first start of a single node or of a --bootstrap cluster node it becomes the log's first policy entry, signed with the log key; once a policy is in force it is ignored (change the policy with prov policy apply)")
+}
+
+// validate reads and checks the policy file, so a bad file stops the
+// start before anything is opened.
+func (c *policyConfig) validate() error {
+	if c.file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.file)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	p, err := policy.Parse(b)
+	if err != nil {
+		return fmt.Errorf("--policy %s: %w", c.file, err)
+	}
+	admin := false
+	for _, k := range p.Keys {
+		admin = admin || k.Admin
+	}
+	if !admin {
+		return fmt.Errorf("--policy %s grants no admin key (admin: true): nobody could ever change the policy", c.file)
+	}
+	c.parsed = p
+	return nil
+}
+
+// nodePolicy is the node's policy machinery: the index of the policy in
+// force (a ledger.Indexer chaining the lineage index) and the log key that
+// signs the bootstrap policy.
+type nodePolicy struct {
+	index *policyindex.Index
+	logID keys.KeyID
+}
+
+// newNodePolicy returns the policy index to open the ledger with (next
+// is the lineage indexer). Keys the policy grants are added to keyring;
+// the log key is added too, so the bootstrap entry verifies when a
+// follower forwards it to the leader (with a policy in force, the log key
+// may sign only what the policy grants it).
+func newNodePolicy(next ledger.Indexer, keyring *keys.Keyring, priv ed25519.PrivateKey, lg *slog.Logger) (*nodePolicy, error) {
+	id, err := keyring.Add(priv.Public())
+	if err != nil {
+		return nil, fmt.Errorf("policy: log key: %w", err)
+	}
+	ix := policyindex.New(policyindex.Options{Bootstrap: []keys.KeyID{id}, Next: next, Keyring: keyring, Logger: lg})
+	return &nodePolicy{index: ix, logID: id}, nil
+}
+
+// sequencer wraps the node's sequencer for the Ledger service: appends are
+// checked against the policy in force (api/service.PolicySequencer).
+func (np *nodePolicy) sequencer(seq ledger.Sequencer) ledger.Sequencer {
+	return service.NewPolicySequencer(seq, np.index, np.logID)
+}
+
+// bootstrap writes --policy as the log's first policy entry, signed with
+// the log key, through seq (the node's own sequencer, not the service),
+// unless a policy is in force already or this node does not create the
+// cluster. In a cluster it runs in the background (the Raft leader must be
+// elected and serving); on a single node it completes before the node
+// serves, so no append precedes the policy.
+func (np *nodePolicy) bootstrap(ctx context.Context, c *config, seq ledger.Sequencer, priv ed25519.PrivateKey, lg *slog.Logger) error {
+	p := c.policy.parsed
+	if p == nil {
+		return nil
+	}
+	if st := np.index.Current(); st.InForce() {
+		lg.Info("--policy ignored: a policy is in force already (prov policy apply changes it)", "policy_entry", st.Index())
+		return nil
+	}
+	cluster := c.cluster.nodeID != ""
+	if cluster && !c.cluster.bootstrap {
+		lg.Info("--policy ignored: this node joins a cluster whose policy comes from its log")
+		return nil
+	}
+	signer, err := keys.NewSigner(priv)
+	if err != nil {
+		return fmt.Errorf("policy: log key signer: %w", err)
+	}
+	env, err := policy.Sign(p, signer)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	e := ledger.Entry{Namespace: policyNamespace, PayloadType: policy.PayloadType, Envelope: env.Marshal(), Signers: [][32]byte{np.logID}}
+	submit := func(ctx context.Context) error {
+		rs, err := seq.Submit(ctx, []ledger.Entry{e})
+		if err == nil && len(rs) == 1 && rs[0].Err != nil {
+			err = rs[0].Err
+		}
+		if err != nil {
+			return err
+		}
+		lg.Info("bootstrap policy written", "file", c.policy.file, "index", rs[0].Index, "keys", len(p.Keys))
+		return nil
+	}
+	if !cluster {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := submit(ctx); err != nil {
+			return fmt.Errorf("--policy: write the bootstrap policy entry: %w", err)
+		}
+		return nil
+	}
+	go func() {
+		for attempt := 1; ; attempt++ {
+			if np.index.Current().InForce() {
+				return // another initial voter wrote it (the same entry: dedup)
+			}
+			actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err := submit(actx)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			lg.Warn("bootstrap policy not written yet; retrying", "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return nil
+}
