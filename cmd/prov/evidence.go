@@ -7,8 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"html"
-	"os"
+		"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -36,11 +35,23 @@ type packIndex struct {
 	Checkpoint string      `json:"checkpoint"`
 	CreatedAt  time.Time   `json:"created_at"`
 	Answer     string      `json:"answer"` // the proven lineage answer (JSON file name)
-	Entries    []packEntry `json:"entries"`
+	// Cost is the proven cost answer of the subject (file name), if the
+	// node gave one; CostNote and FindingsNote say why a section is empty.
+	Cost         string      `json:"cost,omitempty"`
+	CostNote     string      `json:"cost_note,omitempty"`
+	FindingsNote string      `json:"findings_note,omitempty"`
+	Entries      []packEntry `json:"entries"`
 }
+
+// Roles of a pack's entries.
+const (
+	roleLineage = "lineage" // an entry the lineage answer rests on
+	roleFinding = "finding" // a scanner finding about such entries
+)
 
 type packEntry struct {
 	Index          uint64    `json:"index"`
+	Role           string    `json:"role"`
 	Namespace      string    `json:"namespace"`
 	PayloadType    string    `json:"payload_type"`
 	IntegratedTime time.Time `json:"integrated_time"`
@@ -134,7 +145,7 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 		if err != nil {
 			return a.failed(fmt.Sprintf("entry %d", e.GetIndex()), err)
 		}
-		pe := packEntry{Index: e.GetIndex(), Namespace: rec.Namespace, PayloadType: rec.PayloadType, IntegratedTime: rec.IntegratedTime.UTC(),
+		pe := packEntry{Index: e.GetIndex(), Role: roleLineage, Namespace: rec.Namespace, PayloadType: rec.PayloadType, IntegratedTime: rec.IntegratedTime.UTC(),
 			Bundle: fmt.Sprintf("entries/%d.tlog-proof", e.GetIndex()), Redacted: e.GetRedacted()}
 		for _, s := range rec.Signers {
 			pe.Signers = append(pe.Signers, hex.EncodeToString(s[:]))
@@ -153,6 +164,14 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 		}
 		idx.Entries = append(idx.Entries, pe)
 	}
+	costAns, err := a.packCost(ctx, c, n, dir, &idx, v)
+	if err != nil {
+		return err
+	}
+	payloads, err := a.packFindings(ctx, dir, &idx, v, cpNote)
+	if err != nil {
+		return err
+	}
 	sort.Slice(idx.Entries, func(i, j int) bool { return idx.Entries[i].Index < idx.Entries[j].Index })
 	var ansJSON, tree bytes.Buffer
 	if err := render(&ansJSON, ans, "json"); err != nil {
@@ -161,10 +180,14 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 	if err := render(&tree, ans, "tree"); err != nil {
 		return err
 	}
+	md, htm, err := renderReports(buildReport(&idx, ans, costAns, tree.String(), payloads))
+	if err != nil {
+		return err
+	}
 	ij, _ := json.MarshalIndent(idx, "", "  ")
 	for name, b := range map[string][]byte{
 		"answer.json": ansJSON.Bytes(), "index.json": append(ij, '\n'),
-		"report.md": packMarkdown(&idx, tree.String()), "report.html": packHTML(&idx, tree.String()),
+		"report.md": md, "report.html": htm,
 	} {
 		if err := writeFileAtomic(filepath.Join(dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("evidence: %w", err)
@@ -179,34 +202,6 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 	}
 	fmt.Fprintln(a.stdout)
 	return nil
-}
-
-func packMarkdown(idx *packIndex, tree string) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Evidence pack: %s\n\nLog `%s`, tree size %d, root `%s`, created %s.\n\n", idx.Subject, idx.Origin, idx.TreeSize, idx.RootHash, idx.CreatedAt.Format(time.RFC3339))
-	b.WriteString("Re-check offline: `prov verify --evidence DIR --log-key LOG.pub [--trust KEYS.pem]`.\n\n## Upstream lineage\n\n```\n")
-	b.WriteString(tree)
-	b.WriteString("```\n\n## Entries\n\n| index | time | namespace | payload type | signers | bundle |\n|---|---|---|---|---|---|\n")
-	for _, e := range idx.Entries {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | [%s](%s) |\n", e.Index, e.IntegratedTime.Format(time.RFC3339), e.Namespace, e.PayloadType, shortIDs(e.Signers), e.Bundle, e.Bundle)
-	}
-	fmt.Fprintf(&b, "\n## Checkpoint\n\n```\n%s```\n", idx.Checkpoint)
-	return []byte(b.String())
-}
-
-func packHTML(idx *packIndex, tree string) []byte {
-	var b strings.Builder
-	e := html.EscapeString
-	fmt.Fprintf(&b, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Evidence pack: %s</title></head><body>\n<h1>Evidence pack: %s</h1>\n", e(idx.Subject), e(idx.Subject))
-	fmt.Fprintf(&b, "<p>Log <code>%s</code>, tree size %d, root <code>%s</code>, created %s. Re-check offline with <code>prov verify --evidence DIR --log-key LOG.pub</code>.</p>\n",
-		e(idx.Origin), idx.TreeSize, e(idx.RootHash), idx.CreatedAt.Format(time.RFC3339))
-	fmt.Fprintf(&b, "<h2>Upstream lineage</h2>\n<pre>%s</pre>\n<h2>Entries</h2>\n<table border=\"1\"><tr><th>index</th><th>time</th><th>namespace</th><th>payload type</th><th>signers</th><th>bundle</th></tr>\n", e(tree))
-	for _, x := range idx.Entries {
-		fmt.Fprintf(&b, "<tr><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"%s\">%s</a></td></tr>\n",
-			x.Index, x.IntegratedTime.Format(time.RFC3339), e(x.Namespace), e(x.PayloadType), e(shortIDs(x.Signers)), e(x.Bundle), e(x.Bundle))
-	}
-	fmt.Fprintf(&b, "</table>\n<h2>Checkpoint</h2>\n<pre>%s</pre>\n</body></html>\n", e(idx.Checkpoint))
-	return []byte(b.String())
 }
 
 func shortIDs(ids []string) string {
@@ -252,6 +247,7 @@ func (a *app) verifyPack(dir, trustFile string) error {
 		return a.failed("evidence pack", fmt.Errorf("index.json's origin, size or root differ from its signed checkpoint"))
 	}
 	sigs := 0
+	payloads := map[uint64][]byte{}
 	for _, e := range idx.Entries {
 		if strings.Contains(e.Bundle, "..") || strings.Contains(e.Envelope, "..") || filepath.IsAbs(e.Bundle) || filepath.IsAbs(e.Envelope) {
 			return a.failed("evidence pack", fmt.Errorf("entry %d: file names must stay inside the pack", e.Index))
@@ -288,11 +284,14 @@ func (a *app) verifyPack(dir, trustFile string) error {
 		if err := client.CheckEnvelope(rec, env); err != nil {
 			return a.failed(what, err)
 		}
+		pe, err := envelope.Parse(env)
+		if err != nil {
+			return a.failed(what, err)
+		}
+		if e.Role == roleFinding {
+			payloads[e.Index] = pe.Payload
+		}
 		if kr != nil {
-			pe, err := envelope.Parse(env)
-			if err != nil {
-				return a.failed(what, err)
-			}
 			r, err := checkSignatures(pe, rec, kr)
 			if err != nil {
 				return a.failed(what, err)
@@ -302,6 +301,9 @@ func (a *app) verifyPack(dir, trustFile string) error {
 			}
 			sigs += len(r.Verified)
 		}
+	}
+	if err := a.verifyPackReports(dir, &idx, pub, v, payloads); err != nil {
+		return err
 	}
 	if a.json {
 		return a.printJSON(map[string]any{"verified": true, "subject": idx.Subject, "entries": len(idx.Entries), "origin": cp.Origin, "tree_size": cp.Size, "signatures_verified": sigs})

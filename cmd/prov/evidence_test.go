@@ -29,8 +29,19 @@ func TestEvidencePack(t *testing.T) {
 		t.Fatalf("index.json: %v %d entries", err, len(idx.Entries))
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(md), revName) || !strings.Contains(string(md), idx.Entries[0].Bundle) {
-		t.Fatalf("report.md:\n%s", md)
+	htm, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	for _, want := range []string{revName, idx.Entries[0].Bundle, "## Sources", "## Jobs", "## Code versions", "## Signers", "## Costs", "## Scanner findings", idx.Entries[0].Signers[0]} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	for _, want := range []string{"<h2>Sources</h2>", "<h2>Code versions</h2>", "<h2>Costs</h2>", `<a href="` + idx.Entries[0].Bundle + `">`} {
+		if !strings.Contains(string(htm), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("report.md:\n%s\nreport.html:\n%s", md, htm)
 	}
 	off := func(args ...string) result {
 		return prov(t, "", append([]string{"--server", "127.0.0.1:1", "--log-key", ts.logPub}, args...)...)
@@ -56,6 +67,18 @@ func TestEvidencePack(t *testing.T) {
 		{"index lies about a namespace", "index.json", func(b []byte) []byte {
 			return []byte(strings.Replace(string(b), `"namespace": "airflow-prod"`, `"namespace": "other"`, 1))
 		}},
+		{"report.md leaves out a source", "report.md", func(b []byte) []byte {
+			i := strings.Index(string(b), "## Sources\n\n- ")
+			j := strings.Index(string(b)[i+13:], "\n")
+			return append(b[:i+12:i+12], b[i+13+j+1:]...)
+		}},
+		{"report.html names another signer", "report.html", func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), idx.Entries[0].Signers[0], strings.Repeat("0", 64), 1))
+		}},
+		{"answer.json loses an edge", "answer.json", func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), `"rel": "input"`, `"rel": "output"`, 1))
+		}},
+		{"answer.json swapped for nonsense", "answer.json", func([]byte) []byte { return []byte(`{"format":1,"nonsense":true}`) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, tc.file)
