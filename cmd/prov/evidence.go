@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-		"os"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -27,14 +27,14 @@ const EvidencePackFormat = "provledger-evidence-pack/v1"
 
 // packIndex is an evidence pack's index.json.
 type packIndex struct {
-	Format     string      `json:"format"`
-	Subject    string      `json:"subject"`
-	Origin     string      `json:"origin"`
-	TreeSize   uint64      `json:"tree_size"`
-	RootHash   string      `json:"root_hash"`
-	Checkpoint string      `json:"checkpoint"`
-	CreatedAt  time.Time   `json:"created_at"`
-	Answer     string      `json:"answer"` // the proven lineage answer (JSON file name)
+	Format     string    `json:"format"`
+	Subject    string    `json:"subject"`
+	Origin     string    `json:"origin"`
+	TreeSize   uint64    `json:"tree_size"`
+	RootHash   string    `json:"root_hash"`
+	Checkpoint string    `json:"checkpoint"`
+	CreatedAt  time.Time `json:"created_at"`
+	Answer     string    `json:"answer"` // the proven lineage answer (JSON file name)
 	// Cost is the proven cost answer of the subject (file name), if the
 	// node gave one; CostNote and FindingsNote say why a section is empty.
 	Cost         string      `json:"cost,omitempty"`
