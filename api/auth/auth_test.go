@@ -284,6 +284,7 @@ func TestMethodClasses(t *testing.T) {
 		{provledgerpb.Scanner_ListFindings_FullMethodName, ClassRead},
 		{provledgerpb.Scanner_ForecastCost_FullMethodName, ClassRead},
 		{provledgerpb.Scanner_Scan_FullMethodName, ClassAdmin},
+		{provledgerpb.Admin_Backup_FullMethodName, ClassAdmin}, // a copy of everything
 		{"/provledger.v1.Unknown/Method", ClassAdmin},
 	} {
 		if got := a.MethodClass(tc.method); got != tc.want {

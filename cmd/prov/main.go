@@ -311,6 +311,7 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.verifyAnswerCommand(),
 		a.scanCommand(), a.findingsCommand(), a.forecastCommand(), // scan.go
 		a.clusterCommand(),
+		a.backupCommand(), // backup.go
 	}
 	for _, s := range subs {
 		s.FlagSet.SetOutput(a.stderr)

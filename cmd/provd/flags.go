@@ -57,6 +57,8 @@ type config struct {
 	witness witnessConfig
 	// policy is --policy, the bootstrap policy (policy.go).
 	policy policyConfig
+	// restore is --restore (restore.go).
+	restore restoreConfig
 }
 
 const usageHeader = `provd — the provledger node.
@@ -66,6 +68,7 @@ records over gRPC, and the C2SP tlog-tiles read API over HTTP.
 
   provd --dev                      # one node on loopback, data in ./data
   provd token new NAME [roles=…]   # a bearer token for --auth-tokens (docs/security.md)
+  provd certs --out DIR            # CAs, node and client certificates for a TLS cluster
 
 Every flag can also be set with an environment variable PROVLEDGER_<FLAG>,
 e.g. PROVLEDGER_GRPC_ADDR=127.0.0.1:7400.
@@ -97,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	addScanFlags(fs, &c.scan)
 	addWitnessFlags(fs, &c.witness)
 	addPolicyFlags(fs, &c.policy)
+	addRestoreFlags(fs, &c.restore)
 	// The usage is printed for --help only: after a bad flag it would bury
 	// the one line that says what is wrong.
 	fs.Usage = func() {}
@@ -170,6 +174,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.scan.validate(); err != nil {
+		return err
+	}
+	if err := c.restore.validate(c); err != nil {
 		return err
 	}
 	return c.ingest.validate()

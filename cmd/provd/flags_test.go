@@ -60,6 +60,10 @@ var allFlags = []struct {
 	{"peers", "PROVLEDGER_PEERS", "n2=10.0.0.2:7402=10.0.0.2:7400", func(c *config) string { return c.cluster.peers }},
 	{"join", "PROVLEDGER_JOIN", "10.0.0.1:7400", func(c *config) string { return c.cluster.join }},
 	{"raft-timeout", "PROVLEDGER_RAFT_TIMEOUT", "500ms", func(c *config) string { return c.cluster.raftTimeout.String() }},
+	// peertls.go
+	{"peer-tls-cert", "PROVLEDGER_PEER_TLS_CERT", "/etc/provd/node.crt", func(c *config) string { return c.cluster.peerTLS.cert }},
+	{"peer-tls-key", "PROVLEDGER_PEER_TLS_KEY", "/etc/provd/node.key", func(c *config) string { return c.cluster.peerTLS.key }},
+	{"peer-tls-ca", "PROVLEDGER_PEER_TLS_CA", "/etc/provd/cluster-ca.pem", func(c *config) string { return c.cluster.peerTLS.ca }},
 	// admin.go, security.go
 	{"admin-addr", "PROVLEDGER_ADMIN_ADDR", "127.0.0.1:9403", func(c *config) string { return c.admin.addr }},
 	{"tls-cert", "PROVLEDGER_TLS_CERT", "/etc/provd/tls.crt", func(c *config) string { return c.security.tlsCert }},
@@ -84,6 +88,8 @@ var allFlags = []struct {
 	{"witness", "PROVLEDGER_WITNESS", "http://w1.example:7402=w1.example+bdde10ec+BDtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop", func(c *config) string { return c.witness.witnesses.String() }},
 	{"witness-quorum", "PROVLEDGER_WITNESS_QUORUM", "1", func(c *config) string { return strconv.Itoa(c.witness.quorum) }},
 	{"witness-interval", "PROVLEDGER_WITNESS_INTERVAL", "3s", func(c *config) string { return c.witness.interval.String() }},
+	// restore.go
+	{"restore", "PROVLEDGER_RESTORE", "/var/backups/provd.backup", func(c *config) string { return c.restore.file }},
 }
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {
@@ -127,6 +133,10 @@ func TestEveryFlagSettableFromEnv(t *testing.T) {
 			if f.name == "ingest-key" {
 				// An ingest key alone is refused: the endpoint needs tokens.
 				t.Setenv("PROVLEDGER_INGEST_TOKENS", "/etc/provd/ingest-tokens")
+			}
+			if f.name == "restore" {
+				// A restore needs the log key that signed the backup.
+				t.Setenv("PROVLEDGER_LOG_KEY", "/etc/provd/log.key")
 			}
 			args := []string{"--dev"}
 			if f.name == "dev" {

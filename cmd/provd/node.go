@@ -18,6 +18,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/provledger/provledger/api/adminservice"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/api/queryservice"
 	"github.com/provledger/provledger/api/server"
@@ -75,6 +76,9 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
+	if err := restoreData(c, signer, vkey, stdout, lg); err != nil { // restore.go: --restore FILE
+		return nil, err
+	}
 
 	keyring, err := keys.NewKeyring()
 	if err != nil {
@@ -127,7 +131,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, err
 	}
-	seq, err := openSequencer(c, l, keyring, priv, lg) // cluster.go: Raft with --node-id
+	seq, err := openSequencer(c, l, keyring, priv, g, lg) // cluster.go: Raft with --node-id
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +177,11 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		return nil, err
 	}
 	provledgerpb.RegisterQueryServer(srv.GRPC(), qs)
+	admin, err := adminservice.New(adminservice.Config{Log: l, LogKey: vkey, Node: c.cluster.nodeID, Logger: lg}) // Backup (admin role)
+	if err != nil {
+		return nil, err
+	}
+	provledgerpb.RegisterAdminServer(srv.GRPC(), admin)
 	registerCluster(srv.GRPC(), seq)
 	if err := startIngest(c, srv, keyring, lg); err != nil { // ingest.go: OpenLineage over HTTP
 		return nil, err

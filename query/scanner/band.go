@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"cmp"
 	"math"
 	"slices"
 )
@@ -50,11 +51,7 @@ func keep(o BandOptions) int {
 // deviation from up to 7·Window points instead of Window. The half-width
 // is K·σ·√(1+π/(2n)): the centre's own error (median of n points) counts.
 func (s *series) band(o BandOptions, wd int8) (Band, bool) {
-	type pv struct {
-		pos int
-		v   float64
-	}
-	var groups [7][]pv
+	var groups [7][]bandPoint
 	for i := len(s.Points) - 1; i >= 0; i-- {
 		g := s.Points[i].WD
 		if o.NotWeekly {
@@ -63,7 +60,7 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 		if g < 0 || g > 6 || len(groups[g]) >= o.Window {
 			continue
 		}
-		groups[g] = append(groups[g], pv{i, s.Points[i].V})
+		groups[g] = append(groups[g], bandPoint{i, s.Points[i].V})
 	}
 	own := wd
 	if o.NotWeekly {
@@ -79,30 +76,25 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 	}
 	med := median(vals)
 	var dev, recent []float64
-	others := make([]float64, 0, o.Window)
+	var sorted []float64
+	var rank []int
 	for _, g := range groups {
 		if len(g) < 3 {
 			continue
 		}
+		// The median of the other points of the group (leave-one-out),
+		// read off the sorted group: the same operands as sorting the
+		// others, without sorting once per point.
+		sorted, rank = sortedRanks(g, sorted, rank)
 		for i, p := range g {
-			others = others[:0]
-			for j, q := range g {
-				if j != i {
-					others = append(others, q.v)
-				}
-			}
-			gm := median(others)
+			gm := medianWithout(sorted, rank[i])
 			if gm == 0 {
 				continue
 			}
 			dev = append(dev, math.Abs(p.v-gm)/math.Abs(gm))
 			if i == 0 && p.pos >= len(s.Points)-7 {
 				// The newest point of its group, against the older ones.
-				older := others[:0]
-				for _, q := range g[1:] {
-					older = append(older, q.v)
-				}
-				if om := median(older); om != 0 {
+				if om := medianWithout(sorted, rank[0]); om != 0 {
 					recent = append(recent, p.v/om-1)
 				}
 			}
@@ -121,6 +113,45 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 		half = f
 	}
 	return Band{Low: med - half, High: med + half, Median: med, Points: n}, true
+}
+
+// bandPoint is a point of a weekday group, with its position in the
+// series.
+type bandPoint struct {
+	pos int
+	v   float64
+}
+
+// sortedRanks returns the values of g in ascending order and, for each
+// point of g, its position among them (buffers reused).
+func sortedRanks(g []bandPoint, sorted []float64, rank []int) ([]float64, []int) {
+	idx := make([]int, len(g))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(g[a].v, g[b].v) })
+	sorted, rank = sorted[:0], slices.Grow(rank[:0], len(g))[:len(g)]
+	for r, i := range idx {
+		sorted = append(sorted, g[i].v)
+		rank[i] = r
+	}
+	return sorted, rank
+}
+
+// medianWithout is the median of sorted without its element at k, as
+// median computes it.
+func medianWithout(sorted []float64, k int) float64 {
+	at := func(j int) float64 {
+		if j >= k {
+			j++
+		}
+		return sorted[j]
+	}
+	n := len(sorted) - 1
+	if n%2 == 1 {
+		return at(n / 2)
+	}
+	return (at(n/2-1) + at(n/2)) / 2
 }
 
 // add appends a point, dropping the oldest beyond keep(o).
