@@ -227,3 +227,55 @@ func TestSign(t *testing.T) {
 		t.Fatalf("Sign(bad) = %v", err)
 	}
 }
+
+// TestAccept: the rule that decides which policy entries count.
+func TestAccept(t *testing.T) {
+	admin, _ := keyID(t, "admin")
+	teama, _ := keyID(t, "teama")
+	logKey := keys.KeyID{9}
+	full, _ := os.ReadFile("testdata/policy.json")
+	b, _ := os.ReadFile("testdata/admin.key")
+	priv, err := keys.ParsePrivatePEM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, _ := keys.NewSigner(priv)
+	env := func(doc string) []byte {
+		e, err := envelope.Sign(policy.PayloadType, []byte(doc), sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Marshal()
+	}
+	var none *policy.State
+	inForce := none.Apply(0, mustParse(t, string(full)))
+	other, _ := envelope.Sign("application/vnd.in-toto+json", []byte(`{}`), sg)
+	for _, tc := range []struct {
+		name    string
+		st      *policy.State
+		env     []byte
+		signers []keys.KeyID
+		want    string // "" accepted
+	}{
+		{"bootstrap by the log key", none, env(string(full)), []keys.KeyID{logKey}, ""},
+		{"bootstrap by another key", none, env(string(full)), []keys.KeyID{admin}, "not signed by the log key"},
+		{"admin amends", inForce, env(`{"policyVersion": 1}`), []keys.KeyID{admin}, ""},
+		{"appender amends", inForce, env(`{"policyVersion": 1}`), []keys.KeyID{teama}, "admin key"},
+		{"log key once a policy is in force", inForce, env(`{"policyVersion": 1}`), []keys.KeyID{logKey}, "admin key"},
+		{"bad payload", inForce, env(`{"policyVersion": 7}`), []keys.KeyID{admin}, "policyVersion 7"},
+		{"redacted", inForce, nil, []keys.KeyID{admin}, "redacted"},
+		{"not an envelope", inForce, []byte("{"), []keys.KeyID{admin}, "does not parse"},
+		{"another type", inForce, other.Marshal(), []keys.KeyID{admin}, "payload type"},
+	} {
+		p, err := tc.st.Accept(tc.env, "provledger.policy", tc.signers, []keys.KeyID{logKey})
+		if tc.want == "" {
+			if err != nil || p == nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, policy.ErrIgnored) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrIgnored mentioning %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -26,7 +26,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
 	"github.com/provledger/provledger/crypto/proof"
@@ -286,8 +285,8 @@ func (x *Index) trust(p *policy.Policy) {
 	}
 }
 
-// judge decides whether a policy entry is honoured under cur, returning
-// its parsed policy when it is.
+// judge decides whether a policy entry is honoured under cur (the rule
+// is policy.State.Accept), returning its parsed policy when it is.
 func (x *Index) judge(cur *policy.State, ie *ledger.IndexedEntry) (Entry, *policy.Policy) {
 	e := Entry{Index: ie.Index, Namespace: ie.Record.Namespace}
 	signers := make([]keys.KeyID, len(ie.Record.Signers))
@@ -295,16 +294,7 @@ func (x *Index) judge(cur *policy.State, ie *ledger.IndexedEntry) (Entry, *polic
 		signers[i] = s
 		e.Signers = append(e.Signers, keys.KeyID(s).String())
 	}
-	if ie.Envelope == nil {
-		e.Reason = "the envelope is not stored (redacted)"
-		return e, nil
-	}
-	env, err := envelope.Parse(ie.Envelope)
-	if err != nil {
-		e.Reason = fmt.Sprintf("the envelope does not parse: %v", err)
-		return e, nil
-	}
-	p, err := policy.ParseJSON(env.Payload)
+	p, err := cur.Accept(ie.Envelope, e.Namespace, signers, x.opts.Bootstrap)
 	if err != nil {
 		e.Reason = err.Error()
 		return e, nil
@@ -315,20 +305,6 @@ func (x *Index) judge(cur *policy.State, ie *ledger.IndexedEntry) (Entry, *polic
 		return e, nil
 	}
 	e.Payload = canon
-	if !cur.InForce() {
-		for _, s := range signers {
-			if slices.Contains(x.opts.Bootstrap, s) {
-				e.Honoured = true
-				return e, p
-			}
-		}
-		e.Reason = "no policy is in force and the entry is not signed by the log key (the bootstrap policy comes from provd --policy)"
-		return e, nil
-	}
-	if err := cur.CheckAdmin(e.Namespace, signers); err != nil {
-		e.Reason = err.Error()
-		return e, nil
-	}
 	e.Honoured = true
 	return e, p
 }
