@@ -81,8 +81,9 @@ start 3 --join 127.0.0.1:7510
 wait_up 2
 wait_up 3
 for _ in $(seq 150); do # until a leader is elected and all three members answer
-  n=$("${PROV[@]}" --server 127.0.0.1:7510 --timeout 2s cluster status 2>/dev/null | grep -cE '^node[123] +(Leader|Follower) ' || true)
-  if [ "$n" = 3 ]; then break; fi
+  st=$("${PROV[@]}" --server 127.0.0.1:7510 --timeout 2s cluster status 2>/dev/null || true)
+  n=$(grep -cE '^node[123] +(Leader|Follower) ' <<<"$st" || true)
+  if [ "$n" = 3 ] && grep -qE '^node[123] +Leader ' <<<"$st"; then break; fi
   sleep 0.2
 done
 
