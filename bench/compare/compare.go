@@ -86,7 +86,7 @@ type Report struct {
 	// guarded rows: above 1 the new run is faster overall.
 	Geomean float64 `json:"geomean"`
 	// MachineRatio is the geometric mean of new/old over the machine
-	// limits: far from 1, the two runs did not see the same machine and
+	// limits (the rates, not the informational figures): far from 1, the two runs did not see the same machine and
 	// the other ratios are suspect.
 	MachineRatio float64 `json:"machine_ratio"`
 }
@@ -140,7 +140,7 @@ func Compare(base, cur *suite.Run, opt Options) (*Report, error) {
 			row := compareMetric(b.Name, name, bm, cm, opt)
 			if b.Scenario == suite.ScenarioLimits {
 				row.Verdict = Informative
-				if row.Old > 0 && row.New > 0 {
+				if row.Better == suite.HigherIsBetter && row.Old > 0 && row.New > 0 {
 					machSum += math.Log(row.New / row.Old)
 					machN++
 				}

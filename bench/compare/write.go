@@ -13,7 +13,7 @@ import (
 // sample counts when a U-test decided, and the verdict; then the geomean
 // and the overall verdict.
 func (r *Report) Write(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "result\tmetric\tbaseline\tnew\tchange\tp\tverdict\t\n")
 	for _, row := range r.Rows {
 		switch row.Verdict {

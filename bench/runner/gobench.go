@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"regexp"
@@ -63,6 +64,9 @@ func (b *GoBench) Run(ctx context.Context, goCmd, dir string, log io.Writer) ([]
 // benchmark result line.
 var ErrNoBenchmarks = errors.New("no benchmark results in the go test output")
 
+// ErrBadValue is returned by ParseGoBench for a NaN or infinite figure.
+var ErrBadValue = errors.New("a benchmark reported a value that is not a finite number")
+
 var gomaxprocsSuffix = regexp.MustCompile(`-\d+$`)
 
 // ParseGoBench reads `go test -bench` output (the Go benchmark format)
@@ -98,6 +102,9 @@ func ParseGoBench(r io.Reader, b *GoBench) ([]suite.Result, error) {
 			}
 			if unit == "ns/op" || unit == "B/op" || unit == "allocs/op" {
 				continue // one iteration of a whole scenario: not a figure
+			}
+			if math.IsNaN(val) || math.IsInf(val, 0) {
+				return nil, fmt.Errorf("%w: %s reported %v %s", ErrBadValue, full, val, unit)
 			}
 			m := out[i].Metrics[unit]
 			m.Unit, m.Better = unit, direction(unit)
