@@ -168,7 +168,7 @@ func (a *app) get(ctx context.Context, n uint64, trustFile string) error {
 		fmt.Fprintf(w, "  signatures:      %d verified with %s\n", len(res.Signatures.Verified), trustFile)
 	}
 	if res.Redacted {
-		fmt.Fprintf(w, "  REDACTED by entry %d: the envelope was deleted; the record and every proof remain\n", e.GetRedactedBy())
+		fmt.Fprintf(w, "  REDACTED %s: the envelope was deleted; the record and every proof remain\n", a.redactionNote(ctx, c, e.GetRedactedBy()))
 		return nil
 	}
 	fmt.Fprintln(w, "\nenvelope:")

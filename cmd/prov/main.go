@@ -298,6 +298,7 @@ func (a *app) rootCommand() *ffcli.Command {
 	subs := []*ffcli.Command{
 		a.keygenCommand(),
 		a.appendCommand(),
+		a.redactCommand(), // redact.go
 		a.getCommand(),
 		a.checkpointCommand(),
 		a.proveCommand(),

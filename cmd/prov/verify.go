@@ -137,10 +137,9 @@ func (a *app) verifyEntry(ctx context.Context, n uint64, trustFile string) error
 		return a.failed(fmt.Sprintf("entry %d", n), err)
 	}
 	sigs := ""
-	if kr != nil {
-		if len(ve.Envelope) == 0 {
-			return a.failed(fmt.Sprintf("entry %d", n), fmt.Errorf("the envelope was redacted: no signatures to check"))
-		}
+	if kr != nil && len(ve.Envelope) == 0 {
+		sigs = ", signatures not checked (nothing to check: the payload was redacted)"
+	} else if kr != nil {
 		env, err := envelope.Parse(ve.Envelope)
 		if err != nil {
 			return a.failed(fmt.Sprintf("entry %d", n), fmt.Errorf("envelope: %w", err))
@@ -158,12 +157,12 @@ func (a *app) verifyEntry(ctx context.Context, n uint64, trustFile string) error
 		return a.printJSON(map[string]any{
 			"verified": true, "index": n, "leaf_hash": hex.EncodeToString(ve.LeafHash[:]), "origin": ve.Checkpoint.Origin,
 			"tree_size": ve.Checkpoint.Size, "root_hash": base64.StdEncoding.EncodeToString(ve.Checkpoint.Hash[:]),
-			"redacted": len(ve.Envelope) == 0,
+			"redacted": len(ve.Envelope) == 0, "redacted_by": e.RedactedBy,
 		})
 	}
 	redacted := ""
 	if len(ve.Envelope) == 0 {
-		redacted = " (envelope redacted; record verified)"
+		redacted = fmt.Sprintf("; the payload was REDACTED %s, the record and its inclusion verified", a.redactionNote(ctx, c, e.GetRedactedBy()))
 	}
 	fmt.Fprintf(a.stdout, "verified: entry %d (leaf %s) is in log %s at tree size %d, root %s, checkpoint signed by the log key%s%s\n",
 		n, hex.EncodeToString(ve.LeafHash[:]), ve.Checkpoint.Origin, ve.Checkpoint.Size,
