@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"sync"
 )
 
 // maxDrift caps the drift correction of a band's centre (±20 %): clustered
@@ -51,7 +52,12 @@ func keep(o BandOptions) int {
 // deviation from up to 7·Window points instead of Window. The half-width
 // is K·σ·√(1+π/(2n)): the centre's own error (median of n points) counts.
 func (s *series) band(o BandOptions, wd int8) (Band, bool) {
-	var groups [7][]bandPoint
+	sc := bandScratchPool.Get().(*bandScratch)
+	defer bandScratchPool.Put(sc)
+	groups := &sc.groups
+	for g := range groups {
+		groups[g] = groups[g][:0]
+	}
 	for i := len(s.Points) - 1; i >= 0; i-- {
 		g := s.Points[i].WD
 		if o.NotWeekly {
@@ -70,14 +76,13 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 		return Band{}, false
 	}
 	n := len(groups[own])
-	vals := make([]float64, n)
-	for i, p := range groups[own] {
-		vals[i] = p.v
+	vals := sc.vals[:0]
+	for _, p := range groups[own] {
+		vals = append(vals, p.v)
 	}
 	med := median(vals)
-	var dev, recent []float64
-	var sorted []float64
-	var rank []int
+	dev, recent := sc.dev[:0], sc.recent[:0]
+	defer func() { sc.vals, sc.dev, sc.recent = vals, dev, recent }()
 	for _, g := range groups {
 		if len(g) < 3 {
 			continue
@@ -85,16 +90,16 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 		// The median of the other points of the group (leave-one-out),
 		// read off the sorted group: the same operands as sorting the
 		// others, without sorting once per point.
-		sorted, rank = sortedRanks(g, sorted, rank)
+		sc.sortRanks(g)
 		for i, p := range g {
-			gm := medianWithout(sorted, rank[i])
+			gm := medianWithout(sc.sorted, sc.rank[i])
 			if gm == 0 {
 				continue
 			}
 			dev = append(dev, math.Abs(p.v-gm)/math.Abs(gm))
 			if i == 0 && p.pos >= len(s.Points)-7 {
 				// The newest point of its group, against the older ones.
-				if om := medianWithout(sorted, rank[0]); om != 0 {
+				if om := medianWithout(sc.sorted, sc.rank[0]); om != 0 {
 					recent = append(recent, p.v/om-1)
 				}
 			}
@@ -122,20 +127,29 @@ type bandPoint struct {
 	v   float64
 }
 
-// sortedRanks returns the values of g in ascending order and, for each
-// point of g, its position among them (buffers reused).
-func sortedRanks(g []bandPoint, sorted []float64, rank []int) ([]float64, []int) {
-	idx := make([]int, len(g))
-	for i := range idx {
-		idx[i] = i
+// bandScratch holds band's buffers between calls.
+type bandScratch struct {
+	groups                    [7][]bandPoint
+	vals, dev, recent, sorted []float64
+	rank, idx                 []int
+}
+
+var bandScratchPool = sync.Pool{New: func() any { return new(bandScratch) }}
+
+// sortRanks sets sc.sorted to the values of g in ascending order and
+// sc.rank[i] to the position of g[i] among them.
+func (sc *bandScratch) sortRanks(g []bandPoint) {
+	sc.idx = sc.idx[:0]
+	for i := range g {
+		sc.idx = append(sc.idx, i)
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(g[a].v, g[b].v) })
-	sorted, rank = sorted[:0], slices.Grow(rank[:0], len(g))[:len(g)]
-	for r, i := range idx {
-		sorted = append(sorted, g[i].v)
-		rank[i] = r
+	slices.SortStableFunc(sc.idx, func(a, b int) int { return cmp.Compare(g[a].v, g[b].v) })
+	sc.sorted = sc.sorted[:0]
+	sc.rank = slices.Grow(sc.rank[:0], len(g))[:len(g)]
+	for r, i := range sc.idx {
+		sc.sorted = append(sc.sorted, g[i].v)
+		sc.rank[i] = r
 	}
-	return sorted, rank
 }
 
 // medianWithout is the median of sorted without its element at k, as

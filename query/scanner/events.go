@@ -51,7 +51,7 @@ func sortedKeys[T any](m map[string]*T) []string {
 func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 	window := s.opts.Lineage.RunWindow.Milliseconds()
 	keep := runRetention.Milliseconds()
-	for _, id := range sortedKeys(s.runs.m) {
+	for _, id := range s.runs.keys() {
 		rs := s.runs.m[id]
 		switch {
 		case rs.Done && nowMs-rs.DoneAt > keep:
@@ -73,26 +73,16 @@ func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 }
 
 func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
-	o := s.opts.Freshness
-	for _, k := range sortedKeys(s.datasets.m) {
+	for _, k := range s.datasets.keys() {
 		ds := s.datasets.m[k]
 		if ds.Stale || ds.Updates == 0 {
 			continue
 		}
-		limit := int64(0)
-		how := "configured"
-		if iv, ok := o.Intervals[strings.Replace(k, "\x00", ":", 1)]; ok {
-			limit = iv.Milliseconds()
-		} else if ds.Configured > 0 {
-			limit = ds.Configured
-		} else if len(ds.Gaps) >= o.MinGaps {
-			g := make([]float64, len(ds.Gaps))
-			for i, v := range ds.Gaps {
-				g[i] = float64(v)
-			}
-			limit = int64(o.Factor*median(g)) + o.Grace.Milliseconds()
-			how = "learned"
+		if !ds.limitOK {
+			ds.limit, ds.how = s.freshnessLimit(k, ds)
+			ds.limitOK = true
 		}
+		limit, how := ds.limit, ds.how
 		if limit == 0 || nowMs-ds.LastUpdate <= limit {
 			continue
 		}
@@ -105,6 +95,26 @@ func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
 			Observed: &obs, Expected: &Band{High: lim},
 			Message: fmt.Sprintf("dataset %s not updated for %.1f h (%s limit %.1f h); last update at entry %d", subjectOf("", k)[1:], obs, how, lim, ds.LastEntry)})
 	}
+}
+
+// freshnessLimit is how long dataset k may go without an update (ms; 0:
+// not judged yet), and whether that limit is "configured" or "learned".
+func (s *Scanner) freshnessLimit(k string, ds *datasetState) (int64, string) {
+	o := s.opts.Freshness
+	if iv, ok := o.Intervals[strings.Replace(k, "\x00", ":", 1)]; ok {
+		return iv.Milliseconds(), "configured"
+	}
+	if ds.Configured > 0 {
+		return ds.Configured, "configured"
+	}
+	if len(ds.Gaps) >= o.MinGaps {
+		g := make([]float64, len(ds.Gaps))
+		for i, v := range ds.Gaps {
+			g[i] = float64(v)
+		}
+		return int64(o.Factor*median(g)) + o.Grace.Milliseconds(), "learned"
+	}
+	return 0, "configured"
 }
 
 // event runs the detectors that read run events.
@@ -353,6 +363,7 @@ func (s *Scanner) updated(idx uint64, nowMs int64, dk string) {
 	}
 	ds.Updates++
 	ds.LastUpdate, ds.LastEntry, ds.Stale = nowMs, idx, false
+	ds.limitOK = false
 }
 
 // volumeOf judges an output's row count, size and null counts.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -44,6 +45,9 @@ type table[T any] struct {
 	pfx   byte
 	m     map[string]*T
 	dirty map[string]struct{}
+	// sorted caches m's keys in order (nil: to compute); a slice handed
+	// out is never modified, so callers may delete while they iterate.
+	sorted []string
 }
 
 func newTable[T any](pfx byte) *table[T] {
@@ -60,6 +64,7 @@ func (t *table[T]) touch(k string) *T {
 	if v == nil {
 		v = new(T)
 		t.m[k] = v
+		t.sorted = nil
 	}
 	t.dirty[k] = struct{}{}
 	return v
@@ -69,6 +74,20 @@ func (t *table[T]) touch(k string) *T {
 func (t *table[T]) del(k string) {
 	delete(t.m, k)
 	t.dirty[k] = struct{}{}
+	t.sorted = nil
+}
+
+// keys returns the keys in sorted order (maps are visited in order, so
+// the findings are deterministic). The slice must not be modified.
+func (t *table[T]) keys() []string {
+	if t.sorted == nil {
+		t.sorted = make([]string, 0, len(t.m))
+		for k := range t.m {
+			t.sorted = append(t.sorted, k)
+		}
+		slices.Sort(t.sorted)
+	}
+	return t.sorted
 }
 
 func (t *table[T]) key(k string) []byte {
@@ -89,6 +108,7 @@ func (t *table[T]) load(db *pebble.DB) error {
 		}
 		t.m[string(it.Key()[2:])] = v
 	}
+	t.sorted = nil
 	return it.Error()
 }
 
@@ -116,6 +136,7 @@ func (t *table[T]) flush(b *pebble.Batch) error {
 func (t *table[T]) reset() {
 	clear(t.m)
 	clear(t.dirty)
+	t.sorted = nil
 }
 
 // keyState is a key granted or revoked by policy.
@@ -154,7 +175,13 @@ type datasetState struct {
 	Updates    int      `json:"n,omitempty"`
 	Gaps       []int64  `json:"gaps,omitempty"` // ms
 	Stale      bool     `json:"stale,omitempty"`
-	Configured int64    `json:"cfg,omitempty"` // ms, from policy
+	Configured int64    `json:"cfg,omitempty"`
+
+	// limit caches the freshness limit (ms, 0: none) and how it was set;
+	// limitOK false: to compute (after an update or a policy change).
+	limit   int64
+	how     string
+	limitOK bool // ms, from policy
 }
 
 type runState struct {
