@@ -61,15 +61,16 @@ func benchLog(b *testing.B) *logFixture {
 }
 
 // BenchmarkAuditFull measures prov audit --full --trust (every entry
-// bundle and tile fetched over loopback HTTP from api/httpapi in the same
-// process, every leaf and the root recomputed, every envelope fetched and
-// its DSSE signature verified). It reports entries/s.
+// bundle, tile and envelope bundle fetched over loopback HTTP from
+// api/httpapi in the same process, every leaf and the root recomputed,
+// every DSSE signature verified). It reports entries/s.
 //
 //	PROV_AUDIT_BENCH_DIR=/tmp/auditbench PROV_AUDIT_BENCH_N=1000000 \
 //	  go test -run '^$' -bench AuditFull -benchtime 1x ./cmd/prov
 //
-// PROV_AUDIT_BENCH_GRPC=1 reads the envelopes with gRPC GetEntries
-// (--envelopes grpc); PROV_AUDIT_BENCH_NOTRUST=1 skips signatures.
+// PROV_AUDIT_BENCH_ENVELOPES=http|grpc reads the envelopes one GET each
+// or with gRPC GetEntries instead of /envelopes/<N> (PROV_AUDIT_BENCH_GRPC=1
+// is grpc); PROV_AUDIT_BENCH_NOTRUST=1 skips signatures.
 func BenchmarkAuditFull(b *testing.B) {
 	f := benchLog(b)
 	size := f.log.Latest().Size
@@ -83,8 +84,11 @@ func BenchmarkAuditFull(b *testing.B) {
 		if os.Getenv("PROV_AUDIT_BENCH_NOTRUST") == "" {
 			args = append(args, "--trust", f.trust)
 		}
-		if os.Getenv("PROV_AUDIT_BENCH_GRPC") != "" {
+		switch src := os.Getenv("PROV_AUDIT_BENCH_ENVELOPES"); {
+		case src == "grpc" || os.Getenv("PROV_AUDIT_BENCH_GRPC") != "":
 			args = append([]string{"--server", grpcAddr}, append(args, "--envelopes", "grpc")...)
+		case src != "":
+			args = append(args, "--envelopes", src)
 		}
 		code := runWith(context.Background(), args, nil, io.Discard, os.Stderr)
 		if code != 0 {

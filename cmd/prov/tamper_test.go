@@ -66,7 +66,9 @@ func submit(t *testing.T, wc *witness.Client, url string) error {
 
 func monitorOnce(t *testing.T, f *logFixture, url, state, evidence string, extra ...string) (int, map[string]any) {
 	t.Helper()
-	args := append([]string{"--log-key", f.logPub, "--json", "monitor", "--once", "--url", url, "--state", state, "--evidence", evidence}, extra...)
+	// --trust: the new entries' envelopes (read 256 at a time from
+	// /envelopes/<N>) and signatures are checked too.
+	args := append([]string{"--log-key", f.logPub, "--json", "monitor", "--once", "--url", url, "--state", state, "--evidence", evidence, "--trust", f.trust}, extra...)
 	r := prov(t, "", args...)
 	var out map[string]any
 	json.Unmarshal([]byte(r.stdout), &out)
@@ -102,6 +104,7 @@ func TestTamperDetection(t *testing.T) {
 		// (nil: the served one).
 		coverUp      func(t *testing.T) *logFixture
 		monitorKind  string
+		monitorEntry string // the entry the monitor must name ("" for checkpoint-level cases)
 		evidenceOK   bool   // prov verify --evidence-file proves it
 		witnessError string // reason (409) or sentinel text
 	}{
@@ -110,13 +113,13 @@ func TestTamperDetection(t *testing.T) {
 				b := newLogFixture(t, t.TempDir())
 				b.appendIndexes(t, seq(0, 600), salted(450))
 				return b
-			}, monitorKind: kindModified, witnessError: "fork"},
+			}, monitorKind: kindModified, monitorEntry: "entry 450:", witnessError: "fork"},
 		{name: "drop an entry", tamper: func(t *testing.T, a *logFixture) *logFixture { a.dropEntry(t, 450); return nil },
 			coverUp: func(t *testing.T) *logFixture {
 				b := newLogFixture(t, t.TempDir())
 				b.appendIndexes(t, append(seq(0, 450), seq(451, 600)...), noSalt)
 				return b
-			}, monitorKind: kindDropped, witnessError: "stale"},
+			}, monitorKind: kindDropped, monitorEntry: "entry 450:", witnessError: "stale"},
 		{name: "swap two entries", tamper: func(t *testing.T, a *logFixture) *logFixture { a.swapEntries(t, 400, 500); return nil },
 			coverUp: func(t *testing.T) *logFixture {
 				b := newLogFixture(t, t.TempDir())
@@ -124,7 +127,7 @@ func TestTamperDetection(t *testing.T) {
 				idx[400], idx[500] = 500, 400
 				b.appendIndexes(t, idx, noSalt)
 				return b
-			}, monitorKind: kindSwapped, witnessError: "fork"},
+			}, monitorKind: kindSwapped, monitorEntry: "entry 400:", witnessError: "fork"},
 		{name: "forked checkpoint", monitorAt600: true, tamper: func(t *testing.T, a *logFixture) *logFixture {
 			b := newLogFixture(t, t.TempDir())
 			b.appendIndexes(t, seq(0, 600), salted(599))
@@ -168,6 +171,9 @@ func TestTamperDetection(t *testing.T) {
 			code, out := monitorOnce(t, a, url, state, evidence, "--on-alert", "echo $PROV_ALERT_KIND > "+alerted)
 			if code != exitFailed || out["kind"] != tc.monitorKind {
 				t.Fatalf("monitor: exit %d %v, want kind %s", code, out, tc.monitorKind)
+			}
+			if d, _ := out["detail"].(string); tc.monitorEntry != "" && !strings.HasPrefix(d, tc.monitorEntry) {
+				t.Fatalf("monitor: detail %q does not name %q", d, tc.monitorEntry)
 			}
 			if b, err := os.ReadFile(alerted); err != nil || strings.TrimSpace(string(b)) != tc.monitorKind {
 				t.Fatalf("--on-alert: %q %v", b, err)
