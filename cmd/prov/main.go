@@ -312,6 +312,7 @@ func (a *app) rootCommand() *ffcli.Command {
 		a.verifyAnswerCommand(),
 		a.scanCommand(), a.findingsCommand(), a.forecastCommand(), // scan.go
 		a.clusterCommand(),
+		a.policyCommand(), // policy.go
 		a.backupCommand(), // backup.go
 	}
 	for _, s := range subs {
