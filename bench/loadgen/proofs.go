@@ -89,6 +89,12 @@ func RunProofs(ctx context.Context, cfg ProofsConfig) (*ProofsReport, error) {
 		return nil, err
 	}
 	defer c.Close()
+	// A client asks for consistency from a checkpoint it saw: make some,
+	// by appending a few entries one at a time, before the clock.
+	oldSizes, err := seedCheckpoints(ctx, c, seedCheckpointCount)
+	if err != nil {
+		return nil, err
+	}
 	cp, err := c.GetCheckpoint(ctx, &provledgerpb.GetCheckpointRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("proofs: checkpoint: %w", err)
@@ -138,7 +144,8 @@ func RunProofs(ctx context.Context, cfg ProofsConfig) (*ProofsReport, error) {
 		return nil
 	})
 	rep.Consistency = loadFor(ctx, cfg, func(rng *rand.Rand) error {
-		p, err := c.GetConsistencyProof(ctx, &provledgerpb.GetConsistencyProofRequest{OldSize: 1 + rng.Uint64N(size-1), NewSize: size})
+		old := oldSizes[rng.IntN(len(oldSizes))]
+		p, err := c.GetConsistencyProof(ctx, &provledgerpb.GetConsistencyProofRequest{OldSize: old, NewSize: size})
 		if err != nil {
 			fail(err)
 			return err
@@ -185,6 +192,42 @@ func RunProofs(ctx context.Context, cfg ProofsConfig) (*ProofsReport, error) {
 		return nil, fmt.Errorf("proofs: a consistency proof the node served did not verify: %w", err)
 	}
 	return rep, nil
+}
+
+// seedCheckpointCount is how many checkpoints RunProofs makes for the
+// consistency requests to start from.
+const seedCheckpointCount = 16
+
+// seedCheckpoints appends n entries one at a time (a fresh Ed25519 key,
+// introduced with the first) and returns the sizes of the checkpoints
+// their receipts name: sizes a client holds a signed checkpoint of.
+func seedCheckpoints(ctx context.Context, c *client.Client, n int) ([]uint64, error) {
+	signers, err := newSigners("ed25519", 1)
+	if err != nil {
+		return nil, err
+	}
+	cfg := DefaultAppendConfig()
+	nonce := runNonce() + "-proofs"
+	var sizes []uint64
+	for i := range n {
+		req, _, err := signedRequest(&cfg, signers[0], nonce, uint64(i))
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			req.PublicKeys = [][]byte{signers[0].pubPEM}
+		}
+		resp, err := c.Append(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("proofs: seed a checkpoint: %w", err)
+		}
+		cp, err := client.OpenCheckpoint(resp.GetCheckpoint(), nil)
+		if err != nil {
+			return nil, fmt.Errorf("proofs: seed a checkpoint: %w", err)
+		}
+		sizes = append(sizes, cp.Size)
+	}
+	return sizes, nil
 }
 
 // loadFor runs cfg.Clients goroutines calling op for cfg.Duration and
@@ -284,6 +327,9 @@ func consistencyJobs(ps []*provledgerpb.ConsistencyProof, v note.Verifier) ([]fu
 	roots := map[string]checkpoint.Checkpoint{}
 	var out []func() error
 	for _, p := range ps {
+		if len(p.GetOldCheckpoint()) == 0 {
+			continue // no checkpoint was published at the old size: no root to check against
+		}
 		oldCP, err := openOnce(roots, p.GetOldCheckpoint(), v)
 		if err != nil {
 			return nil, err

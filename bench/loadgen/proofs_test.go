@@ -44,8 +44,8 @@ func TestDiskUsage(t *testing.T) {
 	}
 	// Blocks are allocated in file-system units: at least the bytes
 	// written, less than one 64 KiB unit more per file.
-	if got < 80_000 || got > 80_000+2*65536 {
-		t.Errorf("disk usage %d, want about 80,000", got)
+	if got.Apparent != 80_000 || got.Allocated < 80_000 || got.Allocated > 80_000+2*65536 {
+		t.Errorf("disk usage %+v, want 80,000 apparent and about as much allocated", got)
 	}
 	if _, err := diskUsage(filepath.Join(dir, "absent")); err == nil {
 		t.Error("no error for a missing directory")

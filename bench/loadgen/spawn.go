@@ -243,9 +243,9 @@ func (n *Node) Restart(ctx context.Context, timeout time.Duration) (time.Duratio
 // to exit.
 func (n *Node) Kill() { n.kill() }
 
-// DiskUsage is the number of bytes the files under the node's data
-// directory occupy (provd's own log excluded).
-func (n *Node) DiskUsage() (int64, error) {
+// DiskUsage is what the files under the node's data directory take
+// (provd's own log excluded).
+func (n *Node) DiskUsage() (Usage, error) {
 	return diskUsage(filepath.Join(n.DataDir, "data"))
 }
 
