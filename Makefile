@@ -8,7 +8,7 @@ PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`.
 RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
 
-.PHONY: all build run cluster cluster-tls bench-cluster test fuzz proto bench bench-limits bench-append bench-go clean vet
+.PHONY: all build run cluster cluster-tls bench-cluster test fuzz proto bench bench-full bench-baseline bench-check bench-limits bench-append bench-go clean vet
 
 all: build
 
@@ -64,12 +64,36 @@ proto:
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/provledger/provledger \
 	  $$(find api/proto -name '*.proto')
 
-## bench: machine limits, then appends through gRPC in each mode (~3 min; results in bench/results/)
-bench: build bench-limits bench-append
+## bench: the short suite (< 5 min on a quiet 2-core machine): machine limits,
+## append matrix on 1 node and a 3-node cluster, proofs, disk, restart, audit,
+## scanner, lineage, snapshot; JSON, report.md and SVG plots in
+## bench/results/<UTC timestamp>/. BENCH_FLAGS adds provbench suite flags
+## (e.g. BENCH_FLAGS='--data-root /mnt/ssd'); `nice -n -10` helps on a shared machine.
+BENCH_FLAGS ?=
+bench: build
+	$(BIN)/provbench suite --profile short --provd $(BIN)/provd $(BENCH_FLAGS)
+
+## bench-full: the whole matrix (144 append cells), a 10M-entry log for
+## proofs, disk and restart, the issues' scales for the rest (~2-3 h)
+bench-full: build
+	$(BIN)/provbench suite --profile full --provd $(BIN)/provd $(BENCH_FLAGS)
+
+## bench-baseline: a short run written also to bench/baseline/short.json, to
+## commit as the baseline bench-check compares with (run it on a quiet machine)
+BASELINE ?= bench/baseline/short.json
+bench-baseline: build
+	$(BIN)/provbench suite --profile short --provd $(BIN)/provd --baseline-out $(BASELINE) $(BENCH_FLAGS)
+
+## bench-check: a fresh short run against $(BASELINE), benchstat-style; fails
+## on a regression beyond THRESHOLD (a fraction: 0.15 = 15%); not part of make test
+THRESHOLD ?= 0.15
+bench-check: build
+	$(BIN)/provbench check --profile short --provd $(BIN)/provd --baseline $(BASELINE) --threshold $(THRESHOLD) $(BENCH_FLAGS)
 
 bench-limits: build
 	$(BIN)/provbench limits
 
+## bench-append: appends through gRPC in each mode, 64 clients, 15 s each
 bench-append: build
 	@for m in unary stream batch; do \
 	  $(BIN)/provbench append --spawn --provd $(BIN)/provd --clients 64 --duration 15s --mode $$m || exit 1; \
