@@ -51,6 +51,8 @@ func (s *Service) classify(ctx context.Context, op string, err error) (codes.Cod
 		return codes.NotFound, fmt.Sprintf("%s: %v; check the index, hash or size you asked for", op, err)
 	case errors.Is(err, ledger.ErrTooLarge):
 		return codes.InvalidArgument, fmt.Sprintf("%s: %v; shrink the envelope or raise provd --max-envelope-size", op, err)
+	case errors.Is(err, ledger.ErrNotAdmin):
+		return codes.PermissionDenied, fmt.Sprintf("%s: %v", op, err)
 	case errors.Is(err, ledger.ErrInvalidEntry):
 		return codes.InvalidArgument, fmt.Sprintf("%s: %v", op, err)
 	case errors.Is(err, ledger.ErrClosed):

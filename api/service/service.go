@@ -26,6 +26,7 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/ledger/redaction"
 )
 
 // DefaultPayloadTypes are the payload types a ledger accepts unless
@@ -38,6 +39,7 @@ var DefaultPayloadTypes = []string{
 	"application/vnd.provledger.cost+json",
 	"application/vnd.provledger.finding+json",
 	"application/vnd.provledger.policy+json",
+	redaction.PayloadType, // accepted only when signed by an admin key (ledger.AdminKeys)
 }
 
 // DefaultMaxBatch is the default cap on the requests of one AppendBatch.

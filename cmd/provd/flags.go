@@ -32,6 +32,7 @@ type config struct {
 	origin          string
 	logKeyPath      string
 	trustFile       string
+	adminKeysFile   string
 	maxEnvelopeSize int
 	maxBatch        int
 	payloadTypes    string
@@ -87,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.origin, "origin", "", "log origin, the checkpoint's first line and the note key name (default: provledger.local/dev with --dev; required otherwise)")
 	fs.StringVar(&c.logKeyPath, "log-key", "", "PEM Ed25519 private key of the log (default DATA/log.key, generated on first start; its public key is written to DATA/log.pub)")
 	fs.StringVar(&c.trustFile, "trust", "", "file of PEM public keys whose signatures are accepted (required unless --dev)")
+	fs.StringVar(&c.adminKeysFile, "admin-keys", "", "file of PEM public keys of the admins: only they may sign redaction entries (erasure requests); without it every redaction is refused")
 	fs.IntVar(&c.maxEnvelopeSize, "max-envelope-size", ledger.DefaultMaxEnvelopeSize, "largest accepted envelope, in bytes of canonical DSSE JSON")
 	fs.IntVar(&c.maxBatch, "max-batch", 1024, "most entries group-committed in one synced batch")
 	fs.StringVar(&c.payloadTypes, "payload-types", "", "comma-separated payload types accepted in addition to the built-in five")

@@ -41,6 +41,7 @@ var allFlags = []struct {
 	{"origin", "PROVLEDGER_ORIGIN", "ledger.example/test", func(c *config) string { return c.origin }},
 	{"log-key", "PROVLEDGER_LOG_KEY", "/etc/provd/log.key", func(c *config) string { return c.logKeyPath }},
 	{"trust", "PROVLEDGER_TRUST", "/etc/provd/trust.pem", func(c *config) string { return c.trustFile }},
+	{"admin-keys", "PROVLEDGER_ADMIN_KEYS", "/etc/provd/admins.pem", func(c *config) string { return c.adminKeysFile }},
 	{"max-envelope-size", "PROVLEDGER_MAX_ENVELOPE_SIZE", "2048", func(c *config) string { return strconv.Itoa(c.maxEnvelopeSize) }},
 	{"max-batch", "PROVLEDGER_MAX_BATCH", "7", func(c *config) string { return strconv.Itoa(c.maxBatch) }},
 	{"scan", "PROVLEDGER_SCAN", "true", func(c *config) string { return strconv.FormatBool(c.scan.enabled) }},

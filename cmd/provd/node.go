@@ -97,6 +97,11 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		}
 	}
 
+	admins, err := loadAdminKeys(c.adminKeysFile, keyring)
+	if err != nil {
+		return nil, err
+	}
+
 	g, err := newGuard(c, lg)
 	if err != nil {
 		return nil, err
@@ -114,6 +119,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 		Signer:          signer,
 		MaxEnvelopeSize: c.maxEnvelopeSize,
 		Indexer:         pol.index,
+		AdminKeys:       admins,
 		Logger:          lg,
 		Observer:        g.observer(),
 	})
