@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -126,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.ForceServerCodecV2(newRequestCodec()), // undecodable requests: InvalidArgument (codec.go)
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unaryInterceptor}, cfg.UnaryInterceptors...)...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.streamInterceptor}, cfg.StreamInterceptors...)...),
 	}
@@ -293,6 +295,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	id := s.requestID(ctx)
 	ctx = service.WithRequestID(ctx, id)
 	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	if msg, bad := undecodable(req); bad {
+		err := status.Errorf(codes.InvalidArgument, "the request is not a valid %T: %s", req, msg)
+		s.logCall(ctx, info.FullMethod, id, start, err)
+		return nil, err
+	}
 	resp, err := handler(ctx, req)
 	s.logCall(ctx, info.FullMethod, id, start, err)
 	return resp, err
@@ -304,6 +311,17 @@ type idStream struct {
 }
 
 func (w idStream) Context() context.Context { return w.ctx }
+
+// RecvMsg refuses a stream message that did not decode (see requestCodec).
+func (w idStream) RecvMsg(m any) error {
+	if err := w.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if msg, bad := undecodable(m); bad {
+		return status.Errorf(codes.InvalidArgument, "a stream message is not a valid %T: %s", m, msg)
+	}
+	return nil
+}
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
