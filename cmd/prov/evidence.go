@@ -139,6 +139,7 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 	idx := packIndex{Format: EvidencePackFormat, Origin: cp.Origin, TreeSize: cp.Size, RootHash: b64(cp.Hash[:]),
 		Checkpoint: string(cpNote), CreatedAt: time.Now().UTC().Truncate(time.Second), Answer: "answer.json",
 		Subject: strings.Join(append([]string{n.GetKind()}, n.GetParts()...), " ")}
+	lineagePayloads := map[uint64][]byte{}
 	for _, e := range pa.GetProof().GetEntries() {
 		p := &tlogproof.Proof{Extra: e.GetRecord(), Index: e.GetIndex(), Hashes: e.GetHashes(), Checkpoint: cpNote}
 		rec, _, err := client.VerifyProof(p, v)
@@ -157,6 +158,11 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 			if err := client.CheckEnvelope(rec, env); err != nil {
 				return a.failed(fmt.Sprintf("entry %d", e.GetIndex()), err)
 			}
+			penv, err := envelope.Parse(env)
+			if err != nil {
+				return a.failed(fmt.Sprintf("entry %d", e.GetIndex()), err)
+			}
+			lineagePayloads[e.GetIndex()] = penv.Payload
 			pe.Envelope = pe.Bundle[:len(pe.Bundle)-len(".tlog-proof")] + envelopeSuffix
 			if err := writeFileAtomic(filepath.Join(dir, pe.Envelope), env, 0o644); err != nil {
 				return fmt.Errorf("evidence: %w", err)
@@ -171,6 +177,9 @@ func (a *app) evidencePack(ctx context.Context, n *provledgerpb.NodeRef, dir str
 	payloads, err := a.packFindings(ctx, dir, &idx, v, cpNote)
 	if err != nil {
 		return err
+	}
+	for i, p := range lineagePayloads {
+		payloads[i] = p
 	}
 	sort.Slice(idx.Entries, func(i, j int) bool { return idx.Entries[i].Index < idx.Entries[j].Index })
 	var ansJSON, tree bytes.Buffer
@@ -288,9 +297,7 @@ func (a *app) verifyPack(dir, trustFile string) error {
 		if err != nil {
 			return a.failed(what, err)
 		}
-		if e.Role == roleFinding {
-			payloads[e.Index] = pe.Payload
-		}
+		payloads[e.Index] = pe.Payload
 		if kr != nil {
 			r, err := checkSignatures(pe, rec, kr)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/provledger/provledger/query/answer"
+	"github.com/provledger/provledger/query/payload"
 )
 
 // packReport is what report.md and report.html show. It is built only
@@ -22,14 +23,27 @@ type packReport struct {
 	Tree         string
 	Sources      []string // datasets no job in the answer writes
 	Jobs         []string
-	CodeVersions []string // job namespace:name @ code version
-	Runs         []string
+	CodeVersions []codeRow // from the answer's job versions and the events' sourceCodeLocation
+	Runs         []runRow  // from the lineage entries' events
 	Datasets     []string
 	Signers      []signerRow
-	Cost         *answer.Cost
+	Cost         *answer.Cost // with rows
 	CostNote     string
+	CostNotes    []string // the cost answer's notes when it has no rows
 	Findings     []findingRow
 	FindingsNote string
+}
+
+// codeRow is a version of a job's code.
+type codeRow struct {
+	Job, Version, URL string
+	Entries           string
+}
+
+// runRow is one run event of the pack's entries.
+type runRow struct {
+	Index                   uint64
+	RunID, Job, State, Time string
 }
 
 type signerRow struct {
@@ -68,18 +82,44 @@ func buildReport(idx *packIndex, ans, cost *answer.Answer, tree string, payloads
 			}
 		case "job":
 			r.Jobs = append(r.Jobs, name)
-		case "jobVersion":
-			if len(n.Parts) == 3 {
-				name = n.Parts[0] + " " + n.Parts[1] + " @ " + n.Parts[2]
-			}
-			r.CodeVersions = append(r.CodeVersions, name)
-		case "run":
-			r.Runs = append(r.Runs, name)
 		}
 	}
-	for _, s := range [][]string{r.Datasets, r.Sources, r.Jobs, r.CodeVersions, r.Runs} {
+	for _, s := range [][]string{r.Datasets, r.Sources, r.Jobs} {
 		sort.Strings(s)
 	}
+	// Runs and code versions, from the verified payloads of the lineage
+	// entries (OpenLineage run events and in-toto statements).
+	type codeKey struct{ job, version, url string }
+	code := map[codeKey][]string{}
+	for _, e := range idx.Entries {
+		if e.Role != roleLineage || payloads[e.Index] == nil {
+			continue
+		}
+		p, err := payload.Parse(e.PayloadType, payloads[e.Index], payload.Limits{})
+		if err != nil || p.Event == nil {
+			continue
+		}
+		ev := p.Event
+		job := ev.Job.Namespace + " " + ev.Job.Name
+		r.Runs = append(r.Runs, runRow{Index: e.Index, RunID: ev.Run.ID, Job: job, State: string(ev.EventType), Time: ev.EventTime.UTC().Format(time.RFC3339)})
+		if v := ev.Job.CodeVersion(); v != "" {
+			k := codeKey{job, v, ev.Job.Source.URL}
+			code[k] = append(code[k], fmt.Sprint(e.Index))
+		}
+	}
+	for k, idxs := range code {
+		r.CodeVersions = append(r.CodeVersions, codeRow{Job: k.job, Version: k.version, URL: k.url, Entries: strings.Join(idxs, ", ")})
+	}
+	sort.Slice(r.CodeVersions, func(i, j int) bool {
+		a, b := r.CodeVersions[i], r.CodeVersions[j]
+		if a.Job != b.Job {
+			return a.Job < b.Job
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.URL < b.URL
+	})
 	count := map[string]int{}
 	for _, e := range idx.Entries {
 		for _, s := range e.Signers {
@@ -103,8 +143,10 @@ func buildReport(idx *packIndex, ans, cost *answer.Answer, tree string, payloads
 		r.Signers = append(r.Signers, signerRow{id, n})
 	}
 	sort.Slice(r.Signers, func(i, j int) bool { return r.Signers[i].KeyID < r.Signers[j].KeyID })
-	if cost != nil {
+	if cost != nil && cost.Cost != nil && len(cost.Cost.Rows) > 0 {
 		r.Cost = cost.Cost
+	} else if cost != nil && cost.Cost != nil {
+		r.CostNotes = cost.Cost.Notes
 	}
 	return r
 }
@@ -142,15 +184,21 @@ Re-check offline: ` + "`prov verify --evidence DIR --log-key LOG.pub [--trust KE
 (none){{end}}
 
 ## Code versions
-{{range .CodeVersions}}
-- {{.}}{{else}}
-(none recorded){{end}}
-
+{{if .CodeVersions}}
+| job | code version | where | entries |
+|---|---|---|---|
+{{range .CodeVersions}}| {{.Job}} | ` + "`{{.Version}}`" + ` | {{.URL}} | {{.Entries}} |
+{{end}}{{else}}
+(none recorded in the entries)
+{{end}}
 ## Runs
-{{range .Runs}}
-- {{.}}{{else}}
-(none){{end}}
-
+{{if .Runs}}
+| entry | run | job | state | event time |
+|---|---|---|---|---|
+{{range .Runs}}| {{.Index}} | {{.RunID}} | {{.Job}} | {{.State}} | {{.Time}} |
+{{end}}{{else}}
+(none)
+{{end}}
 ## Signers
 
 | key id | entries |
@@ -170,6 +218,8 @@ Re-check offline: ` + "`prov verify --evidence DIR --log-key LOG.pub [--trust KE
 - {{.}}{{end}}
 {{else}}
 {{.CostNote}}
+{{range .CostNotes}}
+- {{.}}{{end}}
 {{end}}
 ## Scanner findings
 {{if .Findings}}
@@ -207,9 +257,16 @@ Re-check offline with <code>prov verify --evidence DIR --log-key LOG.pub [--trus
 <h2>Jobs</h2>
 <ul>{{range .Jobs}}<li>{{.}}</li>{{else}}<li>(none)</li>{{end}}</ul>
 <h2>Code versions</h2>
-<ul>{{range .CodeVersions}}<li>{{.}}</li>{{else}}<li>(none recorded)</li>{{end}}</ul>
-<h2>Runs</h2>
-<ul>{{range .Runs}}<li>{{.}}</li>{{else}}<li>(none)</li>{{end}}</ul>
+{{if .CodeVersions}}<table><tr><th>job</th><th>code version</th><th>where</th><th>entries</th></tr>
+{{range .CodeVersions}}<tr><td>{{.Job}}</td><td><code>{{.Version}}</code></td><td>{{.URL}}</td><td>{{.Entries}}</td></tr>
+{{end}}</table>
+{{else}}<p>(none recorded in the entries)</p>
+{{end}}<h2>Runs</h2>
+{{if .Runs}}<table><tr><th>entry</th><th>run</th><th>job</th><th>state</th><th>event time</th></tr>
+{{range .Runs}}<tr><td>{{.Index}}</td><td>{{.RunID}}</td><td>{{.Job}}</td><td>{{.State}}</td><td>{{.Time}}</td></tr>
+{{end}}</table>
+{{else}}<p>(none)</p>
+{{end}}
 <h2>Signers</h2>
 <table><tr><th>key id</th><th>entries</th></tr>
 {{range .Signers}}<tr><td><code>{{.KeyID}}</code></td><td>{{.Entries}}</td></tr>
@@ -223,6 +280,7 @@ Re-check offline with <code>prov verify --evidence DIR --log-key LOG.pub [--trus
 {{end}}</table>
 <ul>{{range .Cost.Notes}}<li>{{.}}</li>{{end}}</ul>
 {{else}}<p>{{.CostNote}}</p>
+<ul>{{range .CostNotes}}<li>{{.}}</li>{{end}}</ul>
 {{end}}<h2>Scanner findings</h2>
 {{if .Findings}}<table><tr><th>entry</th><th>severity</th><th>kind</th><th>subject</th><th>about entries</th><th>message</th></tr>
 {{range .Findings}}<tr><td>{{.Index}}</td><td>{{.Severity}}</td><td>{{.Kind}}</td><td>{{.Subject}}</td><td>{{.Entries}}</td><td>{{.Message}}</td></tr>

@@ -30,7 +30,7 @@ func TestEvidencePack(t *testing.T) {
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	htm, _ := os.ReadFile(filepath.Join(dir, "report.html"))
-	for _, want := range []string{revName, idx.Entries[0].Bundle, "## Sources", "## Jobs", "## Code versions", "## Signers", "## Costs", "## Scanner findings", idx.Entries[0].Signers[0]} {
+	for _, want := range []string{revName, idx.Entries[0].Bundle, "## Sources", "## Jobs", "## Code versions", "## Signers", "## Costs", "## Scanner findings", "## Runs", "| 0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a01 | airflow-prod daily_orders.extract | START |", idx.Entries[0].Signers[0]} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
