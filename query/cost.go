@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/provledger/provledger/query/answer"
 	"github.com/provledger/provledger/query/graph"
@@ -25,9 +24,9 @@ type CostRequest struct {
 	// a dataset (its latest completed version as of the request) or a
 	// run, including every run upstream of it.
 	Node *answer.Ref
-	// From and To, when set, keep only rows whose ChargePeriodStart is in
-	// [From, To).
-	From, To time.Time
+	// Request.From and Request.To, when set, keep only rows whose
+	// ChargePeriodStart is in [From, To); Request.Tags only rows whose
+	// FOCUS Tags hold each key=value.
 }
 
 var groupDims = map[string]func(*payload.CostRow) string{
@@ -55,8 +54,9 @@ func (e *Engine) Cost(ctx context.Context, req CostRequest) (*answer.Answer, err
 	if dim != "" && groupDims[dim] == nil && dim != "job" && dim != "dataset" && dim != "run" && (!strings.HasPrefix(dim, "tag:") || len(dim) == 4) {
 		return nil, invalid("cannot group by %q; use service, provider, resource, region, sku, subaccount, category, tag:<key>, job, dataset or run", dim)
 	}
-	if !req.From.IsZero() && !req.To.IsZero() && !req.From.Before(req.To) {
-		return nil, invalid("the window's start %s is not before its end %s", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))
+	_, tags, err := req.tagFilter()
+	if err != nil {
+		return nil, err
 	}
 	nodeDepthGiven := req.Depth != 0
 	s, err := e.begin(ctx, "cost", req.Request)
@@ -66,7 +66,7 @@ func (e *Engine) Cost(ctx context.Context, req CostRequest) (*answer.Answer, err
 	defer s.r.Close()
 	s.ans.Query.GroupBy = dim
 	s.ans.Cost = &answer.Cost{}
-	c := &coster{s: s, req: req, sums: map[string]*sum{}, jobOf: map[graph.ID][]attribution{}, dsOf: map[graph.ID][]attribution{}}
+	c := &coster{s: s, req: req, tags: tags, sums: map[string]*sum{}, jobOf: map[graph.ID][]attribution{}, dsOf: map[graph.ID][]attribution{}}
 	if req.Node != nil {
 		if !nodeDepthGiven {
 			s.depth = MaxDepth
@@ -102,6 +102,8 @@ type coster struct {
 	total map[string]*sum
 	jobOf map[graph.ID][]attribution
 	dsOf  map[graph.ID][]attribution
+	// tags is the tag filter: key, value pairs.
+	tags [][2]string
 }
 
 func (c *coster) inWindow(r *payload.CostRow) bool {
@@ -110,6 +112,11 @@ func (c *coster) inWindow(r *payload.CostRow) bool {
 	}
 	if !c.req.To.IsZero() && !r.ChargePeriodStart.Before(c.req.To) {
 		return false
+	}
+	for _, kv := range c.tags {
+		if v, ok := r.Tags[kv[0]]; !ok || v != kv[1] {
+			return false
+		}
 	}
 	return true
 }

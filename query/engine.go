@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/provledger/provledger/crypto/record"
@@ -81,6 +82,47 @@ type Request struct {
 	// Runs and tags have no namespace and pass; the queried node is always
 	// listed. At most MaxNamespaces.
 	Namespaces []string
+	// From and To, when set, are a time window [From, To): History keeps
+	// the versions whose event time is in it, Cost the rows whose
+	// ChargePeriodStart is. Other queries refuse a window.
+	From, To time.Time
+	// Tags, "key=value" each, keep only the cost rows whose FOCUS Tags
+	// hold every one of them. At most MaxTags; other queries refuse them.
+	Tags []string
+}
+
+// MaxTags caps Request.Tags.
+const MaxTags = 100
+
+// window checks the time window.
+func (r *Request) window() error {
+	if !r.From.IsZero() && !r.To.IsZero() && !r.From.Before(r.To) {
+		return invalid("the window's start %s is not before its end %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// tagFilter returns the sorted, deduplicated tag filter of req as
+// key, value pairs.
+func (r *Request) tagFilter() ([]string, [][2]string, error) {
+	if len(r.Tags) == 0 {
+		return nil, nil, nil
+	}
+	if len(r.Tags) > MaxTags {
+		return nil, nil, invalid("%d tags; filter by at most %d", len(r.Tags), MaxTags)
+	}
+	out := slices.Clone(r.Tags)
+	slices.Sort(out)
+	out = slices.Compact(out)
+	kv := make([][2]string, len(out))
+	for i, t := range out {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, nil, invalid("tag filter %q: write it key=value", t)
+		}
+		kv[i] = [2]string{k, v}
+	}
+	return out, kv, nil
 }
 
 // MaxNamespaces caps Request.Namespaces.
@@ -229,6 +271,19 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 	if err != nil {
 		return nil, err
 	}
+	if err := req.window(); err != nil {
+		return nil, err
+	}
+	if (!req.From.IsZero() || !req.To.IsZero()) && kind != "history" && kind != "cost" {
+		return nil, invalid("a time window (from, to) applies to history and cost queries, not %s", kind)
+	}
+	tags, _, err := req.tagFilter()
+	if err != nil {
+		return nil, err
+	}
+	if tags != nil && kind != "cost" {
+		return nil, invalid("a tag filter applies to cost queries, not %s", kind)
+	}
 	cp := e.log.Latest()
 	size := cp.Size
 	if req.AsOfSize != 0 || !req.AsOfTime.IsZero() {
@@ -247,7 +302,8 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 		infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
-			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime, Namespaces: nsf},
+			Query: answer.Query{Kind: kind, Depth: depth, Budget: budget, AsOfSize: req.AsOfSize, AsOfTime: req.AsOfTime, Namespaces: nsf,
+				WindowFrom: req.From, WindowTo: req.To, Tags: tags},
 		},
 		namespaces: nsf,
 	}

@@ -191,7 +191,8 @@ func (s *session) pathsBetween(src, dst graph.ID, maxPaths int) (int, error) {
 // run that produced it, its job and code version, the run's final state,
 // schema, row count, size, and the entries that said so. Records of one
 // version add up in log order (later facets win, as OpenLineage facets
-// accumulate across a run's events).
+// accumulate across a run's events). req.From and req.To keep the
+// versions whose latest event time is in [From, To).
 func (e *Engine) History(ctx context.Context, dataset answer.Ref, req Request) (*answer.Answer, error) {
 	s, err := e.begin(ctx, "history", req)
 	if err != nil {
@@ -212,6 +213,10 @@ func (e *Engine) History(ctx context.Context, dataset answer.Ref, req Request) (
 	}); err != nil {
 		return nil, err
 	}
+	// With a window, the answer rests on the records of the versions it
+	// keeps; without, on every record read (an announcement folded into
+	// its completed version included).
+	windowed := !req.From.IsZero() || !req.To.IsZero()
 	byVersion := map[string]int{}
 	for _, r := range recs {
 		i, ok := byVersion[r.Version]
@@ -222,7 +227,9 @@ func (e *Engine) History(ctx context.Context, dataset answer.Ref, req Request) (
 		}
 		v := &s.ans.Versions[i]
 		v.Indexes = append(v.Indexes, r.Index)
-		s.rests(r.Index)
+		if !windowed {
+			s.rests(r.Index)
+		}
 		if r.CodeVersion != "" {
 			v.CodeVersion = r.CodeVersion
 		}
@@ -270,6 +277,15 @@ func (e *Engine) History(ctx context.Context, dataset answer.Ref, req Request) (
 	for _, v := range s.ans.Versions {
 		if !v.Explicit && explicitRuns[v.RunID] && v.Version == graph.RunVersion(v.RunID) {
 			continue
+		}
+		// The window keeps the versions whose (latest) event time is in it.
+		if (!req.From.IsZero() && v.EventTime.Before(req.From)) || (!req.To.IsZero() && !v.EventTime.Before(req.To)) {
+			continue
+		}
+		if windowed {
+			for _, idx := range v.Indexes {
+				s.rests(idx)
+			}
 		}
 		kept = append(kept, v)
 	}

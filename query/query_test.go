@@ -366,6 +366,34 @@ func TestHistory(t *testing.T) {
 	if len(a.Versions) != 2 || a.Versions[0].Version != revDigest || len(a.Versions[0].Schema) != 3 || len(a.Versions[1].Schema) != 4 || *a.Versions[1].RowCount != 44 || a.Versions[0].Lifecycle != "OVERWRITE" {
 		t.Errorf("revenue history %+v", a.Versions)
 	}
+	// A window keeps the versions whose event time is in it.
+	all := a
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+		want     []string
+	}{
+		{"from the second", all.Versions[1].EventTime, time.Time{}, []string{all.Versions[1].Version}},
+		{"before the second", time.Time{}, all.Versions[1].EventTime, []string{all.Versions[0].Version}},
+		{"both", all.Versions[0].EventTime, all.Versions[1].EventTime.Add(time.Millisecond), []string{all.Versions[0].Version, all.Versions[1].Version}},
+		{"none", all.Versions[1].EventTime.Add(time.Hour), time.Time{}, nil},
+	} {
+		a, err := e.History(context.Background(), revenue, query.Request{From: tc.from, To: tc.to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, a)
+		var got []string
+		for _, v := range a.Versions {
+			got = append(got, v.Version)
+		}
+		if !slices.Equal(got, tc.want) || !a.Query.WindowFrom.Equal(tc.from) || !a.Query.WindowTo.Equal(tc.to) {
+			t.Errorf("%s: versions %q, want %q (query %+v)", tc.name, got, tc.want, a.Query)
+		}
+		if len(tc.want) == 0 && len(a.Entries) != 1 {
+			t.Errorf("%s: an empty history rests on %v (want the dataset's entry only)", tc.name, a.Entries)
+		}
+	}
 	if _, err := e.History(context.Background(), aggJob, query.Request{}); !errors.Is(err, query.ErrInvalid) {
 		t.Errorf("history of a job: %v", err)
 	}
@@ -485,9 +513,21 @@ func TestBadRequests(t *testing.T) {
 		{"same node", func() error { _, err := e.Paths(ctx, revenue, revenue, 0, query.Request{}); return err }, "same node"},
 		{"group by", func() error { _, err := e.Cost(ctx, query.CostRequest{GroupBy: "colour"}); return err }, "cannot group by"},
 		{"window", func() error {
-			_, err := e.Cost(ctx, query.CostRequest{From: time.Unix(10, 0), To: time.Unix(5, 0)})
+			_, err := e.Cost(ctx, query.CostRequest{Request: query.Request{From: time.Unix(10, 0), To: time.Unix(5, 0)}})
 			return err
 		}, "not before"},
+		{"window on upstream", func() error {
+			_, err := e.Upstream(ctx, revenue, query.Request{From: time.Unix(10, 0)})
+			return err
+		}, "applies to history and cost"},
+		{"tags on history", func() error {
+			_, err := e.History(ctx, revenue, query.Request{Tags: []string{"team=a"}})
+			return err
+		}, "applies to cost"},
+		{"bad tag", func() error {
+			_, err := e.Cost(ctx, query.CostRequest{GroupBy: "service", Request: query.Request{Tags: []string{"team"}}})
+			return err
+		}, "key=value"},
 	} {
 		err := c.f()
 		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
@@ -544,12 +584,38 @@ func TestCost(t *testing.T) {
 		t.Errorf("by dataset: %s", got)
 	}
 	// Window: only rows charged on the 26th from 10:00.
-	a, err = e.Cost(ctx, query.CostRequest{From: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)})
+	a, err = e.Cost(ctx, query.CostRequest{Request: query.Request{From: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if j, _ := json.Marshal(a.Cost.Total); string(j) != `[{"currency":"USD","amount":"21"}]` {
 		t.Errorf("window total %s", j)
+	}
+	if a.Query.WindowFrom.IsZero() || a.Query.WindowTo.IsZero() {
+		t.Errorf("the answer does not record its window: %+v", a.Query)
+	}
+	// Tag filters: rows whose FOCUS Tags hold every key=value given.
+	for _, tc := range []struct {
+		tags   []string
+		total  string
+		groups string
+	}{
+		{[]string{"team=revenue"}, "15.25", "Snowflake Warehouse 11.25 USD; Snowflake Storage 4 USD"},
+		{[]string{"team=revenue", "env=prod"}, "11.25", "Snowflake Warehouse 11.25 USD"},
+		{[]string{"team=nobody"}, "", ""},
+	} {
+		a, err = e.Cost(ctx, query.CostRequest{GroupBy: "service", Request: query.Request{Tags: tc.tags}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, a)
+		total := ""
+		for _, am := range a.Cost.Total {
+			total += string(am.Amount)
+		}
+		if total != tc.total || strings.Join(groups(a), "; ") != tc.groups || !slices.Equal(a.Query.Tags, slices.Sorted(slices.Values(tc.tags))) {
+			t.Errorf("tags %q: total %q groups %q (query %+v); want %q %q", tc.tags, total, groups(a), a.Query, tc.total, tc.groups)
+		}
 	}
 
 	// The cost to produce the model: its run and every run upstream, each

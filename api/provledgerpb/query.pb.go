@@ -115,7 +115,15 @@ type QueryOptions struct {
 	// versions of other namespaces are neither listed nor walked through
 	// (runs and tags have none; the queried node is always listed). At most
 	// 100.
-	Namespaces    []string `protobuf:"bytes,7,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	Namespaces []string `protobuf:"bytes,7,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// from and to, when set, are a time window [from, to): history keeps
+	// the versions whose event time is in it, cost the rows whose
+	// ChargePeriodStart is (CostQuery.from/to say the same for cost).
+	From *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=to,proto3" json:"to,omitempty"`
+	// tags, "key=value" each, keep only cost rows whose FOCUS Tags hold
+	// every one of them (roll-ups and the cost to produce). At most 100.
+	Tags          []string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +203,27 @@ func (x *QueryOptions) GetNoEnvelopes() bool {
 func (x *QueryOptions) GetNamespaces() []string {
 	if x != nil {
 		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *QueryOptions) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *QueryOptions) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *QueryOptions) GetTags() []string {
+	if x != nil {
+		return x.Tags
 	}
 	return nil
 }
@@ -548,7 +577,12 @@ type AnswerQuery struct {
 	AsOfSize uint64                 `protobuf:"varint,7,opt,name=as_of_size,json=asOfSize,proto3" json:"as_of_size,omitempty"`
 	AsOfTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=as_of_time,json=asOfTime,proto3" json:"as_of_time,omitempty"`
 	// namespaces is the namespace filter applied (sorted), if any.
-	Namespaces    []string `protobuf:"bytes,9,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	Namespaces []string `protobuf:"bytes,9,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// window_from / window_to: the time window applied, if any; tags: the
+	// cost tag filter applied (sorted), if any.
+	WindowFrom    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=window_from,json=windowFrom,proto3" json:"window_from,omitempty"`
+	WindowTo      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=window_to,json=windowTo,proto3" json:"window_to,omitempty"`
+	Tags          []string               `protobuf:"bytes,12,rep,name=tags,proto3" json:"tags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -642,6 +676,27 @@ func (x *AnswerQuery) GetAsOfTime() *timestamppb.Timestamp {
 func (x *AnswerQuery) GetNamespaces() []string {
 	if x != nil {
 		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *AnswerQuery) GetWindowFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowFrom
+	}
+	return nil
+}
+
+func (x *AnswerQuery) GetWindowTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowTo
+	}
+	return nil
+}
+
+func (x *AnswerQuery) GetTags() []string {
+	if x != nil {
+		return x.Tags
 	}
 	return nil
 }
@@ -1999,7 +2054,7 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\x19provledger/v1/query.proto\x12\rprovledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"3\n" +
 	"\aNodeRef\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05parts\x18\x02 \x03(\tR\x05parts\"\xed\x01\n" +
+	"\x05parts\x18\x02 \x03(\tR\x05parts\"\xdd\x02\n" +
 	"\fQueryOptions\x12\x1c\n" +
 	"\n" +
 	"as_of_size\x18\x01 \x01(\x04R\basOfSize\x128\n" +
@@ -2011,7 +2066,11 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\fno_envelopes\x18\x06 \x01(\bR\vnoEnvelopes\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\a \x03(\tR\n" +
-	"namespaces\"n\n" +
+	"namespaces\x12.\n" +
+	"\x04from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x12\n" +
+	"\x04tags\x18\n" +
+	" \x03(\tR\x04tags\"n\n" +
 	"\tNodeQuery\x12*\n" +
 	"\x04node\x18\x01 \x01(\v2\x16.provledger.v1.NodeRefR\x04node\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.provledger.v1.QueryOptionsR\aoptions\"\xb4\x01\n" +
@@ -2041,7 +2100,7 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\v2\x19.provledger.v1.TruncationR\ttruncated\x12\x18\n" +
 	"\aentries\x18\v \x03(\x04R\aentries\x120\n" +
-	"\x05proof\x18\f \x01(\v2\x1a.provledger.v1.AnswerProofR\x05proof\"\xb6\x02\n" +
+	"\x05proof\x18\f \x01(\v2\x1a.provledger.v1.AnswerProofR\x05proof\"\xc0\x03\n" +
 	"\vAnswerQuery\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12*\n" +
 	"\x04node\x18\x02 \x01(\v2\x16.provledger.v1.NodeRefR\x04node\x12&\n" +
@@ -2055,7 +2114,12 @@ const file_provledger_v1_query_proto_rawDesc = "" +
 	"as_of_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\basOfTime\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\t \x03(\tR\n" +
-	"namespaces\"t\n" +
+	"namespaces\x12;\n" +
+	"\vwindow_from\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"windowFrom\x127\n" +
+	"\twindow_to\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bwindowTo\x12\x12\n" +
+	"\x04tags\x18\f \x03(\tR\x04tags\"t\n" +
 	"\n" +
 	"AnswerNode\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
@@ -2240,62 +2304,66 @@ var file_provledger_v1_query_proto_goTypes = []any{
 }
 var file_provledger_v1_query_proto_depIdxs = []int32{
 	25, // 0: provledger.v1.QueryOptions.as_of_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: provledger.v1.NodeQuery.node:type_name -> provledger.v1.NodeRef
-	1,  // 2: provledger.v1.NodeQuery.options:type_name -> provledger.v1.QueryOptions
-	0,  // 3: provledger.v1.PathsQuery.from:type_name -> provledger.v1.NodeRef
-	0,  // 4: provledger.v1.PathsQuery.to:type_name -> provledger.v1.NodeRef
-	1,  // 5: provledger.v1.PathsQuery.options:type_name -> provledger.v1.QueryOptions
-	0,  // 6: provledger.v1.CostQuery.node:type_name -> provledger.v1.NodeRef
-	25, // 7: provledger.v1.CostQuery.from:type_name -> google.protobuf.Timestamp
-	25, // 8: provledger.v1.CostQuery.to:type_name -> google.protobuf.Timestamp
-	1,  // 9: provledger.v1.CostQuery.options:type_name -> provledger.v1.QueryOptions
-	6,  // 10: provledger.v1.Answer.query:type_name -> provledger.v1.AnswerQuery
-	25, // 11: provledger.v1.Answer.as_of_time:type_name -> google.protobuf.Timestamp
-	7,  // 12: provledger.v1.Answer.nodes:type_name -> provledger.v1.AnswerNode
-	8,  // 13: provledger.v1.Answer.edges:type_name -> provledger.v1.AnswerEdge
-	11, // 14: provledger.v1.Answer.paths:type_name -> provledger.v1.LineagePath
-	12, // 15: provledger.v1.Answer.versions:type_name -> provledger.v1.DatasetVersionInfo
-	17, // 16: provledger.v1.Answer.cost:type_name -> provledger.v1.CostFigures
-	22, // 17: provledger.v1.Answer.truncated:type_name -> provledger.v1.Truncation
-	23, // 18: provledger.v1.Answer.proof:type_name -> provledger.v1.AnswerProof
-	0,  // 19: provledger.v1.AnswerQuery.node:type_name -> provledger.v1.NodeRef
-	0,  // 20: provledger.v1.AnswerQuery.to:type_name -> provledger.v1.NodeRef
-	25, // 21: provledger.v1.AnswerQuery.as_of_time:type_name -> google.protobuf.Timestamp
-	0,  // 22: provledger.v1.AnswerNode.ref:type_name -> provledger.v1.NodeRef
-	9,  // 23: provledger.v1.AnswerEdge.transformations:type_name -> provledger.v1.Transformation
-	10, // 24: provledger.v1.AnswerEdge.job:type_name -> provledger.v1.JobRef
-	10, // 25: provledger.v1.DatasetVersionInfo.job:type_name -> provledger.v1.JobRef
-	25, // 26: provledger.v1.DatasetVersionInfo.event_time:type_name -> google.protobuf.Timestamp
-	13, // 27: provledger.v1.DatasetVersionInfo.schema:type_name -> provledger.v1.SchemaField
-	14, // 28: provledger.v1.DatasetVersionInfo.data_source:type_name -> provledger.v1.DataSource
-	15, // 29: provledger.v1.DatasetVersionInfo.quality:type_name -> provledger.v1.QualityMetrics
-	13, // 30: provledger.v1.SchemaField.fields:type_name -> provledger.v1.SchemaField
-	16, // 31: provledger.v1.QualityMetrics.columns:type_name -> provledger.v1.ColumnMetric
-	19, // 32: provledger.v1.CostFigures.groups:type_name -> provledger.v1.CostGroup
-	18, // 33: provledger.v1.CostFigures.total:type_name -> provledger.v1.CostAmount
-	20, // 34: provledger.v1.CostFigures.rows:type_name -> provledger.v1.CostRow
-	21, // 35: provledger.v1.CostRow.link:type_name -> provledger.v1.CostLink
-	10, // 36: provledger.v1.CostLink.job:type_name -> provledger.v1.JobRef
-	24, // 37: provledger.v1.AnswerProof.entries:type_name -> provledger.v1.ProvenEntry
-	2,  // 38: provledger.v1.Query.Upstream:input_type -> provledger.v1.NodeQuery
-	2,  // 39: provledger.v1.Query.Downstream:input_type -> provledger.v1.NodeQuery
-	2,  // 40: provledger.v1.Query.Impact:input_type -> provledger.v1.NodeQuery
-	3,  // 41: provledger.v1.Query.Paths:input_type -> provledger.v1.PathsQuery
-	2,  // 42: provledger.v1.Query.History:input_type -> provledger.v1.NodeQuery
-	2,  // 43: provledger.v1.Query.Columns:input_type -> provledger.v1.NodeQuery
-	4,  // 44: provledger.v1.Query.Cost:input_type -> provledger.v1.CostQuery
-	5,  // 45: provledger.v1.Query.Upstream:output_type -> provledger.v1.Answer
-	5,  // 46: provledger.v1.Query.Downstream:output_type -> provledger.v1.Answer
-	5,  // 47: provledger.v1.Query.Impact:output_type -> provledger.v1.Answer
-	5,  // 48: provledger.v1.Query.Paths:output_type -> provledger.v1.Answer
-	5,  // 49: provledger.v1.Query.History:output_type -> provledger.v1.Answer
-	5,  // 50: provledger.v1.Query.Columns:output_type -> provledger.v1.Answer
-	5,  // 51: provledger.v1.Query.Cost:output_type -> provledger.v1.Answer
-	45, // [45:52] is the sub-list for method output_type
-	38, // [38:45] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	25, // 1: provledger.v1.QueryOptions.from:type_name -> google.protobuf.Timestamp
+	25, // 2: provledger.v1.QueryOptions.to:type_name -> google.protobuf.Timestamp
+	0,  // 3: provledger.v1.NodeQuery.node:type_name -> provledger.v1.NodeRef
+	1,  // 4: provledger.v1.NodeQuery.options:type_name -> provledger.v1.QueryOptions
+	0,  // 5: provledger.v1.PathsQuery.from:type_name -> provledger.v1.NodeRef
+	0,  // 6: provledger.v1.PathsQuery.to:type_name -> provledger.v1.NodeRef
+	1,  // 7: provledger.v1.PathsQuery.options:type_name -> provledger.v1.QueryOptions
+	0,  // 8: provledger.v1.CostQuery.node:type_name -> provledger.v1.NodeRef
+	25, // 9: provledger.v1.CostQuery.from:type_name -> google.protobuf.Timestamp
+	25, // 10: provledger.v1.CostQuery.to:type_name -> google.protobuf.Timestamp
+	1,  // 11: provledger.v1.CostQuery.options:type_name -> provledger.v1.QueryOptions
+	6,  // 12: provledger.v1.Answer.query:type_name -> provledger.v1.AnswerQuery
+	25, // 13: provledger.v1.Answer.as_of_time:type_name -> google.protobuf.Timestamp
+	7,  // 14: provledger.v1.Answer.nodes:type_name -> provledger.v1.AnswerNode
+	8,  // 15: provledger.v1.Answer.edges:type_name -> provledger.v1.AnswerEdge
+	11, // 16: provledger.v1.Answer.paths:type_name -> provledger.v1.LineagePath
+	12, // 17: provledger.v1.Answer.versions:type_name -> provledger.v1.DatasetVersionInfo
+	17, // 18: provledger.v1.Answer.cost:type_name -> provledger.v1.CostFigures
+	22, // 19: provledger.v1.Answer.truncated:type_name -> provledger.v1.Truncation
+	23, // 20: provledger.v1.Answer.proof:type_name -> provledger.v1.AnswerProof
+	0,  // 21: provledger.v1.AnswerQuery.node:type_name -> provledger.v1.NodeRef
+	0,  // 22: provledger.v1.AnswerQuery.to:type_name -> provledger.v1.NodeRef
+	25, // 23: provledger.v1.AnswerQuery.as_of_time:type_name -> google.protobuf.Timestamp
+	25, // 24: provledger.v1.AnswerQuery.window_from:type_name -> google.protobuf.Timestamp
+	25, // 25: provledger.v1.AnswerQuery.window_to:type_name -> google.protobuf.Timestamp
+	0,  // 26: provledger.v1.AnswerNode.ref:type_name -> provledger.v1.NodeRef
+	9,  // 27: provledger.v1.AnswerEdge.transformations:type_name -> provledger.v1.Transformation
+	10, // 28: provledger.v1.AnswerEdge.job:type_name -> provledger.v1.JobRef
+	10, // 29: provledger.v1.DatasetVersionInfo.job:type_name -> provledger.v1.JobRef
+	25, // 30: provledger.v1.DatasetVersionInfo.event_time:type_name -> google.protobuf.Timestamp
+	13, // 31: provledger.v1.DatasetVersionInfo.schema:type_name -> provledger.v1.SchemaField
+	14, // 32: provledger.v1.DatasetVersionInfo.data_source:type_name -> provledger.v1.DataSource
+	15, // 33: provledger.v1.DatasetVersionInfo.quality:type_name -> provledger.v1.QualityMetrics
+	13, // 34: provledger.v1.SchemaField.fields:type_name -> provledger.v1.SchemaField
+	16, // 35: provledger.v1.QualityMetrics.columns:type_name -> provledger.v1.ColumnMetric
+	19, // 36: provledger.v1.CostFigures.groups:type_name -> provledger.v1.CostGroup
+	18, // 37: provledger.v1.CostFigures.total:type_name -> provledger.v1.CostAmount
+	20, // 38: provledger.v1.CostFigures.rows:type_name -> provledger.v1.CostRow
+	21, // 39: provledger.v1.CostRow.link:type_name -> provledger.v1.CostLink
+	10, // 40: provledger.v1.CostLink.job:type_name -> provledger.v1.JobRef
+	24, // 41: provledger.v1.AnswerProof.entries:type_name -> provledger.v1.ProvenEntry
+	2,  // 42: provledger.v1.Query.Upstream:input_type -> provledger.v1.NodeQuery
+	2,  // 43: provledger.v1.Query.Downstream:input_type -> provledger.v1.NodeQuery
+	2,  // 44: provledger.v1.Query.Impact:input_type -> provledger.v1.NodeQuery
+	3,  // 45: provledger.v1.Query.Paths:input_type -> provledger.v1.PathsQuery
+	2,  // 46: provledger.v1.Query.History:input_type -> provledger.v1.NodeQuery
+	2,  // 47: provledger.v1.Query.Columns:input_type -> provledger.v1.NodeQuery
+	4,  // 48: provledger.v1.Query.Cost:input_type -> provledger.v1.CostQuery
+	5,  // 49: provledger.v1.Query.Upstream:output_type -> provledger.v1.Answer
+	5,  // 50: provledger.v1.Query.Downstream:output_type -> provledger.v1.Answer
+	5,  // 51: provledger.v1.Query.Impact:output_type -> provledger.v1.Answer
+	5,  // 52: provledger.v1.Query.Paths:output_type -> provledger.v1.Answer
+	5,  // 53: provledger.v1.Query.History:output_type -> provledger.v1.Answer
+	5,  // 54: provledger.v1.Query.Columns:output_type -> provledger.v1.Answer
+	5,  // 55: provledger.v1.Query.Cost:output_type -> provledger.v1.Answer
+	49, // [49:56] is the sub-list for method output_type
+	42, // [42:49] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_provledger_v1_query_proto_init() }

@@ -62,6 +62,13 @@ func request(o *provledgerpb.QueryOptions) query.Request {
 	if t := o.GetAsOfTime(); t != nil {
 		r.AsOfTime = t.AsTime()
 	}
+	if t := o.GetFrom(); t != nil {
+		r.From = t.AsTime()
+	}
+	if t := o.GetTo(); t != nil {
+		r.To = t.AsTime()
+	}
+	r.Tags = o.GetTags()
 	return r
 }
 
@@ -171,10 +178,17 @@ func (s *Service) Columns(ctx context.Context, q *provledgerpb.NodeQuery) (*prov
 // Cost implements provledgerpb.QueryServer.
 func (s *Service) Cost(ctx context.Context, q *provledgerpb.CostQuery) (*provledgerpb.Answer, error) {
 	req := query.CostRequest{Request: request(q.GetOptions()), GroupBy: q.GetGroupBy(), Node: answerpb.RefFromProto(q.GetNode())}
+	// The window may come in the CostQuery or in its options, not both.
 	if t := q.GetFrom(); t != nil {
+		if !req.From.IsZero() {
+			return nil, status.Error(codes.InvalidArgument, "from is given twice (in the cost query and in its options); give it once")
+		}
 		req.From = t.AsTime()
 	}
 	if t := q.GetTo(); t != nil {
+		if !req.To.IsZero() {
+			return nil, status.Error(codes.InvalidArgument, "to is given twice (in the cost query and in its options); give it once")
+		}
 		req.To = t.AsTime()
 	}
 	a, err := s.engine.Cost(ctx, req)

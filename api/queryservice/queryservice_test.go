@@ -57,7 +57,7 @@ type env struct {
 
 // start runs a real ledger with the graph indexer, the Ledger and Query
 // services on loopback, as provd wires them.
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	signer, err := checkpoint.NewSigner(origin, logKey)
@@ -116,7 +116,7 @@ func start(t *testing.T) *env {
 
 // appendShop appends the query package's shop scenario through gRPC
 // Append, one envelope at a time, signed by the pipeline's key.
-func (e *env) appendShop(t *testing.T) {
+func (e *env) appendShop(t testing.TB) {
 	t.Helper()
 	files, err := filepath.Glob("../../query/testdata/shop/*.json")
 	if err != nil || len(files) == 0 {
@@ -325,6 +325,18 @@ func TestErrorsOverGRPC(t *testing.T) {
 		}, codes.InvalidArgument, "history query takes a dataset"},
 		{"paths without to", func() error { _, err := e.query.Paths(ctx, &provledgerpb.PathsQuery{From: raw}); return err }, codes.InvalidArgument, "to is required"},
 		{"group by", func() error { _, err := e.query.Cost(ctx, &provledgerpb.CostQuery{GroupBy: "colour"}); return err }, codes.InvalidArgument, "cannot group by"},
+		{"window twice", func() error {
+			_, err := e.query.Cost(ctx, &provledgerpb.CostQuery{From: timestamppb.Now(), Options: &provledgerpb.QueryOptions{From: timestamppb.Now()}})
+			return err
+		}, codes.InvalidArgument, "given twice"},
+		{"window on upstream", func() error {
+			_, err := e.query.Upstream(ctx, &provledgerpb.NodeQuery{Node: raw, Options: &provledgerpb.QueryOptions{To: timestamppb.Now()}})
+			return err
+		}, codes.InvalidArgument, "applies to history and cost"},
+		{"bad tag", func() error {
+			_, err := e.query.Cost(ctx, &provledgerpb.CostQuery{Options: &provledgerpb.QueryOptions{Tags: []string{"=x"}}})
+			return err
+		}, codes.InvalidArgument, "key=value"},
 	} {
 		err := c.call()
 		st, _ := status.FromError(err)
@@ -354,6 +366,12 @@ func TestProtoRoundTrip(t *testing.T) {
 		func() (*answer.Answer, error) { return eng.Paths(ctx, rw, mv, 0, req) },
 		func() (*answer.Answer, error) { return eng.Cost(ctx, query.CostRequest{Node: &mv, Request: req}) },
 		func() (*answer.Answer, error) { return eng.Cost(ctx, query.CostRequest{GroupBy: "dataset"}) },
+		func() (*answer.Answer, error) {
+			return eng.Cost(ctx, query.CostRequest{GroupBy: "service", Request: query.Request{Tags: []string{"team=revenue"}, From: time.Unix(1e9, 0)}})
+		},
+		func() (*answer.Answer, error) {
+			return eng.History(ctx, rv, query.Request{From: time.Unix(1e9, 0), To: time.Now()})
+		},
 		func() (*answer.Answer, error) { return eng.Upstream(ctx, rv, query.Request{Budget: 3}) },
 		func() (*answer.Answer, error) {
 			return eng.Upstream(ctx, rv, query.Request{Namespaces: []string{"airflow-prod", "s3://lake"}})

@@ -49,6 +49,20 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// tagList is a repeatable KEY=VALUE flag.
+type tagList []string
+
+func (l *tagList) String() string { return strings.Join(*l, " ") }
+
+// Set implements flag.Value.
+func (l *tagList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("tag filter %q: write it KEY=VALUE", v)
+	}
+	*l = append(*l, v)
+	return nil
+}
+
 func (q *queryFlags) register(fs *flag.FlagSet, defaultFormat string) {
 	fs.UintVar(&q.depth, "depth", 0, "traversal depth in process steps (jobs or runs; columns: derivation steps); 0: the server's default (5; impact and cost: unlimited)")
 	fs.UintVar(&q.budget, "budget", 0, "most relations the query may read; 0: the server's default (10000). An answer cut short says so")
@@ -142,6 +156,8 @@ func (a *app) lineageCommand() *ffcli.Command {
 	var q queryFlags
 	q.register(fs, "table")
 	maxPaths := fs.Uint("max-paths", 0, "paths: most paths to list (0: the server's default, 100)")
+	winFrom := fs.String("from", "", "history: only versions whose event time is at or after this time (RFC 3339 or YYYY-MM-DD)")
+	winTo := fs.String("to", "", "history: only versions whose event time is before this time")
 	return &ffcli.Command{
 		Name:       "lineage",
 		ShortUsage: "prov lineage upstream|downstream|impact|paths|history|columns NODE [NODE] [flags]",
@@ -205,8 +221,17 @@ Formats: table (default), tree, json, dot (Graphviz), mermaid, prov
 			if kind != "paths" && *maxPaths != 0 {
 				return usagef("--max-paths is for paths")
 			}
+			if kind != "history" && (*winFrom != "" || *winTo != "") {
+				return usagef("--from and --to are for history (and prov cost)")
+			}
 			opts, err := q.options()
 			if err != nil {
+				return err
+			}
+			if opts.From, err = parseTime("from", *winFrom); err != nil {
+				return err
+			}
+			if opts.To, err = parseTime("to", *winTo); err != nil {
 				return err
 			}
 			format, err := a.formatOf(fs, &q)
@@ -242,9 +267,11 @@ func (a *app) costCommand() *ffcli.Command {
 	groupBy := fs.String("group-by", "", "roll up by "+costDims)
 	from := fs.String("from", "", "only rows whose ChargePeriodStart is at or after this time (RFC 3339 or YYYY-MM-DD)")
 	to := fs.String("to", "", "only rows whose ChargePeriodStart is before this time")
+	var tags tagList
+	fs.Var(&tags, "tag", "only rows whose FOCUS Tags hold KEY=VALUE (repeat the flag: every one must hold)")
 	return &ffcli.Command{
 		Name:       "cost",
-		ShortUsage: "prov cost [--group-by DIM] [--from T] [--to T] [NODE] [flags]",
+		ShortUsage: "prov cost [--group-by DIM] [--from T] [--to T] [--tag KEY=VALUE] [NODE] [flags]",
 		ShortHelp:  "roll up FOCUS cost records, or the cost to produce a dataset",
 		LongHelp: strings.TrimSpace(`
 Sums the FOCUS cost records in the log (application/vnd.provledger.cost+json)
@@ -252,6 +279,7 @@ exactly, per currency, as of any log size or time.
 
   prov cost --group-by service
   prov cost --group-by tag:team --from 2026-11-01 --to 2026-12-01
+  prov cost --group-by service --tag team=revenue --tag env=prod
   prov cost --group-by job
   prov cost dataset s3://models churn/model.onnx
   prov cost version s3://lake raw/orders orders-2026-11-26 --prove
@@ -283,6 +311,7 @@ lists the rows it summed.`),
 			if err != nil {
 				return err
 			}
+			opts.Tags = tags
 			f, err := parseTime("from", *from)
 			if err != nil {
 				return err

@@ -231,6 +231,16 @@ func TestCostCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &a); err != nil || len(a.Cost.Groups) != 3 {
 		t.Errorf("--json: %v %+v", err, a.Cost)
 	}
+	r = mustProv(t, ts.args("cost", "--group-by", "service", "--tag", "team=revenue", "--tag", "env=prod", "--json")...)
+	a = answer.Answer{}
+	if err := json.Unmarshal([]byte(r.stdout), &a); err != nil || len(a.Cost.Groups) != 1 || a.Cost.Groups[0].Key != "Snowflake Warehouse" || strings.Join(a.Query.Tags, ",") != "env=prod,team=revenue" {
+		t.Errorf("--tag: %v %+v %+v", err, a.Cost, a.Query)
+	}
+	r = mustProv(t, ts.args("lineage", "history", "dataset", revNS, revName, "--from", "2026-11-27", "--json")...)
+	a = answer.Answer{}
+	if err := json.Unmarshal([]byte(r.stdout), &a); err != nil || len(a.Versions) != 1 || a.Query.WindowFrom.IsZero() {
+		t.Errorf("history --from: %v %+v", err, a.Versions)
+	}
 	r = mustProv(t, ts.args("cost", "--group-by", "service", "--as-of-size", "7")...)
 	if !strings.Contains(r.stdout, "TOTAL  0 (no cost rows)") {
 		t.Errorf("before the costs:\n%s", r.stdout)
@@ -260,6 +270,9 @@ func TestLineageCLIErrors(t *testing.T) {
 		{[]string{"lineage", "history", "job", "airflow-prod", "daily_orders.extract"}, exitFailed, "takes a dataset"},
 		{[]string{"cost", "--group-by", "colour"}, exitFailed, "cannot group by"},
 		{[]string{"cost", "--group-by", "job", "dataset", "a", "b"}, exitUsage, "not both"},
+		{[]string{"cost", "--tag", "team"}, exitUsage, "KEY=VALUE"},
+		{[]string{"lineage", "upstream", "dataset", "a", "b", "--from", "2026-11-26"}, exitUsage, "for history"},
+		{[]string{"lineage", "history", "dataset", revNS, revName, "--from", "2026-11-27", "--to", "2026-11-26"}, exitFailed, "not before"},
 	} {
 		r := prov(t, "", ts.args(c.args...)...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.msg) {

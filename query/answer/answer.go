@@ -72,6 +72,14 @@ type Query struct {
 	// Namespaces is the namespace filter applied (sorted), if any: the
 	// traversal stayed inside these OpenLineage namespaces.
 	Namespaces []string `json:"namespaces,omitempty"`
+	// WindowFrom / WindowTo is the time window applied, if any: history
+	// kept the versions whose event time is in [WindowFrom, WindowTo),
+	// cost the rows whose ChargePeriodStart is.
+	WindowFrom time.Time `json:"windowFrom,omitzero"`
+	WindowTo   time.Time `json:"windowTo,omitzero"`
+	// Tags is the cost tag filter applied ("key=value", sorted), if any:
+	// only rows whose FOCUS Tags hold each were counted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Ref names a node by kind and parts:

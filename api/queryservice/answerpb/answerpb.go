@@ -70,6 +70,7 @@ func ToProto(a *answer.Answer) *provledgerpb.Answer {
 			Kind: a.Query.Kind, Node: RefToProto(a.Query.Node), To: RefToProto(a.Query.To),
 			Depth: uint32(a.Query.Depth), Budget: uint32(a.Query.Budget), GroupBy: a.Query.GroupBy,
 			AsOfSize: a.Query.AsOfSize, AsOfTime: ts(a.Query.AsOfTime), Namespaces: a.Query.Namespaces,
+			WindowFrom: ts(a.Query.WindowFrom), WindowTo: ts(a.Query.WindowTo), Tags: a.Query.Tags,
 		},
 	}
 	for _, n := range a.Nodes {
@@ -168,6 +169,7 @@ func FromProto(p *provledgerpb.Answer) (*answer.Answer, error) {
 			Kind: q.GetKind(), Node: RefFromProto(q.GetNode()), To: RefFromProto(q.GetTo()),
 			Depth: int(q.GetDepth()), Budget: int(q.GetBudget()), GroupBy: q.GetGroupBy(),
 			AsOfSize: q.GetAsOfSize(), AsOfTime: fromTS(q.GetAsOfTime()), Namespaces: q.GetNamespaces(),
+			WindowFrom: fromTS(q.GetWindowFrom()), WindowTo: fromTS(q.GetWindowTo()), Tags: q.GetTags(),
 		},
 	}
 	if a.Entries == nil {
