@@ -220,15 +220,15 @@ func (e *Engine) SizeAt(t time.Time, size uint64) (uint64, error) {
 // by id only; finish resolves the nodes' names once, in key order, and
 // renders the answer.
 type session struct {
-	ctx     context.Context
-	e       *Engine
-	r       *graph.Reader
-	ans     *answer.Answer
-	cp      *ledger.Checkpoint
-	req     Request
-	depth   int
-	budget  int
-	used    int
+	ctx    context.Context
+	e      *Engine
+	r      *graph.Reader
+	ans    *answer.Answer
+	cp     *ledger.Checkpoint
+	req    Request
+	depth  int
+	budget int
+	used   int
 	// sc is the session's working memory (scratch.go); entries, order,
 	// pedges, pos, ebuf and hbuf are its.
 	sc      *scratch
