@@ -6,7 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
-		"fmt"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
