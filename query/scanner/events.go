@@ -51,30 +51,37 @@ func sortedKeys[T any](m map[string]*T) []string {
 func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 	window := s.opts.Lineage.RunWindow.Milliseconds()
 	keep := runRetention.Milliseconds()
-	for _, id := range s.runs.keys() {
-		rs := s.runs.m[id]
+	// One pass over the map; only the runs that raise a finding are
+	// sorted (findings come out in run id order, deterministically).
+	var late []string
+	for id, rs := range s.runs.m {
 		switch {
 		case rs.Done && nowMs-rs.DoneAt > keep:
 			s.runs.del(id)
 		case !rs.Done && rs.Started && nowMs-rs.StartedAt > window:
-			rs = s.runs.touch(id)
-			rs.Done, rs.DoneAt = true, nowMs
-			obs := float64(nowMs-rs.StartedAt) / float64(hourMs)
-			s.emit(&Finding{Detector: "lineage", Kind: "lineage.runIncomplete", Severity: SeverityMedium,
-				Subject: "run:" + id, Entries: []uint64{rs.StartEntry}, Time: now,
-				Observed: &obs, Expected: &Band{High: s.opts.Lineage.RunWindow.Hours()},
-				Message: fmt.Sprintf("run %s of job %s started at entry %d and has not completed, failed or aborted within %s", id, strings.Replace(rs.Job, "\x00", ":", 1), rs.StartEntry, s.opts.Lineage.RunWindow),
-				Details: map[string]string{"job": strings.Replace(rs.Job, "\x00", ":", 1)}})
+			late = append(late, id)
 		case !rs.Done && !rs.Started && nowMs-rs.MaxEvent > keep+window:
 			// Events without a START: forget them eventually.
 			s.runs.del(id)
 		}
 	}
+	slices.Sort(late)
+	for _, id := range late {
+		rs := s.runs.touch(id)
+		rs.Done, rs.DoneAt = true, nowMs
+		obs := float64(nowMs-rs.StartedAt) / float64(hourMs)
+		s.emit(&Finding{Detector: "lineage", Kind: "lineage.runIncomplete", Severity: SeverityMedium,
+			Subject: "run:" + id, Entries: []uint64{rs.StartEntry}, Time: now,
+			Observed: &obs, Expected: &Band{High: s.opts.Lineage.RunWindow.Hours()},
+			Message: fmt.Sprintf("run %s of job %s started at entry %d and has not completed, failed or aborted within %s", id, strings.Replace(rs.Job, "\x00", ":", 1), rs.StartEntry, s.opts.Lineage.RunWindow),
+			Details: map[string]string{"job": strings.Replace(rs.Job, "\x00", ":", 1)}})
+	}
 }
 
 func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
-	for _, k := range s.datasets.keys() {
-		ds := s.datasets.m[k]
+	// One pass over the map; only the stale datasets are sorted.
+	var stale []string
+	for k, ds := range s.datasets.m {
 		if ds.Stale || ds.Updates == 0 {
 			continue
 		}
@@ -82,18 +89,20 @@ func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
 			ds.limit, ds.how = s.freshnessLimit(k, ds)
 			ds.limitOK = true
 		}
-		limit, how := ds.limit, ds.how
-		if limit == 0 || nowMs-ds.LastUpdate <= limit {
-			continue
+		if ds.limit != 0 && nowMs-ds.LastUpdate > ds.limit {
+			stale = append(stale, k)
 		}
-		ds = s.datasets.touch(k)
+	}
+	slices.Sort(stale)
+	for _, k := range stale {
+		ds := s.datasets.touch(k)
 		ds.Stale = true
 		obs := float64(nowMs-ds.LastUpdate) / float64(hourMs)
-		lim := float64(limit) / float64(hourMs)
+		lim := float64(ds.limit) / float64(hourMs)
 		s.emit(&Finding{Detector: "freshness", Kind: "freshness.stale", Severity: SeverityMedium,
 			Subject: subjectOf("dataset", k), Entries: []uint64{ds.LastEntry}, Time: now,
 			Observed: &obs, Expected: &Band{High: lim},
-			Message: fmt.Sprintf("dataset %s not updated for %.1f h (%s limit %.1f h); last update at entry %d", subjectOf("", k)[1:], obs, how, lim, ds.LastEntry)})
+			Message: fmt.Sprintf("dataset %s not updated for %.1f h (%s limit %.1f h); last update at entry %d", subjectOf("", k)[1:], obs, ds.how, lim, ds.LastEntry)})
 	}
 }
 

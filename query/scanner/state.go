@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -45,9 +44,6 @@ type table[T any] struct {
 	pfx   byte
 	m     map[string]*T
 	dirty map[string]struct{}
-	// sorted caches m's keys in order (nil: to compute); a slice handed
-	// out is never modified, so callers may delete while they iterate.
-	sorted []string
 }
 
 func newTable[T any](pfx byte) *table[T] {
@@ -64,7 +60,6 @@ func (t *table[T]) touch(k string) *T {
 	if v == nil {
 		v = new(T)
 		t.m[k] = v
-		t.sorted = nil
 	}
 	t.dirty[k] = struct{}{}
 	return v
@@ -74,20 +69,6 @@ func (t *table[T]) touch(k string) *T {
 func (t *table[T]) del(k string) {
 	delete(t.m, k)
 	t.dirty[k] = struct{}{}
-	t.sorted = nil
-}
-
-// keys returns the keys in sorted order (maps are visited in order, so
-// the findings are deterministic). The slice must not be modified.
-func (t *table[T]) keys() []string {
-	if t.sorted == nil {
-		t.sorted = make([]string, 0, len(t.m))
-		for k := range t.m {
-			t.sorted = append(t.sorted, k)
-		}
-		slices.Sort(t.sorted)
-	}
-	return t.sorted
 }
 
 func (t *table[T]) key(k string) []byte {
@@ -108,7 +89,6 @@ func (t *table[T]) load(db *pebble.DB) error {
 		}
 		t.m[string(it.Key()[2:])] = v
 	}
-	t.sorted = nil
 	return it.Error()
 }
 
@@ -136,7 +116,6 @@ func (t *table[T]) flush(b *pebble.Batch) error {
 func (t *table[T]) reset() {
 	clear(t.m)
 	clear(t.dirty)
-	t.sorted = nil
 }
 
 // keyState is a key granted or revoked by policy.
