@@ -18,7 +18,8 @@ import (
 // sigCache re-verifies DSSE signatures for the audit with the same
 // verdicts as checkSignatures, but with each trusted key parsed once:
 // keyrings are indexed by the key id as envelopes spell it (lowercase
-// hex), Ed25519 keys are checked directly with keys.VerifyEd25519 (no copies
+// hex), Ed25519 keys are checked with a keys.Ed25519Verifier (the key's
+// point and tables precomputed once; verdicts of keys.VerifyEd25519; no copies
 // of the message through io.Readers), and the PAE is built into the
 // caller's buffer. A key id the index lacks falls back to the keyring
 // itself, so a keyring that grows later is still honoured.
@@ -31,13 +32,13 @@ type fastRing map[string]fastKey
 
 // fastKey is one trusted key: ed for Ed25519, vs for the other algorithms.
 type fastKey struct {
-	ed ed25519.PublicKey
+	ed *keys.Ed25519Verifier
 	vs []signature.Verifier
 }
 
 func (k fastKey) verify(sig, pae []byte) bool {
 	if k.ed != nil {
-		return keys.VerifyEd25519(k.ed, pae, sig)
+		return k.ed.Verify(pae, sig)
 	}
 	return verifyWith(k.vs, sig, pae)
 }
@@ -71,7 +72,7 @@ func (c *sigCache) ring(kr *keys.Keyring) fastRing {
 	for _, id := range kr.IDs() {
 		pub, _ := kr.Lookup(id)
 		if ed, ok := pub.(ed25519.PublicKey); ok && len(ed) == ed25519.PublicKeySize {
-			r[id.String()] = fastKey{ed: ed}
+			r[id.String()] = fastKey{ed: keys.NewEd25519Verifier(ed)}
 			continue
 		}
 		if vs, ok := kr.Verifiers(id); ok {
