@@ -169,7 +169,7 @@ func (ra *redactionAudit) problems() []problem {
 			}
 		}
 		if !ok {
-			out = append(out, problem{Index: int64(i), Kind: kindUnprovenRedaction, Detail: "the log withholds the envelope as redacted, but " + why})
+			out = append(out, problem{Index: int64(i), Kind: kindUnprovenRedaction, Detail: "the log withholds the envelope as redacted; " + why})
 		}
 	}
 	return out
