@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,8 +48,9 @@ func (c *ingestConfig) validate() error {
 // startIngest mounts the OpenLineage HTTP endpoint on srv's HTTP mux
 // when --ingest-tokens is set: it loads (or makes) the ingest key, adds
 // its public key to the keyring the Ledger service verifies with, and
-// appends through that service.
-func startIngest(c *config, srv *server.Server, keyring *keys.Keyring, lg *slog.Logger) error {
+// appends through that service. The tokens file is re-read when it
+// changes and on SIGHUP, until ctx (the node's signal context) ends.
+func startIngest(ctx context.Context, c *config, srv *server.Server, keyring *keys.Keyring, lg *slog.Logger) error {
 	ic := &c.ingest
 	if ic.tokensFile == "" {
 		return nil
@@ -84,6 +86,7 @@ func startIngest(c *config, srv *server.Server, keyring *keys.Keyring, lg *slog.
 		return err
 	}
 	h.Register(srv.Mux())
+	go tokens.Watch(ctx, olingest.WatchOptions{Interval: -1, Hangup: true, Logger: lg}) // changes: h refreshes per request
 	lg.Info("serving OpenLineage HTTP ingest", "paths", []string{olingest.PathEvent, olingest.PathBatch}, "tokens", tokens.Len(), "ingest_key_id", h.KeyID())
 	return nil
 }

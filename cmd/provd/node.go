@@ -189,7 +189,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	}
 	provledgerpb.RegisterAdminServer(srv.GRPC(), admin)
 	registerCluster(srv.GRPC(), seq)
-	if err := startIngest(c, srv, keyring, lg); err != nil { // ingest.go: OpenLineage over HTTP
+	if err := startIngest(ctx, c, srv, keyring, lg); err != nil { // ingest.go: OpenLineage over HTTP
 		return nil, err
 	}
 	if err := g.start(c, l, seq, lg); err != nil { // admin listener: metrics, pprof
