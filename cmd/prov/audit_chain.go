@@ -160,6 +160,11 @@ func (a *app) followChain(ctx context.Context, o auditOptions, pub ed25519.Publi
 		idx := link.Index
 		h.SuccessorIndex, h.EntriesAfter, h.Next = &idx, al.cp.Size-link.Index-1, link.Origin
 		hops = append(hops, h)
+		for _, seen := range hops {
+			if seen.Origin == link.Origin {
+				return a.chainFailed(hops, int64(link.Index), fmt.Sprintf("the successor %s is already in the chain (a cycle)", link.Origin))
+			}
+		}
 		npub, err := pubFromVKey(link.VKey, link.Origin)
 		if err != nil {
 			return a.chainFailed(hops, int64(link.Index), fmt.Sprintf("the successor statement's verifier key: %v", err))

@@ -34,6 +34,7 @@ type chainOpts struct {
 	noURL       bool   // successor statement without url
 	predPayload func(c *chainSetup) string
 	twoSucc     bool // a second successor statement in the old log
+	backLink    bool // the new log names the old log as its successor
 }
 
 func (c *chainSetup) appendOld(t *testing.T, typ, payload string) uint64 {
@@ -83,6 +84,12 @@ func newChain(t *testing.T, o chainOpts) *chainSetup {
 	}
 	c.appendNew(t, "policy", pred)
 	c.appendNew(t, "cost", `{"BilledCost":3}`)
+	if o.backLink {
+		oldPub, _ := client.LoadLogKey(c.old.logPub)
+		oldVKey, _ := checkpoint.VerifierKey(testOrigin, oldPub)
+		b, _ := json.Marshal(map[string]any{"provledger_log_successor": map[string]string{"origin": testOrigin, "vkey": oldVKey, "url": "http://127.0.0.1:1"}})
+		c.appendNew(t, "policy", string(b))
+	}
 	return c
 }
 
@@ -172,6 +179,7 @@ func TestAuditFollowBroken(t *testing.T) {
 		{"two successor statements", chainOpts{twoSucc: true}, "names two successors"},
 		{"successor key is not the new log's", chainOpts{succVKey: otherVKey}, "bad-checkpoint"},
 		{"successor vkey malformed", chainOpts{succVKey: fixtureOrigin + "+00000000+AAAA"}, "verifier key"},
+		{"the new log names the old one as its successor", chainOpts{backLink: true}, "a cycle"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChain(t, tc.o)
