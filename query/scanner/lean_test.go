@@ -2,8 +2,10 @@ package scanner
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,4 +213,57 @@ func FuzzLeanCost(f *testing.F) {
 			checkLean(t, payload.TypeCost, b, lim)
 		}
 	})
+}
+
+// TestLeanMutations runs the differential check on many deterministic
+// mutations of the testdata payloads (token insertions, deletions,
+// duplications, byte changes): a cheap, always-run complement to the
+// coverage-guided fuzzers.
+func TestLeanMutations(t *testing.T) {
+	files, _ := filepath.Glob("testdata/lean/*.json")
+	tokens := []string{`null`, `""`, `"x"`, `-1`, `0`, `1.5`, `1e400`, `-0.0`, `true`, `{}`, `[]`, `[{}]`, `"\u00e9"`, `"\ud800"`, `,"a":1`, `,"name":"n"`,
+		`"0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a0Z"`, `"2026-02-03T04:05:06Z"`, `"START"`, `"ALTER"`, `{"fields":[]}`, `{"rowCount":"1"}`, `"USD"`, `"12.30"`, `" 1 "`}
+	rng := rand.New(rand.NewPCG(11, 13))
+	n, leanTook := 0, 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := payload.TypeOpenLineage
+		if strings.Contains(f, "-cost-") {
+			typ = payload.TypeCost
+		}
+		for range 1000 {
+			m := slices.Clone(b)
+			for range 1 + rng.IntN(3)/2 {
+				if len(m) == 0 {
+					break
+				}
+				i := rng.IntN(len(m))
+				j := min(len(m), i+1+rng.IntN(24))
+				switch rng.IntN(4) {
+				case 0:
+					m = slices.Insert(m, i, []byte(tokens[rng.IntN(len(tokens))])...)
+				case 1:
+					m = slices.Delete(m, i, j)
+				case 2:
+					m = slices.Insert(m, j, slices.Clone(m[i:j])...)
+				default:
+					m[i] = "{}[]\",:0a\\ "[rng.IntN(11)]
+				}
+			}
+			for _, lim := range leanLimits {
+				ok, _ := checkLean(t, typ, m, lim)
+				n++
+				if ok {
+					leanTook++
+				}
+			}
+		}
+	}
+	t.Logf("%d mutated payloads, %d taken by the lean decoder", n, leanTook)
+	if leanTook == 0 {
+		t.Fatal("no mutation was taken by the lean decoder: the check would be vacuous")
+	}
 }
