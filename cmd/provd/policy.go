@@ -25,6 +25,19 @@ type policyConfig struct {
 	file string
 	// parsed is the file, read and validated by validate.
 	parsed *policy.Policy
+	// index is the node's policy index, set by nodePolicy.bootstrap for
+	// the scanner (scannerPolicy).
+	index *policyindex.Index
+}
+
+// scannerPolicy is the scanner's Options.Policy: the policy in force at
+// each index, when this node runs with a policy (--policy, or one in force
+// at start); nil keeps the scanner's trust-file checks.
+func (c *policyConfig) scannerPolicy() func(uint64) *policy.State {
+	if c.index == nil || (c.file == "" && !c.index.Current().InForce()) {
+		return nil
+	}
+	return c.index.At
 }
 
 func addPolicyFlags(fs *flag.FlagSet, c *policyConfig) {
@@ -91,6 +104,7 @@ func (np *nodePolicy) sequencer(seq ledger.Sequencer) ledger.Sequencer {
 // elected and serving); on a single node it completes before the node
 // serves, so no append precedes the policy.
 func (np *nodePolicy) bootstrap(ctx context.Context, c *config, seq ledger.Sequencer, priv ed25519.PrivateKey, lg *slog.Logger) error {
+	c.policy.index = np.index
 	p := c.policy.parsed
 	if p == nil {
 		return nil

@@ -61,7 +61,7 @@ func startScanner(c *config, l *ledger.Log, seq sequencer, srv *server.Server, k
 	if _, err := keyring.Add(priv.Public()); err != nil {
 		return nil, fmt.Errorf("scanner key: trust it: %w", err)
 	}
-	sc, err := scanner.New(l, seq, scanner.Options{Signer: signer, Trust: keyring, Logger: lg.With("component", "scanner")})
+	sc, err := scanner.New(l, seq, scanner.Options{Signer: signer, Trust: keyring, Policy: c.policy.scannerPolicy(), Logger: lg.With("component", "scanner")}) // policy.go
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}

@@ -1,13 +1,16 @@
 package scanner
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/policy"
 )
 
 // trustConfigured is true once there is any trust to judge keys by: base
@@ -34,6 +37,9 @@ func (s *Scanner) integrity(it *item, now time.Time) bool {
 			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
 			Message: fmt.Sprintf("entry %d: the stored envelope is not the DSSE envelope its record names: %v", idx, it.envErr)})
 		return false
+	}
+	if s.opts.Policy != nil {
+		return s.integrityByPolicy(it, now)
 	}
 	trusted := true
 	configured := s.trustConfigured()
@@ -91,6 +97,63 @@ func (s *Scanner) integrity(it *item, now time.Time) bool {
 		return false
 	}
 	return trusted
+}
+
+// integrityByPolicy is integrity with Options.Policy: the signers are
+// judged by the policy in force at the entry's index, and a policy entry
+// acts as policy exactly when the policy index honoured it.
+func (s *Scanner) integrityByPolicy(it *item, now time.Time) bool {
+	idx := it.index
+	ent := []uint64{idx}
+	st := s.opts.Policy(idx)
+	trusted := true
+	if it.rec.PayloadType != TypePolicy {
+		for _, sg := range it.rec.Signers {
+			err := st.Allows(keys.KeyID(sg), it.rec.Namespace, it.rec.PayloadType)
+			var de *policy.DeniedError
+			if err == nil || !errors.As(err, &de) {
+				continue
+			}
+			trusted = false
+			id := keys.KeyID(sg)
+			f := &Finding{Detector: "integrity", Subject: "key:" + id.String(), Time: now,
+				Message: fmt.Sprintf("entry %d: %v", idx, err),
+				Details: map[string]string{"namespace": it.rec.Namespace, "payloadType": it.rec.PayloadType, "policyEntry": strconv.FormatUint(de.PolicyIndex, 10)}}
+			switch {
+			case errors.Is(err, policy.ErrRevokedKey):
+				f.Kind, f.Severity, f.Entries = "integrity.revokedKey", SeverityCritical, []uint64{de.At, idx}
+			case errors.Is(err, policy.ErrUnknownKey):
+				f.Kind, f.Severity, f.Entries = "integrity.unknownKey", SeverityHigh, ent
+			case errors.Is(err, policy.ErrPayloadType):
+				f.Kind, f.Severity, f.Entries = "integrity.payloadType", SeverityHigh, []uint64{de.At, idx}
+			default:
+				f.Kind, f.Severity, f.Entries = "integrity.namespace", SeverityHigh, []uint64{de.At, idx}
+			}
+			s.emit(f)
+		}
+	}
+	if it.sigErr != nil {
+		trusted = false
+		s.emit(&Finding{Detector: "integrity", Kind: "integrity.signature", Severity: SeverityCritical,
+			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
+			Message: fmt.Sprintf("entry %d: %v", idx, it.sigErr)})
+	}
+	if it.parseErr != nil {
+		s.emit(&Finding{Detector: "integrity", Kind: "integrity.payload", Severity: SeverityMedium,
+			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
+			Message: fmt.Sprintf("entry %d: payload does not parse as %s: %v", idx, it.rec.PayloadType, it.parseErr),
+			Details: map[string]string{"payloadType": it.rec.PayloadType}})
+	}
+	if it.rec.PayloadType != TypePolicy || it.parseErr != nil {
+		return trusted
+	}
+	if next := s.opts.Policy(idx + 1); next.Count() > st.Count() && next.Index() == idx {
+		return true
+	}
+	s.emit(&Finding{Detector: "integrity", Kind: "integrity.policySigner", Severity: SeverityHigh,
+		Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
+		Message: fmt.Sprintf("policy entry %d is not signed by an admin key of the policy in force (or, for the first one, by the log key); ignored", idx)})
+	return false
 }
 
 func nsAllowed(patterns []string, ns string) bool {

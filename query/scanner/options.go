@@ -10,6 +10,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/policy"
 	"github.com/provledger/provledger/query/payload"
 )
 
@@ -37,6 +38,14 @@ type Options struct {
 	// honoured; otherwise any key the trust in force knows (or any key at
 	// all while no trust is configured) may sign policy.
 	PolicySigners []keys.KeyID
+	// Policy, when set, is the policy in force at each index: the node's
+	// policy index (query/policyindex.Index.At), which folds the policy
+	// entries with the rule the node enforces (crypto/policy.State.Accept).
+	// The integrity detector then judges every signer with
+	// crypto/policy.State.Allows (unknown, revoked, outside the namespaces
+	// or payload types granted) and honours exactly the policy entries the
+	// index honoured; Trust and PolicySigners are not used for that.
+	Policy func(index uint64) *policy.State
 	// ChunkSize is the number of entries prepared in parallel and
 	// committed with one cursor update. Default DefaultChunkSize.
 	ChunkSize int
