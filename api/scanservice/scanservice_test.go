@@ -27,7 +27,7 @@ func key(s string) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(h[:])
 }
 
-func setup(t *testing.T, leader *bool) (*scanservice.Service, *synth.Stream) {
+func setup(t testing.TB, leader *bool) (*scanservice.Service, *synth.Stream) {
 	t.Helper()
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cs, err := checkpoint.NewSigner("test/scanservice", key("log"))
