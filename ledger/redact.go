@@ -13,6 +13,10 @@ import (
 	"github.com/provledger/provledger/ledger/redaction"
 )
 
+// policyPayloadType is the payload type of policy entries, which cannot be
+// redacted.
+const policyPayloadType = "application/vnd.provledger.policy+json"
+
 // ErrNotAdmin: a redaction entry not signed by an admin key in force at
 // its index (the api layer answers PermissionDenied).
 var ErrNotAdmin = errors.New("not signed by an admin key")
@@ -233,8 +237,11 @@ func (l *Log) checkRedaction(e *Entry, at, batchStart uint64, rb *redactionBatch
 		if err != nil {
 			return redaction.Payload{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, t.Index, err)
 		}
-		if rec.PayloadType == redaction.PayloadType {
+		switch rec.PayloadType {
+		case redaction.PayloadType:
 			return redaction.Payload{}, fmt.Errorf("%w: entry %d is itself a redaction; redactions stay readable (they are the erasure's audit trail)", ErrInvalidEntry, t.Index)
+		case policyPayloadType:
+			return redaction.Payload{}, fmt.Errorf("%w: entry %d is a policy entry; policy stays readable (every entry is re-checked against the policy of its time)", ErrInvalidEntry, t.Index)
 		}
 		if rec.EnvelopeDigest != t.EnvelopeDigest {
 			return redaction.Payload{}, fmt.Errorf("%w: entry %d's envelope is %s, the redaction names %s; check the index (prov get %d)",
@@ -309,12 +316,31 @@ func (l *Log) applyRedactions(pb *pebble.Batch, rb *redactionBatch, indexed []In
 			l.log.Info("redacting an entry's envelope", "entry", t.Index, "by", pr.by, "reason", pr.payload.Reason)
 		}
 	}
-	if rd, ok := l.opts.Indexer.(Redactor); ok {
+	for _, rd := range redactors(l.opts.Indexer) {
 		if err := rd.Redact(pb, rs); err != nil {
 			return fmt.Errorf("indexer: %w", err)
 		}
 	}
 	return nil
+}
+
+// redactors returns the Redactors among ix and the indexers it chains: an
+// Indexer that calls another exposes it with Unwrap() Indexer (as the
+// policy index chains the lineage index). Each is called once, so a
+// wrapper that is a Redactor itself must not forward Redact.
+func redactors(ix Indexer) []Redactor {
+	var out []Redactor
+	for depth := 0; ix != nil && depth < 16; depth++ {
+		if r, ok := ix.(Redactor); ok {
+			out = append(out, r)
+		}
+		u, ok := ix.(interface{ Unwrap() Indexer })
+		if !ok {
+			break
+		}
+		ix = u.Unwrap()
+	}
+	return out
 }
 
 // redactionOf returns the redaction that removed the envelope with the

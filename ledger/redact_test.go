@@ -112,6 +112,8 @@ func TestRedactionDeletesEnvelopeKeepsRecordAndProofs(t *testing.T) {
 
 func TestRedactionRefusals(t *testing.T) {
 	redactionOf3 := redactEntry(t, adminID, "first", target(3))
+	policyEntry := entry(20)
+	policyEntry.PayloadType = "application/vnd.provledger.policy+json"
 	for _, tc := range []struct {
 		name  string
 		noAdm bool
@@ -149,6 +151,9 @@ func TestRedactionRefusals(t *testing.T) {
 			e := redactEntry(t, adminID, "x", redaction.Target{Index: 5, EnvelopeDigest: redactionOf3.Digest()})
 			return []ledger.Entry{e}
 		}, want: ledger.ErrInvalidEntry, msg: "entry 5 is itself a redaction", redacted: 3},
+		{name: "a policy entry", prior: []ledger.Entry{policyEntry}, batch: func(t *testing.T) []ledger.Entry {
+			return []ledger.Entry{redactEntry(t, adminID, "x", redaction.Target{Index: 5, EnvelopeDigest: policyEntry.Digest()})}
+		}, want: ledger.ErrInvalidEntry, msg: "entry 5 is a policy entry", redacted: -1},
 		{name: "target in the same batch", batch: func(t *testing.T) []ledger.Entry {
 			return []ledger.Entry{entry(7), redactEntry(t, adminID, "x", redaction.Target{Index: 5, EnvelopeDigest: entry(7).Digest()})}
 		}, want: ledger.ErrInvalidEntry, msg: "appended in the same batch", redacted: -1},
@@ -222,9 +227,19 @@ func (r *recordingRedactor) Redact(b *pebble.Batch, rs *ledger.Redactions) error
 	return err
 }
 
+// chain is an Indexer that calls another (as the policy index chains the
+// lineage index) and exposes it with Unwrap.
+type chain struct{ next ledger.Indexer }
+
+func (c chain) IndexBatch(b *pebble.Batch, es []ledger.IndexedEntry) error {
+	return c.next.IndexBatch(b, es)
+}
+func (c chain) Unwrap() ledger.Indexer { return c.next }
+
 func TestRedactorIsToldInTheBatch(t *testing.T) {
 	rr := &recordingRedactor{}
-	l := openLog(t, t.TempDir(), withAdmin, func(o *ledger.Options) { o.Indexer = rr })
+	// The Redactor sits behind a wrapping indexer: the log finds it.
+	l := openLog(t, t.TempDir(), withAdmin, func(o *ledger.Options) { o.Indexer = chain{rr} })
 	apply(t, l, entries(0, 4))
 	a := apply(t, l, []ledger.Entry{entry(10), redactEntry(t, adminID, "why", target(1), target(3)), entry(11)})
 	for i, r := range a.Results {
