@@ -237,11 +237,9 @@ type session struct {
 	stopAt map[graph.Kind]bool
 
 	order []pendingNode
-	// pos finds a node's position in order by idHash; posOverflow holds
-	// the nodes whose hash another node has (see lookup).
-	pos         map[uint64]int32
-	posOverflow map[graph.ID]int32
-	pedges      []pendingEdge
+	// pos finds a node's position in order.
+	pos    posTable
+	pedges []pendingEdge
 	// pseen holds the keys of pedges[:pseenUpTo] (see linkAt); it is
 	// built only when a link could repeat an edge.
 	pseen     map[pendingKey]struct{}
@@ -368,8 +366,8 @@ func (s *session) release() {
 	if sc == nil {
 		return
 	}
-	sc.order, sc.pedges, sc.ebuf, sc.hbuf = s.order, s.pedges, s.ebuf, s.hbuf
-	s.sc, s.entries, s.order, s.pedges, s.pos, s.ebuf, s.hbuf = nil, nil, nil, nil, nil, nil, nil
+	sc.order, sc.pedges, sc.ebuf, sc.hbuf, sc.pos = s.order, s.pedges, s.ebuf, s.hbuf, s.pos
+	s.sc, s.entries, s.order, s.pedges, s.pos, s.ebuf, s.hbuf = nil, nil, nil, nil, posTable{}, nil, nil
 	sc.release()
 }
 

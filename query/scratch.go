@@ -17,7 +17,7 @@ import (
 type scratch struct {
 	order   []pendingNode
 	pedges  []pendingEdge
-	pos     map[uint64]int32
+	pos     posTable
 	entries entrySet
 	ebuf    []graph.Edge
 	hbuf    []hop
@@ -32,7 +32,7 @@ type levelItem struct {
 	pos   int32 // in session.order
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{pos: map[uint64]int32{}} }}
+var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
 
 // maxPooled caps what a scratch keeps when it goes back to the pool (in
 // elements of its largest slices): a rare giant answer does not pin its
@@ -44,7 +44,7 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 // release clears what sc holds (nothing it returns to the pool points
 // into the adjacency cache or an answer) and returns it to the pool.
 func (sc *scratch) release() {
-	if cap(sc.order) > maxPooled || cap(sc.pedges) > maxPooled || len(sc.pos) > maxPooled {
+	if cap(sc.order) > maxPooled || cap(sc.pedges) > maxPooled || len(sc.pos.slots) > 4*maxPooled {
 		return
 	}
 	clear(sc.order)
@@ -53,7 +53,7 @@ func (sc *scratch) release() {
 	clear(sc.hbuf)
 	sc.order, sc.pedges, sc.ebuf, sc.hbuf = sc.order[:0], sc.pedges[:0], sc.ebuf[:0], sc.hbuf[:0]
 	sc.level, sc.next = sc.level[:0], sc.next[:0]
-	clear(sc.pos)
+	sc.pos.reset()
 	sc.entries.reset()
 	scratchPool.Put(sc)
 }

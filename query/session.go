@@ -106,7 +106,8 @@ func (s *session) relName(rc uint8) string {
 // name, if known, is its encoded name (graph.Edge.Name). It returns the
 // node's position in s.order.
 func (s *session) add(id graph.ID, depth int, name []byte) int32 {
-	if i, ok := s.lookup(id); ok {
+	h := posHash(&id)
+	if i, ok := s.pos.find(s.order, &id, h); ok {
 		n := &s.order[i]
 		if depth < n.depth {
 			n.depth = depth
@@ -118,34 +119,17 @@ func (s *session) add(id graph.ID, depth int, name []byte) int32 {
 	}
 	i := int32(len(s.order))
 	s.order = append(s.order, pendingNode{id: id, depth: depth, name: name})
-	h := idHash(id)
-	if _, taken := s.pos[h]; taken {
-		// Another node's id shares these 64 bits.
-		if s.posOverflow == nil {
-			s.posOverflow = map[graph.ID]int32{}
-		}
-		s.posOverflow[id] = i
-	} else {
-		s.pos[h] = i
-	}
+	s.pos.insert(s.order, h, i)
 	return i
 }
 
 // idHash is 64 bits of a node id (ids are SHA-256 prefixes after their
-// kind byte), the key of session.pos.
+// kind byte).
 func idHash(id graph.ID) uint64 { return binary.LittleEndian.Uint64(id[1:9]) }
 
 // lookup returns the position of node id in s.order.
 func (s *session) lookup(id graph.ID) (int32, bool) {
-	i, ok := s.pos[idHash(id)]
-	if !ok {
-		return 0, false
-	}
-	if s.order[i].id == id {
-		return i, true
-	}
-	i, ok = s.posOverflow[id]
-	return i, ok
+	return s.pos.find(s.order, &id, posHash(&id))
 }
 
 // touchAt notes that an edge asserted by entry idx touches the node at

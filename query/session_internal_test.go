@@ -11,7 +11,7 @@ import (
 // TestSessionPositionsWithHashCollisions: ids that share the 64 bits
 // session.pos is keyed by still get their own positions.
 func TestSessionPositionsWithHashCollisions(t *testing.T) {
-	s := &session{pos: map[uint64]int32{}}
+	s := &session{}
 	var ids []graph.ID
 	for k := 0; k < 4; k++ {
 		var id graph.ID
@@ -63,7 +63,7 @@ func TestRenderNamesThatRenderAlike(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &session{pos: map[uint64]int32{}, entries: &entrySet{}, ans: &answer.Answer{}, infos: map[graph.ID]graph.NodeInfo{}}
+			s := &session{entries: &entrySet{}, ans: &answer.Answer{}, infos: map[graph.ID]graph.NodeInfo{}}
 			for i, n := range tc.nodes {
 				id := graph.NodeID(graph.Dataset, n.parts[0], n.parts[1])
 				p := s.add(id, 0, graph.EncodeName(graph.Dataset, n.parts[0], n.parts[1]))
@@ -113,6 +113,45 @@ func TestEntrySet(t *testing.T) {
 		e.reset()
 		if s := e.sorted(); len(s) != 0 {
 			t.Errorf("case %d: after reset: %v", i, s)
+		}
+	}
+}
+
+// TestPosTableGrows: positions survive the table's growth, for distinct
+// ids and for ids whose hashes collide, and a reset table is empty.
+func TestPosTableGrows(t *testing.T) {
+	s := &session{}
+	var ids []graph.ID
+	for i := 0; i < 5000; i++ {
+		if i%7 == 0 {
+			var id graph.ID // all of these share their hash
+			id[0] = byte(graph.Column)
+			copy(id[1:9], "collides")
+			id[10], id[11] = byte(i), byte(i>>8)
+			ids = append(ids, id)
+			continue
+		}
+		ids = append(ids, graph.NodeID(graph.Dataset, "ns", string(rune('a'+i%26)), string(rune(i))))
+	}
+	for round := 0; round < 2; round++ {
+		for i, id := range ids {
+			if got := s.add(id, i, nil); got != int32(i) {
+				t.Fatalf("round %d: add %d: position %d", round, i, got)
+			}
+		}
+		for i, id := range ids {
+			if p, ok := s.lookup(id); !ok || p != int32(i) {
+				t.Fatalf("round %d: id %d: position %d %v", round, i, p, ok)
+			}
+		}
+		if _, ok := s.lookup(graph.NodeID(graph.Job, "not", "added")); ok {
+			t.Fatal("an id never added was found")
+		}
+		// As the pool does between sessions.
+		s.pos.reset()
+		s.order = s.order[:0]
+		if _, ok := s.lookup(ids[1]); ok {
+			t.Fatal("found after reset")
 		}
 	}
 }
