@@ -55,9 +55,21 @@ func (b *GoBench) Run(ctx context.Context, goCmd, dir string, log io.Writer) ([]
 	cmd.Stdout = io.MultiWriter(&out, log)
 	cmd.Stderr = log
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s: %w", strings.Join(append(b.Env, argv...), " "), err)
+		return nil, fmt.Errorf("%s: %w: %s", strings.Join(append(b.Env, argv...), " "), err, tail(out.String(), 6))
 	}
 	return ParseGoBench(&out, b)
+}
+
+// tail returns the last n non-empty lines of s, joined with " / " (what a
+// failed go test printed last: its failure, usually).
+func tail(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], " / ")
 }
 
 // ErrNoBenchmarks is returned by ParseGoBench when the output holds no

@@ -171,3 +171,15 @@ func FuzzParseGoBench(f *testing.F) {
 		}
 	})
 }
+
+func TestTail(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                 "",
+		"a\n\n b \nc\nd\n": "b / c / d",
+		"only":             "only",
+	} {
+		if got := tail(in, 3); got != want {
+			t.Errorf("tail(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -69,8 +69,8 @@ func (f *suiteFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.proofsDuration, "proofs-duration", 0, "override: time per kind of proof request")
 	fs.IntVar(&f.logEntries, "log-entries", 0, "override: entries of the log for proofs, disk and restart")
 	fs.IntVar(&f.auditEntries, "audit-entries", 0, "override: entries of the audit benchmark's log")
-	fs.IntVar(&f.scannerJobs, "scanner-jobs", 0, "override: jobs of the scanner benchmark")
-	fs.IntVar(&f.scannerDays, "scanner-days", 0, "override: days of the scanner benchmark")
+	fs.IntVar(&f.scannerJobs, "scanner-jobs", 0, "override: jobs of the scanner benchmark (at least 48: the benchmark injects 12 anomalies of each kind)")
+	fs.IntVar(&f.scannerDays, "scanner-days", 0, "override: days of the scanner benchmark (at least 60)")
 	fs.IntVar(&f.snapshotEntries, "snapshot-entries", 0, "override: entries of the snapshot/restore benchmark")
 	fs.IntVar(&f.lineageDatasets, "lineage-datasets", 0, "override: datasets of the lineage graph")
 	fs.IntVar(&f.lineageEdges, "lineage-edges", 0, "override: edges of the lineage graph")
@@ -111,7 +111,7 @@ func (f *suiteFlags) resolve(log io.Writer) (runner.Profile, runner.Options, err
 		min  int
 	}{
 		{"log-entries", f.logEntries, &p.LogEntries, 2}, {"audit-entries", f.auditEntries, &p.AuditEntries, 1},
-		{"scanner-jobs", f.scannerJobs, &p.ScannerJobs, 1}, {"scanner-days", f.scannerDays, &p.ScannerDays, 1},
+		{"scanner-jobs", f.scannerJobs, &p.ScannerJobs, 48}, {"scanner-days", f.scannerDays, &p.ScannerDays, 60},
 		{"snapshot-entries", f.snapshotEntries, &p.SnapshotEntries, 1},
 		{"lineage-datasets", f.lineageDatasets, &p.LineageDatasets, 2}, {"lineage-edges", f.lineageEdges, &p.LineageEdges, 1},
 	} {
