@@ -30,9 +30,8 @@ var errLean = errors.New("scanner: lean decoder: payload left to the strict pars
 // applies to it, so an accepted payload is one the strict parser accepts,
 // with the same values in those fields (FuzzLeanRunEvent compares them).
 // jsontext rejects what encoding/json's strict use rejects and more
-// (duplicate names at any depth, invalid UTF-8): on any such doubt, and on
-// the facet it does not decode (columnLineage), it returns
-// errLean and the caller falls back to the strict parser. A decoder is
+// (duplicate names at any depth, invalid UTF-8): on any such doubt it
+// returns errLean and the caller falls back to the strict parser. A decoder is
 // reused for many payloads; it is not safe for concurrent use.
 type leanDecoder struct {
 	d       jsontext.Decoder
@@ -843,11 +842,156 @@ func (l *leanDecoder) datasetFacet(d *payload.Dataset, fq **payload.Quality, nam
 	case "tags":
 		l.tags()
 	case "columnLineage":
-		l.bail()
+		start := l.facetStart()
+		l.columnLineage()
+		l.facetEnd(start)
 	default:
 		return false
 	}
 	return true
+}
+
+// columnLineage checks a columnLineage facet (after its '{'): a required
+// fields object of output fields, each with required inputFields, and an
+// optional dataset list of input fields.
+func (l *leanDecoder) columnLineage() {
+	hasFields := false
+	for {
+		t, ok := l.member()
+		if !ok {
+			break
+		}
+		switch t.String() {
+		case "fields":
+			if hasFields = l.open(); !hasFields {
+				continue
+			}
+			n := 0
+			for {
+				t, ok := l.member()
+				if !ok {
+					break
+				}
+				name := t.String()
+				if n++; n > l.lim.MaxFields || name == "" || len(name) > l.lim.MaxNameLen || !l.openStrict() {
+					l.bail()
+					break
+				}
+				hasInputs := false
+				for {
+					t, ok := l.member()
+					if !ok {
+						break
+					}
+					switch t.String() {
+					case "inputFields":
+						hasInputs = l.inputFields()
+					case "transformationDescription":
+						l.text(0, false)
+					case "transformationType":
+						l.text(l.lim.MaxNameLen, false)
+					default:
+						l.skip()
+					}
+				}
+				if !hasInputs {
+					l.bail()
+				}
+			}
+		case "dataset":
+			l.inputFields()
+		default:
+			l.skip()
+		}
+	}
+	if !hasFields {
+		l.bail()
+	}
+}
+
+// inputFields checks an array of column-lineage input fields; present is
+// false when the member is null.
+func (l *leanDecoder) inputFields() (present bool) {
+	if !l.openArray() {
+		return false
+	}
+	n := 0
+	for l.item() {
+		if n++; n > l.lim.MaxFields || !l.openStrict() {
+			l.bail()
+			return false
+		}
+		var hasNS, hasName, hasField bool
+		for {
+			t, ok := l.member()
+			if !ok {
+				break
+			}
+			switch t.String() {
+			case "namespace":
+				_, hasNS = l.text(l.lim.MaxNameLen, true)
+			case "name":
+				_, hasName = l.text(l.lim.MaxNameLen, true)
+			case "field":
+				_, hasField = l.text(l.lim.MaxNameLen, true)
+			case "transformations":
+				l.transformations()
+			default:
+				l.skip()
+			}
+		}
+		if !hasNS || !hasName || !hasField {
+			l.bail()
+		}
+	}
+	return true
+}
+
+// maxTransformations is the strict parser's cap on the transformations of
+// one input field.
+const maxTransformations = 64
+
+func (l *leanDecoder) transformations() {
+	if !l.openArray() {
+		return
+	}
+	n := 0
+	for l.item() {
+		if n++; n > maxTransformations || !l.openStrict() {
+			l.bail()
+			return
+		}
+		hasType := false
+		for {
+			t, ok := l.member()
+			if !ok {
+				break
+			}
+			switch t.String() {
+			case "type":
+				b, ok := l.text(32, true)
+				if hasType = ok; ok && string(b) != "DIRECT" && string(b) != "INDIRECT" {
+					l.bail()
+				}
+			case "subtype":
+				l.text(l.lim.MaxNameLen, false)
+			case "description":
+				l.text(0, false)
+			case "masking":
+				switch l.d.PeekKind() {
+				case 't', 'f', 'n':
+					l.token()
+				default:
+					l.bail()
+				}
+			default:
+				l.skip()
+			}
+		}
+		if !hasType {
+			l.bail()
+		}
+	}
 }
 
 // maxLeanSchemaDepth is the nesting of schema fields the lean decoder
