@@ -55,7 +55,7 @@ type env struct {
 
 // start serves the Admin service of a real ledger over an in-process gRPC
 // connection.
-func start(t *testing.T, chunk int) *env {
+func start(t testing.TB, chunk int) *env {
 	t.Helper()
 	lo, key := ledgerOptions(t)
 	l, err := ledger.Open(t.TempDir(), lo)
@@ -96,7 +96,7 @@ func entry(i int) ledger.Entry {
 	}
 }
 
-func (e *env) fill(t *testing.T, from, to int) {
+func (e *env) fill(t testing.TB, from, to int) {
 	t.Helper()
 	var es []ledger.Entry
 	for i := from; i < to; i++ {
