@@ -18,6 +18,7 @@ import (
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
+	"github.com/provledger/provledger/crypto/record"
 	"github.com/provledger/provledger/ledger"
 	"github.com/provledger/provledger/query/graph"
 	"github.com/provledger/provledger/query/policyindex"
@@ -255,5 +256,31 @@ func TestChanged(t *testing.T) {
 	}
 	if !l.ix.Current().InForce() {
 		t.Fatal("no policy in force")
+	}
+}
+
+// TestBatchThatDidNotCommit: a batch indexed but never committed (the
+// ledger rolled it back) leaves no trace once the same indexes are
+// indexed again, and Current never shows it.
+func TestBatchThatDidNotCommit(t *testing.T) {
+	logKey, admin := newKey(t, "log"), newKey(t, "admin")
+	l := open(t, filepath.Join(t.TempDir(), "ledger"), logKey, true)
+	boot := policyEntry(t, fmt.Sprintf(`{"policyVersion": 1, "keys": [%s]}`, grant(admin, true)), logKey)
+	ghost := ledger.IndexedEntry{Index: 0, Record: record.Record{Namespace: boot.Namespace, PayloadType: boot.PayloadType, Signers: boot.Signers}, Envelope: boot.Envelope}
+	b := l.DB().NewBatch()
+	if err := l.ix.IndexBatch(b, []ledger.IndexedEntry{ghost}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close() // never committed
+	if l.ix.Current().InForce() {
+		t.Fatal("Current shows a policy the log does not hold")
+	}
+	if !l.ix.At(1).InForce() {
+		t.Fatal("the uncommitted batch was not indexed at all (the test proves nothing)")
+	}
+	// The log's real entry 0 is not a policy entry.
+	l.apply(t, event(t, 1, "x", admin))
+	if l.ix.At(100).InForce() || len(l.ix.Entries(0, 100)) != 0 {
+		t.Fatalf("the uncommitted policy entry survived: %+v", l.ix.Entries(0, 100))
 	}
 }
