@@ -32,8 +32,10 @@ type GoBench struct {
 	// Params are recorded on every result.
 	Params map[string]string
 	// Bound, with BoundMetric, names the limit that bounds the results
-	// whose metric BoundMetric exists.
-	Bound, BoundMetric string
+	// whose metric BoundMetric exists and, if BoundSuffix is set, whose
+	// name ends with it (e.g. only the scanner's "/verify" pass verifies
+	// signatures).
+	Bound, BoundMetric, BoundSuffix string
 	// Timeout bounds the whole go test run.
 	Timeout time.Duration
 }
@@ -138,7 +140,7 @@ func ParseGoBench(r io.Reader, b *GoBench) ([]suite.Result, error) {
 			}
 			out[i].Metrics[k] = m
 		}
-		if _, ok := out[i].Metrics[b.BoundMetric]; ok && b.Bound != "" {
+		if _, ok := out[i].Metrics[b.BoundMetric]; ok && b.Bound != "" && strings.HasSuffix(out[i].Name, b.BoundSuffix) {
 			out[i].Bound, out[i].BoundMetric = b.Bound, b.BoundMetric
 		}
 	}
