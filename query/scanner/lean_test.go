@@ -17,8 +17,8 @@ import (
 // must give the same view as the strict parser.
 type view struct {
 	EventType, EventTime, Source, RunID, Job, CodeVersion string
-	Inputs, Outputs                                      []datasetView
-	Costs                                                []costView
+	Inputs, Outputs                                       []datasetView
+	Costs                                                 []costView
 }
 
 type datasetView struct {
@@ -36,13 +36,13 @@ type datasetView struct {
 }
 
 type costView struct {
-	Row                                 int
-	Billed, Effective, Currency         string
-	Amount                              float64
-	Start, End, Service, RunID, Job     string
-	LinkTag                             string
-	Tags                                map[string]string
-	TagsNil                             bool
+	Row                             int
+	Billed, Effective, Currency     string
+	Amount                          float64
+	Start, End, Service, RunID, Job string
+	LinkTag                         string
+	Tags                            map[string]string
+	TagsNil                         bool
 }
 
 func n64(p *int64) string {

@@ -154,13 +154,13 @@ type datasetState struct {
 	Updates    int      `json:"n,omitempty"`
 	Gaps       []int64  `json:"gaps,omitempty"` // ms
 	Stale      bool     `json:"stale,omitempty"`
-	Configured int64    `json:"cfg,omitempty"`
+	Configured int64    `json:"cfg,omitempty"` // ms, from policy
 
 	// limit caches the freshness limit (ms, 0: none) and how it was set;
 	// limitOK false: to compute (after an update or a policy change).
 	limit   int64
 	how     string
-	limitOK bool // ms, from policy
+	limitOK bool
 }
 
 type runState struct {
