@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -33,9 +32,10 @@ import (
 // scratch batch. Later asserters are searched for, in log order, among
 // the entries that can name the key: for a run and the edges leaving it,
 // the events of that run and of its child runs; for a dataset version,
-// the events of the runs that read or wrote it; for anything else (jobs,
-// datasets, columns, tags) every lineage entry after the target, until
-// each such key is found again. docs/query.md, "Redaction", has the cost.
+// the events of the runs that read or wrote it; for a job (unless it has
+// more than maxJobRuns runs) or a job version, the events of its runs;
+// for anything else (datasets, columns, tags) every lineage entry after
+// the target, until each such key is found again. docs/query.md, "Redaction", has the cost.
 //
 // One thing is not undone: a later entry that read a dataset without
 // naming a version had it resolved to the latest completed version below
@@ -132,87 +132,164 @@ func (ix *Indexer) firstAsserter(key []byte) (uint64, bool, error) {
 
 // laterAsserters finds, for each pending key, the first entry that is
 // not a target and asserts it; it returns that entry's value for the key.
+// Keys whose possible asserters the stored graph names (runs, dataset
+// versions) are looked for among those; the others by a scan of the
+// lineage entries after the first target, which stops once each is found.
 func (ix *Indexer) laterAsserters(d *dryRunner, r *ledger.Redactions, pending map[string]struct{}) (map[string][]byte, error) {
 	found := map[string][]byte{}
-	if len(pending) == 0 {
-		return found, nil
-	}
-	left := maps.Clone(pending)
-	check := func(e ledger.IndexedEntry) (bool, error) {
-		if r.IsTarget(e.Index) || e.Envelope == nil {
-			return true, nil
-		}
-		kv, err := d.assertions(&e)
-		if err != nil {
-			return false, fmt.Errorf("entry %d: %w", e.Index, err)
-		}
-		for k := range left {
-			if v, ok := kv[k]; ok {
-				found[k] = v
-				delete(left, k)
+	exact, scan := map[string]struct{}{}, map[string]struct{}{}
+	for k := range pending {
+		subject, ok := subjectOf([]byte(k))
+		if ok && subject.Kind() == Job {
+			// A job with very many runs is found again sooner by the scan.
+			n, err := ix.countAdjacent(tagIn, subject, RunOf, maxJobRuns+1)
+			if err != nil {
+				return nil, err
 			}
+			ok = n <= maxJobRuns
 		}
-		return len(left) > 0, nil
+		if ok {
+			exact[k] = struct{}{}
+		} else {
+			scan[k] = struct{}{}
+		}
+	}
+	// check dry-runs e and resolves the keys of left it asserts; it
+	// reports whether keys are left.
+	check := func(left map[string]struct{}) func(ledger.IndexedEntry) (bool, error) {
+		return func(e ledger.IndexedEntry) (bool, error) {
+			if r.IsTarget(e.Index) || e.Envelope == nil {
+				return len(left) > 0, nil
+			}
+			kv, err := d.assertions(&e)
+			if err != nil {
+				return false, fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			for k := range left {
+				if v, ok := kv[k]; ok {
+					found[k] = v
+					delete(left, k)
+				}
+			}
+			return len(left) > 0, nil
+		}
 	}
 	from := r.Targets[0].Index
 	for _, t := range r.Targets {
 		from = min(from, t.Index)
 	}
-	cands, exact, err := ix.candidates(left, from)
-	if err != nil {
-		return nil, err
-	}
-	if !exact {
-		return found, r.EntriesAfter(from, func(rec record.Record) bool { return indexedType(rec.PayloadType) }, check)
-	}
-	// The stored candidates are all below the batch; the batch's own
-	// entries are not in the stored index yet, so each is a candidate too
-	// (they come last in log order).
-	for _, i := range cands {
-		if i >= r.BatchStart() {
-			break
-		}
-		e, err := r.Entry(i)
+	lineage := func(rec record.Record) bool { return indexedType(rec.PayloadType) }
+	if len(exact) > 0 {
+		cands, err := ix.candidates(exact, from)
 		if err != nil {
 			return nil, err
 		}
-		if more, err := check(e); err != nil || !more {
-			return found, err
+		// The stored candidates are all below the batch; the batch's own
+		// entries are not in the stored index yet, so each is a
+		// candidate too (they come last in log order).
+		more, fn := true, check(exact)
+		for _, i := range cands {
+			if i >= r.BatchStart() || !more {
+				break
+			}
+			e, err := r.Entry(i)
+			if err != nil {
+				return nil, err
+			}
+			if more, err = fn(e); err != nil {
+				return nil, err
+			}
+		}
+		if more {
+			if err := r.EntriesAfter(r.BatchStart()-1, lineage, fn); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return found, r.EntriesAfter(r.BatchStart()-1, func(rec record.Record) bool { return indexedType(rec.PayloadType) }, check)
+	if len(scan) > 0 {
+		if err := r.EntriesAfter(from, lineage, check(scan)); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
+// maxJobRuns bounds the runs of a job whose events are searched for the
+// job's keys; a job with more is left to the scan.
+const maxJobRuns = 4096
+
+// subjectOf returns the node a node or edge key is about (an edge's
+// source), when the stored graph names the entries that can assert it:
+// a run, a dataset version, a job or a job version.
+func subjectOf(key []byte) (ID, bool) {
+	var subject ID
+	switch key[1] {
+	case tagNode, tagOut:
+		copy(subject[:], key[2:2+IDSize])
+	case tagIn: // qr <dst> <rel> <src>: the assertion's subject is src
+		copy(subject[:], key[2+IDSize+1:])
+	default:
+		return subject, false
+	}
+	k := subject.Kind()
+	return subject, k == Run || k == DatasetVersion || k == Job || k == JobVersion
+}
+
+// countAdjacent counts id's edges of relation rel in direction tag, up to
+// limit.
+func (ix *Indexer) countAdjacent(tag byte, id ID, rel Rel, limit int) (int, error) {
+	p := adjPrefix(tag, id, rel)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		n++
+	}
+	return n, it.Error()
 }
 
 // candidates returns, in index order, the stored entries above from that
-// can assert the pending keys, when the stored graph says exactly which
-// (exact); otherwise exact is false and every later entry is a candidate.
-func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint64, bool, error) {
+// can assert the pending keys (each about a run or a dataset version, see
+// subjectOf).
+func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint64, error) {
 	runs := map[ID]struct{}{}
 	for k := range pending {
-		key := []byte(k)
-		var subject ID
-		switch key[1] {
-		case tagNode, tagOut:
-			copy(subject[:], key[2:2+IDSize])
-		case tagIn: // qr <dst> <rel> <src>: the assertion's subject is src
-			copy(subject[:], key[2+IDSize+1:])
-		}
+		subject, _ := subjectOf([]byte(k))
 		switch subject.Kind() {
 		case Run:
 			// Named by its own events and by its children's (as parent).
 			runs[subject] = struct{}{}
 			if err := ix.neighbours(tagIn, subject, ParentRun, runs); err != nil {
-				return nil, false, err
+				return nil, err
 			}
 		case DatasetVersion:
 			// Named by the events of the runs that read or wrote it.
 			for _, rel := range []Rel{Read, Wrote} {
 				if err := ix.neighbours(tagIn, subject, rel, runs); err != nil {
-					return nil, false, err
+					return nil, err
 				}
 			}
-		default:
-			return nil, false, nil
+		case JobVersion:
+			// Named by the events of the runs that ran it.
+			if err := ix.neighbours(tagIn, subject, RanCode, runs); err != nil {
+				return nil, err
+			}
+		case Job:
+			// Named by the events of its runs, and by their children's
+			// (as the parent's job).
+			own := map[ID]struct{}{}
+			if err := ix.neighbours(tagIn, subject, RunOf, own); err != nil {
+				return nil, err
+			}
+			for r := range own {
+				runs[r] = struct{}{}
+				if err := ix.neighbours(tagIn, r, ParentRun, runs); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	var out []uint64
@@ -220,7 +297,7 @@ func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint6
 		p := idPrefix(tagRun, run)
 		it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: idxKey(tagRun, run, from+1), UpperBound: prefixEnd(p)})
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		for ok := it.First(); ok; ok = it.Next() {
 			out = append(out, binary.BigEndian.Uint64(it.Key()[len(p):]))
@@ -228,11 +305,11 @@ func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint6
 		err = it.Error()
 		it.Close()
 		if err != nil {
-			return nil, false, fmt.Errorf("read events of run %x: %w", run, err)
+			return nil, fmt.Errorf("read events of run %x: %w", run, err)
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), true, nil
+	return slices.Compact(out), nil
 }
 
 // neighbours adds to set the far ends of id's edges of relation rel in
