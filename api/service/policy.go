@@ -110,6 +110,9 @@ func (p *PolicySequencer) checkPolicy(st *policy.State, e *ledger.Entry) error {
 // entry alone under the write lock. A refused entry gets a receipt whose
 // Err is a PermissionDenied status; the others are sequenced.
 func (p *PolicySequencer) Submit(ctx context.Context, entries []ledger.Entry) ([]ledger.Receipt, error) {
+	if len(entries) > 0 && !slices.ContainsFunc(entries, func(e ledger.Entry) bool { return e.PayloadType == policy.PayloadType }) {
+		return p.submitRun(ctx, entries) // no policy entry: one run
+	}
 	out := make([]ledger.Receipt, 0, len(entries))
 	for start := 0; start < len(entries); {
 		end := start
@@ -147,11 +150,29 @@ func (p *PolicySequencer) submitRun(ctx context.Context, run []ledger.Entry) ([]
 		defer p.mu.RUnlock()
 	}
 	st := p.src.Current()
+	refused := -1 // the first refused entry
+	var firstErr error
+	for i := range run {
+		if err := p.checkPolicy(st, &run[i]); err != nil {
+			refused, firstErr = i, err
+			break
+		}
+	}
+	if refused < 0 { // the common case: all allowed, nothing to copy
+		return p.next.Submit(ctx, run)
+	}
 	rs := make([]ledger.Receipt, len(run))
 	ok := make([]ledger.Entry, 0, len(run))
 	pos := make([]int, 0, len(run))
 	for i := range run {
-		if err := p.checkPolicy(st, &run[i]); err != nil {
+		err := firstErr
+		if i != refused {
+			err = nil
+			if i > refused {
+				err = p.checkPolicy(st, &run[i])
+			}
+		}
+		if err != nil {
 			rs[i].Err = err
 			continue
 		}

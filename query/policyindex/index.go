@@ -85,6 +85,8 @@ type Index struct {
 
 	mu sync.Mutex // serializes IndexBatch and Attach
 	l  *ledger.Log
+	// attached is l, for Current without the lock.
+	attached atomic.Pointer[ledger.Log]
 
 	versions atomic.Pointer[[]version] // honoured entries, by index; copy on write
 	entries  atomic.Pointer[[]Entry]   // every policy entry, by index
@@ -116,6 +118,7 @@ func (x *Index) Attach(l *ledger.Log) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.l = l
+	x.attached.Store(l)
 	db := l.DB()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, tag, tagEntry}, UpperBound: []byte{prefix, tag, tagEntry + 1}})
 	if err != nil {
@@ -230,6 +233,13 @@ func (x *Index) index(b *pebble.Batch, entries []ledger.IndexedEntry, next uint6
 	if len(entries) > 0 {
 		first = entries[0].Index
 	}
+	// The common batch: no policy entry, nothing to drop. Only the cursor.
+	if !slices.ContainsFunc(entries, func(e ledger.IndexedEntry) bool { return e.Record.PayloadType == policy.PayloadType }) {
+		vs, es := *x.versions.Load(), *x.entries.Load()
+		if (len(vs) == 0 || vs[len(vs)-1].index < first) && (len(es) == 0 || es[len(es)-1].Index < first) {
+			return nil
+		}
+	}
 	// A batch that failed to commit may have left States for indexes that
 	// are being indexed again: drop them.
 	vs := slices.Clone(*x.versions.Load())
@@ -323,9 +333,10 @@ func (x *Index) At(index uint64) *policy.State {
 // Current returns the policy in force for the next entry of the log: the
 // fold of the honoured policy entries below the latest checkpoint's size.
 func (x *Index) Current() *policy.State {
-	x.mu.Lock()
-	l := x.l
-	x.mu.Unlock()
+	if len(*x.versions.Load()) == 0 {
+		return nil // no policy entry honoured: nothing to look up
+	}
+	l := x.attached.Load()
 	if l == nil {
 		return nil
 	}
