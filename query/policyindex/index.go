@@ -88,6 +88,10 @@ type Index struct {
 	// attached is l, for Current without the lock.
 	attached atomic.Pointer[ledger.Log]
 
+	// next is the index of the next entry the in-memory state expects;
+	// a log that moved past it without IndexBatch (a Raft snapshot
+	// restored into it) makes the index reload from Pebble.
+	next     atomic.Uint64
 	versions atomic.Pointer[[]version] // honoured entries, by index; copy on write
 	entries  atomic.Pointer[[]Entry]   // every policy entry, by index
 	changed  atomic.Pointer[chan struct{}]
@@ -120,45 +124,10 @@ func (x *Index) Attach(l *ledger.Log) error {
 	x.l = l
 	x.attached.Store(l)
 	db := l.DB()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, tag, tagEntry}, UpperBound: []byte{prefix, tag, tagEntry + 1}})
-	if err != nil {
-		return fmt.Errorf("policyindex: load: %w", err)
-	}
-	var loaded []Entry
-	for ok := it.First(); ok; ok = it.Next() {
-		e, err := decodeEntry(it.Key(), it.Value())
-		if err != nil {
-			it.Close()
-			return err
-		}
-		loaded = append(loaded, e)
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("policyindex: load: %w", err)
-	}
-	next, err := readCursor(db)
+	next, err := x.load()
 	if err != nil {
 		return err
 	}
-	// Entries at or past the cursor belong to a batch that did not
-	// commit with its cursor; they are indexed again below.
-	loaded = slices.DeleteFunc(loaded, func(e Entry) bool { return e.Index >= next })
-	var vs []version
-	var st *policy.State
-	for _, e := range loaded {
-		if !e.Honoured {
-			continue
-		}
-		p, err := policy.ParseJSON(e.Payload)
-		if err != nil {
-			return fmt.Errorf("policyindex: stored policy entry %d no longer parses (%v); rebuild the index", e.Index, err)
-		}
-		st = st.Apply(e.Index, p)
-		vs = append(vs, version{e.Index, st})
-		x.trust(p)
-	}
-	x.entries.Store(&loaded)
-	x.versions.Store(&vs)
 	size := l.Latest().Size
 	if next < size {
 		x.log.Info("indexing policy entries the index does not have", "from", next, "to", size)
@@ -177,6 +146,64 @@ func (x *Index) Attach(l *ledger.Log) error {
 		next = end
 	}
 	return nil
+}
+
+// load reads the policy entries and the cursor from Pebble into memory
+// (x.mu held) and returns the cursor.
+func (x *Index) load() (uint64, error) {
+	db := x.l.DB()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, tag, tagEntry}, UpperBound: []byte{prefix, tag, tagEntry + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("policyindex: load: %w", err)
+	}
+	var loaded []Entry
+	for ok := it.First(); ok; ok = it.Next() {
+		e, err := decodeEntry(it.Key(), it.Value())
+		if err != nil {
+			it.Close()
+			return 0, err
+		}
+		loaded = append(loaded, e)
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("policyindex: load: %w", err)
+	}
+	next, err := readCursor(db)
+	if err != nil {
+		return 0, err
+	}
+	// Entries at or past the cursor belong to a batch that did not
+	// commit with its cursor; they are indexed again below.
+	loaded = slices.DeleteFunc(loaded, func(e Entry) bool { return e.Index >= next })
+	var vs []version
+	var st *policy.State
+	for _, e := range loaded {
+		if !e.Honoured {
+			continue
+		}
+		p, err := policy.ParseJSON(e.Payload)
+		if err != nil {
+			return 0, fmt.Errorf("policyindex: stored policy entry %d no longer parses (%v); rebuild the index", e.Index, err)
+		}
+		st = st.Apply(e.Index, p)
+		vs = append(vs, version{e.Index, st})
+		x.trust(p)
+	}
+	x.entries.Store(&loaded)
+	x.versions.Store(&vs)
+	x.next.Store(next)
+	return next, nil
+}
+
+// reload reloads the in-memory state if the log moved past it without
+// IndexBatch (a restored Raft snapshot replaced the store). x.mu held.
+func (x *Index) reload() error {
+	if x.l == nil || x.l.Latest().Size <= x.next.Load() {
+		return nil
+	}
+	x.log.Info("the log moved past the policy index's memory (snapshot restored); reloading it", "from", x.next.Load(), "size", x.l.Latest().Size)
+	_, err := x.load()
+	return err
 }
 
 // catchUp indexes the log's entries [start, end) into b.
@@ -220,6 +247,19 @@ func (x *Index) IndexBatch(b *pebble.Batch, entries []ledger.IndexedEntry) error
 	if x.l == nil {
 		return ErrNotAttached
 	}
+	if first := entries[0].Index; first > x.next.Load() {
+		// The store was replaced under us (a Raft snapshot): reload, and
+		// index what the stored index lacks below this batch.
+		next, err := x.load()
+		if err != nil {
+			return err
+		}
+		if next < first {
+			if err := x.catchUp(b, next, first); err != nil {
+				return err
+			}
+		}
+	}
 	return x.index(b, entries, entries[len(entries)-1].Index+1)
 }
 
@@ -229,6 +269,7 @@ func (x *Index) index(b *pebble.Batch, entries []ledger.IndexedEntry, next uint6
 	if err := b.Set(cursorKey, u64(next), nil); err != nil {
 		return err
 	}
+	defer x.next.Store(next)
 	first := next
 	if len(entries) > 0 {
 		first = entries[0].Index
@@ -333,14 +374,23 @@ func (x *Index) At(index uint64) *policy.State {
 // Current returns the policy in force for the next entry of the log: the
 // fold of the honoured policy entries below the latest checkpoint's size.
 func (x *Index) Current() *policy.State {
-	if len(*x.versions.Load()) == 0 {
-		return nil // no policy entry honoured: nothing to look up
-	}
 	l := x.attached.Load()
 	if l == nil {
 		return nil
 	}
-	return x.At(l.Latest().Size)
+	size := l.Latest().Size
+	if size > x.next.Load() {
+		x.mu.Lock()
+		err := x.reload()
+		x.mu.Unlock()
+		if err != nil {
+			x.log.Error("policy index: reload", "err", err)
+		}
+	}
+	if len(*x.versions.Load()) == 0 {
+		return nil // no policy entry honoured: nothing to look up
+	}
+	return x.At(size)
 }
 
 // Changed returns a channel closed at the next change of the policy

@@ -1,6 +1,7 @@
 package policyindex_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
@@ -282,5 +283,38 @@ func TestBatchThatDidNotCommit(t *testing.T) {
 	l.apply(t, event(t, 1, "x", admin))
 	if l.ix.At(100).InForce() || len(l.ix.Entries(0, 100)) != 0 {
 		t.Fatalf("the uncommitted policy entry survived: %+v", l.ix.Entries(0, 100))
+	}
+}
+
+// TestSnapshotRestore: a log whose store is replaced by a snapshot (as a
+// Raft follower installs one) serves the policy of the snapshot, and
+// indexes on from there.
+func TestSnapshotRestore(t *testing.T) {
+	logKey, admin, team := newKey(t, "log"), newKey(t, "admin"), newKey(t, "team")
+	a := open(t, filepath.Join(t.TempDir(), "a"), logKey, true)
+	a.apply(t,
+		policyEntry(t, fmt.Sprintf(`{"policyVersion": 1, "keys": [%s, %s]}`, grant(admin, true), grant(team, false, "team")), logKey),
+		event(t, 1, "team", team))
+	a.apply(t, policyEntry(t, `{"policyVersion": 1, "revokedKeys": ["`+team.id.String()+`"]}`, admin))
+	var snap bytes.Buffer
+	if _, err := a.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, filepath.Join(t.TempDir(), "b"), logKey, true)
+	if b.ix.Current().InForce() {
+		t.Fatal("empty log has a policy")
+	}
+	if _, err := b.Restore(&snap, ledger.RestoreOptions{ScratchDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ix.Current().Allows(team.id, "team", "x"); !errors.Is(err, policy.ErrRevokedKey) {
+		t.Fatalf("after the restore: %v, want the revocation", err)
+	}
+	b.apply(t, policyEntry(t, fmt.Sprintf(`{"policyVersion": 1, "keys": [%s]}`, grant(team, false, "team")), admin))
+	if err := b.ix.Current().Allows(team.id, "team", "x"); err != nil {
+		t.Fatalf("after granting again: %v", err)
+	}
+	if got := len(b.ix.Entries(0, 100)); got != 3 {
+		t.Fatalf("%d policy entries, want 3", got)
 	}
 }
