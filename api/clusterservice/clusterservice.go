@@ -182,6 +182,14 @@ func (s *Service) Remove(ctx context.Context, req *provledgerpb.RemoveRequest) (
 
 // TransferLeadership implements provledgerpb.ClusterServer.
 func (s *Service) TransferLeadership(ctx context.Context, req *provledgerpb.TransferLeadershipRequest) (*provledgerpb.TransferLeadershipResponse, error) {
+	if s.cfg.Node.IsLeader() { // the caller's mistakes, which raft reports as plain errors
+		if req.GetNodeId() == s.cfg.Node.ID() {
+			return nil, status.Errorf(codes.FailedPrecondition, "transfer leadership: %s already leads; name another member, or none to let Raft pick one", req.GetNodeId())
+		}
+		if ms, err := s.cfg.Node.Members(ctx); err == nil && len(ms) < 2 {
+			return nil, status.Error(codes.FailedPrecondition, "transfer leadership: this node is the only member; add another first (prov cluster join)")
+		}
+	}
 	err := s.cfg.Node.TransferLeadership(ctx, req.GetNodeId())
 	if conn, fwd, ferr := s.toLeader(ctx, "transfer leadership", err); fwd {
 		if ferr != nil {
