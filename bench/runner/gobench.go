@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/perf/benchfmt"
@@ -40,6 +42,10 @@ type GoBench struct {
 	Timeout time.Duration
 }
 
+// killGrace is how long past its -timeout a go test run may take before
+// the suite kills it.
+var killGrace = time.Minute
+
 // Command is the go test command line of b (for logs and docs).
 func (b *GoBench) Command(goCmd string) []string {
 	args := []string{goCmd, "test", "-run", "^$", "-bench", b.Bench, "-benchtime", "1x", "-count", "1", "-timeout", b.Timeout.String(), b.Pkg}
@@ -50,16 +56,40 @@ func (b *GoBench) Command(goCmd string) []string {
 // binary's output is copied to log.
 func (b *GoBench) Run(ctx context.Context, goCmd, dir string, log io.Writer) ([]suite.Result, error) {
 	argv := b.Command(goCmd)
+	// go test's own -timeout does not always end a benchmark that hangs
+	// (seen with a generator looping forever): the suite bounds the whole
+	// process group (go and the test binary it starts) itself.
+	ctx, cancel := context.WithTimeout(ctx, b.Timeout+killGrace)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), b.Env...)
 	var out bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&out, log)
-	cmd.Stderr = log
+	lw := &lockedWriter{w: log} // stdout and stderr are copied by two goroutines
+	cmd.Stdout = io.MultiWriter(&out, lw)
+	cmd.Stderr = lw
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (killed after %v)", err, b.Timeout+killGrace)
+		}
 		return nil, fmt.Errorf("%s: %w: %s", strings.Join(append(b.Env, argv...), " "), err, tail(out.String(), 6))
 	}
 	return ParseGoBench(&out, b)
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // tail returns the last n non-empty lines of s, joined with " / " (what a

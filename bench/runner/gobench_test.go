@@ -2,10 +2,14 @@ package runner
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/provledger/provledger/bench/suite"
 )
@@ -181,5 +185,52 @@ func TestTail(t *testing.T) {
 		if got := tail(in, 3); got != want {
 			t.Errorf("tail(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// fakeGo writes a shell script standing in for the go command.
+func fakeGo(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "go")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestGoBenchRun(t *testing.T) {
+	fixture, err := filepath.Abs(filepath.Join("testdata", "scanner.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb := GoBench{Scenario: "scanner", Pkg: "./query/scanner", Bench: "^BenchmarkScan$", Timeout: time.Minute}
+	var log bytes.Buffer
+	rs, err := gb.Run(context.Background(), fakeGo(t, "cat "+fixture), t.TempDir(), &log)
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("results %v, err %v", rs, err)
+	}
+	if !strings.Contains(log.String(), "BenchmarkScan/verify-2") {
+		t.Errorf("the output was not copied to the log:\n%s", log.String())
+	}
+	_, err = gb.Run(context.Background(), fakeGo(t, "echo '--- FAIL: BenchmarkScan'; echo 'bad config'; exit 1"), t.TempDir(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "bad config") {
+		t.Errorf("failure: %v, want the test's last lines", err)
+	}
+}
+
+// TestGoBenchRunHung: a go test that never ends is killed, with the
+// processes it started, shortly after its timeout.
+func TestGoBenchRunHung(t *testing.T) {
+	old := killGrace
+	killGrace = 200 * time.Millisecond
+	defer func() { killGrace = old }()
+	gb := GoBench{Scenario: "x", Pkg: ".", Bench: ".", Timeout: 100 * time.Millisecond}
+	start := time.Now()
+	_, err := gb.Run(context.Background(), fakeGo(t, "sleep 60 & wait"), t.TempDir(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "killed after") {
+		t.Errorf("err %v, want killed", err)
+	}
+	if el := time.Since(start); el > 30*time.Second {
+		t.Errorf("took %v: the child kept the run alive", el)
 	}
 }
