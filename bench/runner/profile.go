@@ -110,7 +110,7 @@ func Short() Profile {
 		Append: pts, AppendWarmup: time.Second, AppendDuration: 3 * time.Second, AppendCalibrate: 500 * time.Millisecond,
 		BatchSize: 64, Inflight: 8, MaxPoolBytes: 256 << 20,
 		LogEntries: 50_000, ProofsClients: 16, ProofsDuration: 2 * time.Second,
-		AuditEntries: 20_000, ScannerJobs: 50, ScannerDays: 60, LineageDatasets: 2000, LineageEdges: 20_000,
+		AuditEntries: 20_000, ScannerJobs: 200, ScannerDays: 100, LineageDatasets: 2000, LineageEdges: 20_000,
 		SnapshotEntries: 50_000, GoBenchTimeout: 10 * time.Minute,
 	}
 }
