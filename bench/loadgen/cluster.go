@@ -196,9 +196,9 @@ type Cluster struct {
 }
 
 // StartCluster spawns the three nodes under dataRoot (kept after Close
-// with keep) with the given provd --raft-timeout, and waits until they
-// form a cluster with a leader.
-func StartCluster(ctx context.Context, provd, dataRoot string, keep bool, raftTimeout time.Duration, progress io.Writer) (cl *Cluster, err error) {
+// with keep) with the given provd --raft-timeout and extra flags, and
+// waits until they form a cluster with a leader.
+func StartCluster(ctx context.Context, provd, dataRoot string, keep bool, raftTimeout time.Duration, extraArgs []string, progress io.Writer) (cl *Cluster, err error) {
 	if progress == nil {
 		progress = io.Discard
 	}
@@ -231,7 +231,7 @@ func StartCluster(ctx context.Context, provd, dataRoot string, keep bool, raftTi
 			return nil, err
 		}
 		id := fmt.Sprintf("node%d", i+1)
-		extra := []string{"--node-id", id, "--raft-addr", raftAddr, "--log-key", logKey, "--log-level", "warn", "--raft-timeout", raftTimeout.String()}
+		extra := append([]string{"--node-id", id, "--raft-addr", raftAddr, "--log-key", logKey, "--log-level", "warn", "--raft-timeout", raftTimeout.String()}, extraArgs...)
 		if i == 0 {
 			extra = append(extra, "--bootstrap")
 		} else {
@@ -290,7 +290,7 @@ func (cl *Cluster) Close() {
 // RunCluster runs the cluster scenario.
 func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*ClusterReport, error) {
 	rep := &ClusterReport{Scenario: "cluster", Config: cfg, Machine: ReadMachine(), Provenance: ReadProvenance(time.Now()), Met: map[string]bool{}}
-	cl, err := StartCluster(ctx, cfg.Provd, cfg.DataRoot, cfg.KeepData, cfg.RaftTimeout, progress)
+	cl, err := StartCluster(ctx, cfg.Provd, cfg.DataRoot, cfg.KeepData, cfg.RaftTimeout, nil, progress)
 	if err != nil {
 		return nil, err
 	}

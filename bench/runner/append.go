@@ -44,8 +44,9 @@ func runAppendPoint(ctx context.Context, p *Profile, o Options, pt AppendPoint) 
 	switch pt.Nodes {
 	case 1:
 		cfg.Spawn = true
+		cfg.ProvdArgs = nodeArgs(pt)
 	case 3:
-		cl, err := loadgen.StartCluster(ctx, o.Provd, o.DataRoot, false, loadgenRaftTimeout, o.Log)
+		cl, err := loadgen.StartCluster(ctx, o.Provd, o.DataRoot, false, loadgenRaftTimeout, nodeArgs(pt), o.Log)
 		if err != nil {
 			return suite.Result{}, err
 		}
@@ -60,6 +61,14 @@ func runAppendPoint(ctx context.Context, p *Profile, o Options, pt AppendPoint) 
 		return suite.Result{}, err
 	}
 	return appendResult(pt, rep), nil
+}
+
+// nodeArgs are the extra provd flags of a cell's node(s): provd's
+// admission control refuses append RPCs beyond --max-inflight-appends
+// (default 128) with ResourceExhausted, which would fail the 256-client
+// cells; the suite measures throughput, so it admits twice the clients.
+func nodeArgs(pt AppendPoint) []string {
+	return []string{"--max-inflight-appends", itoa(max(128, 2*pt.Clients))}
 }
 
 // loadgenRaftTimeout is the cluster nodes' --raft-timeout (provbench
