@@ -33,8 +33,12 @@ type ClusterConfig struct {
 	// Target: "leader" sends every append to the leader (clients move to
 	// another node when theirs fails), "all" spreads clients over the
 	// three nodes (followers forward to the leader).
-	Target       string        `json:"target"`
-	Clients      int           `json:"clients"`
+	Target  string `json:"target"`
+	Clients int    `json:"clients"`
+	// BatchSize is the envelopes each client sends per call: 1 is a
+	// unary Append, more an AppendBatch of that many (latency is the
+	// call's).
+	BatchSize    int           `json:"batch_size"`
 	Duration     time.Duration `json:"-"`
 	Warmup       time.Duration `json:"-"`
 	Size         int           `json:"size"`
@@ -74,7 +78,7 @@ Flags (also PROVLEDGER_BENCH_CLUSTER_<FLAG>):
 // DefaultClusterConfig returns the documented defaults.
 func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
-		Provd: "./bin/provd", DataRoot: os.TempDir(), Target: "leader", Clients: 64,
+		Provd: "./bin/provd", DataRoot: os.TempDir(), Target: "leader", Clients: 64, BatchSize: 1,
 		Duration: 15 * time.Second, Warmup: 2 * time.Second, Size: 1024, Keys: 4,
 		Presign: 200_000, Failover: true, VerifyEvery: 100, RaftTimeout: time.Second,
 		Namespace: "provbench", PayloadType: "application/vnd.in-toto+json",
@@ -90,7 +94,8 @@ func ParseCluster(args []string, lookupEnv func(string) (string, bool), stderr i
 	fs.StringVar(&c.DataRoot, "data-root", c.DataRoot, "where the nodes' temporary data directories go")
 	fs.BoolVar(&c.KeepData, "keep-data", c.KeepData, "keep the data directories and logs")
 	fs.StringVar(&c.Target, "target", c.Target, "leader (clients append to the leader) or all (clients spread over the nodes; followers forward)")
-	fs.IntVar(&c.Clients, "clients", c.Clients, "concurrent clients, one append in flight each")
+	fs.IntVar(&c.Clients, "clients", c.Clients, "concurrent clients, one call in flight each")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "envelopes per call: 1 sends unary Appends, more sends AppendBatch calls of that many")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured steady-state window")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "load before the window, not measured")
 	fs.IntVar(&c.Size, "size", c.Size, "payload bytes per envelope")
@@ -112,10 +117,12 @@ func ParseCluster(args []string, lookupEnv func(string) (string, bool), stderr i
 		return nil, fmt.Errorf("--target %q: want leader or all", c.Target)
 	case c.Clients < 1 || c.Duration <= 0 || c.Warmup < 0 || c.Keys < 1 || c.VerifyEvery < 0:
 		return nil, errors.New("--clients, --duration and --keys must be positive; --warmup and --verify-every not negative")
+	case c.BatchSize < 1 || c.BatchSize > 1000:
+		return nil, fmt.Errorf("--batch-size %d: must be between 1 and 1000 (the server's AppendBatch cap)", c.BatchSize)
 	case c.Size < MinPayloadSize || c.Size > MaxPayloadSize:
 		return nil, fmt.Errorf("--size %d: must be between %d and %d", c.Size, MinPayloadSize, MaxPayloadSize)
-	case c.Presign < c.Clients:
-		return nil, fmt.Errorf("--presign %d: must be at least --clients", c.Presign)
+	case c.Presign < c.Clients*c.BatchSize:
+		return nil, fmt.Errorf("--presign %d: must be at least --clients × --batch-size", c.Presign)
 	}
 	if c.RaftTimeout <= 0 {
 		return nil, errors.New("--raft-timeout must be positive")
@@ -553,15 +560,15 @@ func (l *clusterLoad) client(ctx context.Context, c int) {
 			return
 		default:
 		}
-		i := int(l.next.Add(1) - 1)
-		if i >= len(l.pool.reqs) {
+		n := max(l.cfg.BatchSize, 1)
+		i := int(l.next.Add(int64(n)) - int64(n))
+		if i+n > len(l.pool.reqs) {
 			l.mu.Lock()
 			l.stats.exhausted = true
 			l.mu.Unlock()
 			<-l.end
 			return
 		}
-		req := l.pool.reqs[i]
 		for {
 			n := l.nodes[target]
 			if n.dead.Load() {
@@ -570,11 +577,22 @@ func (l *clusterLoad) client(ctx context.Context, c int) {
 			}
 			t0 := time.Now()
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			resp, err := provledgerpb.NewLedgerClient(n.conn).Append(cctx, req)
+			resps, err := l.call(cctx, n, i, max(l.cfg.BatchSize, 1))
 			cancel()
 			now := time.Now()
 			if err == nil {
-				l.ack(i, resp, t0, now)
+				for j, resp := range resps {
+					if e := resp.GetError(); e != nil {
+						l.mu.Lock()
+						l.stats.errors++
+						if l.stats.firstError == "" {
+							l.stats.firstError = fmt.Sprintf("%s: %s", n.id, e.GetMessage())
+						}
+						l.mu.Unlock()
+						continue
+					}
+					l.ack(i+j, resp, t0, now)
+				}
 				break
 			}
 			l.mu.Lock()
@@ -597,6 +615,27 @@ func (l *clusterLoad) client(ctx context.Context, c int) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// call appends pre-signed requests [i, i+n) to node nd: a unary Append
+// for one, an AppendBatch for more.
+func (l *clusterLoad) call(ctx context.Context, nd *clusterNode, i, n int) ([]*provledgerpb.AppendResponse, error) {
+	c := provledgerpb.NewLedgerClient(nd.conn)
+	if n == 1 {
+		resp, err := c.Append(ctx, l.pool.reqs[i])
+		if err != nil {
+			return nil, err
+		}
+		return []*provledgerpb.AppendResponse{resp}, nil
+	}
+	resp, err := c.AppendBatch(ctx, &provledgerpb.AppendBatchRequest{Requests: l.pool.reqs[i : i+n]})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.GetResponses()) != n {
+		return nil, fmt.Errorf("AppendBatch answered %d of %d requests", len(resp.GetResponses()), n)
+	}
+	return resp.GetResponses(), nil
 }
 
 func (l *clusterLoad) ack(i int, resp *provledgerpb.AppendResponse, t0, now time.Time) {
