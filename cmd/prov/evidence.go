@@ -68,11 +68,12 @@ func (a *app) evidenceCommand() *ffcli.Command {
 	asOf := fs.Uint64("as-of-size", 0, "the log size the pack is as of (0: latest)")
 	return &ffcli.Command{
 		Name:       "evidence",
-		ShortUsage: "prov evidence dataset NAMESPACE NAME --out DIR [--depth N] [--as-of-size S]",
+		ShortUsage: "prov evidence dataset NAMESPACE NAME | version NAMESPACE NAME VERSION --out DIR [--depth N] [--as-of-size S]",
 		ShortHelp:  "write an offline-checkable evidence pack of a dataset's upstream lineage",
 		LongHelp: strings.TrimSpace(`
-Writes, for an auditor or a regulator, everything a dataset's upstream
-lineage rests on: report.md and report.html (the lineage, and every entry
+Writes, for an auditor or a regulator, everything a dataset's (or one
+dataset version's: version NS NAME VERSION, the DATASET@version form)
+upstream lineage rests on: report.md and report.html (the lineage, and every entry
 with its namespace, payload type, signers and time), answer.json (the
 proven lineage answer, as prov verify-answer reads it), index.json, and
 for every entry an offline bundle entries/<index>.tlog-proof (C2SP

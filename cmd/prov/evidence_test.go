@@ -94,3 +94,32 @@ func TestEvidencePack(t *testing.T) {
 		})
 	}
 }
+
+// TestEvidencePackOfVersion writes the pack of one dataset version (the
+// DATASET@version form: version NS NAME VERSION) and re-checks it offline.
+func TestEvidencePackOfVersion(t *testing.T) {
+	ts := startQueryServer(t)
+	keyDir := appendShop(t, ts)
+	dir := filepath.Join(t.TempDir(), "pack")
+	const modelVersion = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	r := mustProv(t, ts.args("evidence", "version", "s3://models", "churn/model.onnx", modelVersion, "--out", dir)...)
+	if !strings.Contains(r.stdout, "wrote the evidence pack") {
+		t.Fatalf("evidence: %s", r.stdout)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "churn/model.onnx") {
+		t.Errorf("report.md does not name the dataset:\n%s", md)
+	}
+	off := prov(t, "", "--server", "127.0.0.1:1", "--log-key", ts.logPub, "verify", "--evidence", dir, "--trust", filepath.Join(keyDir, "signer.pub"))
+	if off.code != 0 {
+		t.Fatalf("verify --evidence: %d %s %s", off.code, off.stdout, off.stderr)
+	}
+	// An unknown version is an error that names it, and writes nothing.
+	bad := filepath.Join(t.TempDir(), "bad")
+	if r := prov(t, "", ts.args("evidence", "version", "s3://models", "churn/model.onnx", "sha256:00", "--out", bad)...); r.code == 0 {
+		t.Fatalf("evidence of an unknown version succeeded: %s", r.stdout)
+	}
+}
