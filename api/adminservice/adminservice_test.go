@@ -238,4 +238,3 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		}
 	}
 }
-

@@ -228,19 +228,29 @@ func TestPolicyBootstrapKey(t *testing.T) {
 	}
 	seq := service.NewPolicySequencer(env.Seq, ix, apitest.KeyID(apitest.LogKey))
 	doc := fmt.Sprintf(`{"policyVersion": 1, "keys": [{"publicKey": %s, "admin": true}]}`, pemOf(t, policyKey("admin")))
+	// A chain-of-logs statement (docs/audit.md) changes no rule: with no
+	// policy in force any trusted key appends it, and it puts no policy
+	// in force; once one is, it needs an admin key like any policy entry.
+	chain := `{"provledger_log_successor":{"origin":"new.example/log","vkey":"new.example/log+01020304+AQID"}}`
 	for _, tc := range []struct {
 		name string
+		doc  string
 		by   ed25519.PrivateKey
 		code codes.Code
 	}{
-		{"another key", apitest.TrustedKey, codes.PermissionDenied},
-		{"the log key", apitest.LogKey, codes.OK},
+		{"a chain statement before any policy", chain, apitest.TrustedKey, codes.OK},
+		{"another key", doc, apitest.TrustedKey, codes.PermissionDenied},
+		{"the log key", doc, apitest.LogKey, codes.OK},
+		{"a chain statement by a non-admin", chain + " ", apitest.TrustedKey, codes.PermissionDenied},
 	} {
+		if tc.name == "another key" && ix.Current().InForce() {
+			t.Fatal("a chain statement put a policy in force")
+		}
 		sg, err := keys.NewSigner(tc.by)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := envelope.Sign(policy.PayloadType, []byte(doc), sg)
+		e, err := envelope.Sign(policy.PayloadType, []byte(tc.doc), sg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +261,7 @@ func TestPolicyBootstrapKey(t *testing.T) {
 		if status.Code(rs[0].Err) != tc.code {
 			t.Fatalf("%s: %v, want %v", tc.name, rs[0].Err, tc.code)
 		}
-		if tc.code != codes.OK && !strings.Contains(rs[0].Err.Error(), "provd --policy") {
+		if tc.code != codes.OK && tc.doc == doc && !strings.Contains(rs[0].Err.Error(), "provd --policy") {
 			t.Fatalf("%s: message %q does not say how to bootstrap", tc.name, rs[0].Err)
 		}
 	}

@@ -19,7 +19,8 @@ var ErrIgnored = errors.New("policy entry ignored")
 // the one rule every reader of a log applies (the node's policy index, the
 // scanner, prov policy show), so they all fold the same States:
 //
-//   - the envelope must hold a policy payload that parses (ParseJSON);
+//   - the envelope must hold a policy payload that parses (ParseJSON)
+//     and is not a chain-of-logs statement (which changes no rule);
 //   - while no policy is in force, the entry must be signed by one of
 //     bootstrap (the log key: the node writes the bootstrap policy);
 //   - afterwards, by an admin key of the policy in force (CheckAdmin).
@@ -39,6 +40,9 @@ func (s *State) Accept(env []byte, namespace string, signers, bootstrap []keys.K
 	p, err := ParseJSON(e.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIgnored, err)
+	}
+	if p.IsChainStatement() {
+		return nil, fmt.Errorf("%w: a chain-of-logs statement (successor or predecessor link) changes no rule", ErrIgnored)
 	}
 	if !s.InForce() {
 		for _, id := range signers {

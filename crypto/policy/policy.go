@@ -43,6 +43,34 @@ type Policy struct {
 	// Scanner sets anomaly scanner thresholds; unset members keep their
 	// value in force.
 	Scanner *Thresholds `json:"scanner,omitempty"`
+	// LogSuccessor, in an old log, names the log that continues it (key
+	// rotation, sharding; docs/audit.md, "chain of logs"). It changes no
+	// rule of the policy in force. A chain statement carries no other
+	// member and may leave policyVersion out.
+	LogSuccessor *LogLink `json:"provledger_log_successor,omitempty"`
+	// LogPredecessor, as a new log's first entry, names the log it
+	// continues and carries the handoff bundle that proves the successor
+	// statement in it. It changes no rule either.
+	LogPredecessor *LogLink `json:"provledger_log_predecessor,omitempty"`
+}
+
+// LogLink is one link of a chain of logs, as prov audit --follow reads it.
+type LogLink struct {
+	// Origin is the other log's origin line.
+	Origin string `json:"origin"`
+	// VKey is the other log's C2SP note verifier key.
+	VKey string `json:"vkey"`
+	// URL is where the successor log serves its tiles (successor only).
+	URL string `json:"url,omitempty"`
+	// HandoffBundle is the base64 C2SP tlog-proof of the successor
+	// statement in the old log (predecessor only).
+	HandoffBundle string `json:"handoff_bundle,omitempty"`
+}
+
+// IsChainStatement reports whether p is a chain-of-logs statement (a
+// successor or predecessor link and nothing else).
+func (p *Policy) IsChainStatement() bool {
+	return p.LogSuccessor != nil || p.LogPredecessor != nil
 }
 
 // Source says where a policy came from.

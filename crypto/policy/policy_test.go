@@ -141,3 +141,42 @@ func TestParseErrors(t *testing.T) {
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, "\n", `\n`) + `"` }
+
+// Chain-of-logs statements (docs/audit.md) are policy payloads too: a
+// node enforcing policy must take them, and they carry nothing else.
+func TestChainStatements(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, wantErr string
+	}{
+		{"successor", `{"provledger_log_successor":{"origin":"new.example/log","vkey":"new.example/log+01020304+AQID","url":"https://new.example:7401"}}`, ""},
+		{"predecessor", `{"provledger_log_predecessor":{"origin":"old.example/log","vkey":"old.example/log+01020304+AQID","handoff_bundle":"AAAA"}}`, ""},
+		{"with version", `{"policyVersion":1,"provledger_log_successor":{"origin":"n","vkey":"v"}}`, ""},
+		{"both links", `{"provledger_log_successor":{"origin":"n","vkey":"v"},"provledger_log_predecessor":{"origin":"o","vkey":"v","handoff_bundle":"A"}}`, "separate entries"},
+		{"with rules", `{"provledger_log_successor":{"origin":"n","vkey":"v"},"revokedKeys":["00"]}`, "nothing else"},
+		{"no origin", `{"provledger_log_successor":{"vkey":"v"}}`, "origin is required"},
+		{"no vkey", `{"provledger_log_successor":{"origin":"n"}}`, "vkey is required"},
+		{"no bundle", `{"provledger_log_predecessor":{"origin":"o","vkey":"v"}}`, "handoff_bundle is required"},
+		{"unknown link member", `{"provledger_log_successor":{"origin":"n","vkey":"v","x":1}}`, "unknown field"},
+		{"wrong version", `{"policyVersion":7,"provledger_log_successor":{"origin":"n","vkey":"v"}}`, "policyVersion 7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := policy.ParseJSON([]byte(tc.doc))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ParseJSON: %v", err)
+				}
+				if !p.IsChainStatement() {
+					t.Fatal("not a chain statement")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, policy.ErrBadPolicy) {
+				t.Fatalf("ParseJSON = %v, want an ErrBadPolicy saying %q", err, tc.wantErr)
+			}
+		})
+	}
+	// A rule-less policy is still refused without its version.
+	if _, err := policy.ParseJSON([]byte(`{}`)); err == nil {
+		t.Error("an empty document without policyVersion was accepted")
+	}
+}

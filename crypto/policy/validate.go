@@ -15,6 +15,9 @@ import (
 // Validate checks p and fills in the parsed forms (key ids, amounts,
 // intervals). Every error wraps ErrBadPolicy and names the member to fix.
 func (p *Policy) Validate() error {
+	if p.IsChainStatement() {
+		return p.validateChain()
+	}
 	if p.Version != Version {
 		return fmt.Errorf("%w: policyVersion %d (this build reads %d); set policyVersion: %d", ErrBadPolicy, p.Version, Version, Version)
 	}
@@ -150,4 +153,43 @@ func trunc(s string) string {
 		return s
 	}
 	return s[:80] + "..."
+}
+
+// validateChain checks a chain-of-logs statement: one link, nothing else.
+func (p *Policy) validateChain() error {
+	if p.Version != 0 && p.Version != Version {
+		return fmt.Errorf("%w: policyVersion %d (this build reads %d)", ErrBadPolicy, p.Version, Version)
+	}
+	if p.LogSuccessor != nil && p.LogPredecessor != nil {
+		return fmt.Errorf("%w: provledger_log_successor and provledger_log_predecessor go in separate entries (the successor in the old log, the predecessor first in the new one)", ErrBadPolicy)
+	}
+	if p.Replace || p.Source != nil || len(p.Keys) > 0 || len(p.RevokedKeys) > 0 || len(p.Jobs) > 0 || len(p.Budgets) > 0 || len(p.Datasets) > 0 || p.Scanner != nil {
+		return fmt.Errorf("%w: a chain-of-logs statement carries its link and nothing else; put policy rules in their own entry", ErrBadPolicy)
+	}
+	name, l := "provledger_log_successor", p.LogSuccessor
+	if l == nil {
+		name, l = "provledger_log_predecessor", p.LogPredecessor
+	}
+	if err := checkText(name+".origin", l.Origin, 255); err != nil {
+		return err
+	}
+	if l.Origin == "" {
+		return fmt.Errorf("%w: %s.origin is required: the other log's origin line", ErrBadPolicy, name)
+	}
+	if l.VKey == "" {
+		return fmt.Errorf("%w: %s.vkey is required: the other log's note verifier key (name+hash+base64)", ErrBadPolicy, name)
+	}
+	if err := checkText(name+".vkey", l.VKey, 1024); err != nil {
+		return err
+	}
+	if err := checkText(name+".url", l.URL, 2048); err != nil {
+		return err
+	}
+	if p.LogPredecessor != nil && l.HandoffBundle == "" {
+		return fmt.Errorf("%w: provledger_log_predecessor.handoff_bundle is required: the base64 tlog-proof of the successor statement (prov prove --bundle)", ErrBadPolicy)
+	}
+	if len(l.HandoffBundle) > MaxSize {
+		return fmt.Errorf("%w: %s.handoff_bundle is %d bytes; the limit is %d", ErrBadPolicy, name, len(l.HandoffBundle), MaxSize)
+	}
+	return nil
 }
