@@ -17,7 +17,6 @@ import (
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
-	"github.com/provledger/provledger/crypto/keys"
 )
 
 // payloadTypes maps the --type shorthands to DSSE payload types.
@@ -114,59 +113,23 @@ func (a *app) appendEntry(ctx context.Context, keyPath, payloadType, namespace, 
 	if strings.HasSuffix(payloadType, "+json") && !json.Valid(payload) {
 		return fmt.Errorf("append: %s is not valid JSON, and payload type %s wants JSON", displayName(file), payloadType)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	key, err := loadSigningKey(keyPath)
 	if err != nil {
-		return fmt.Errorf("append: --key: %w", err)
+		return fmt.Errorf("append: %w", err)
 	}
-	priv, err := keys.ParsePrivatePEM(keyPEM)
-	if err != nil {
-		return fmt.Errorf("append: --key %s: %w", keyPath, err)
-	}
-	signer, err := keys.NewSigner(priv)
-	if err != nil {
-		return fmt.Errorf("append: --key %s: %w", keyPath, err)
-	}
-	pubPEM, err := keys.MarshalPublicPEM(priv.Public())
-	if err != nil {
-		return fmt.Errorf("append: --key %s: %w", keyPath, err)
-	}
-	keyID, err := keys.IDOf(priv.Public())
-	if err != nil {
-		return fmt.Errorf("append: --key %s: %w", keyPath, err)
-	}
-	env, err := envelope.Sign(payloadType, payload, signer)
+	keyID := key.id
+	env, err := envelope.Sign(payloadType, payload, key.signer)
 	if err != nil {
 		return fmt.Errorf("append: sign: %w", err)
 	}
-	canonical := env.Marshal()
 
 	c, err := a.dial(ctx)
 	if err != nil {
 		return err
 	}
-	rctx, cancel := a.rpcCtx(ctx)
-	defer cancel()
-	resp, err := c.Append(rctx, &provledgerpb.AppendRequest{
-		Namespace:  namespace,
-		Body:       &provledgerpb.AppendRequest_Envelope{Envelope: toProtoEnvelope(env)},
-		PublicKeys: [][]byte{pubPEM},
-	})
+	resp, v, err := a.appendSigned(ctx, c, "append", namespace, env, key.pubPEM)
 	if err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	if e := resp.GetError(); e != nil {
-		return fmt.Errorf("append: the server refused it (code %d): %s", e.GetCode(), e.GetMessage())
-	}
-
-	v, err := a.verifierFor(resp.GetCheckpoint(), false)
-	if err != nil {
-		return fmt.Errorf("append: entry %d was appended, but: %w", resp.GetIndex(), err)
-	}
-	if err := client.VerifyReceipt(resp, canonical, v); err != nil {
-		return fmt.Errorf("append: the server says entry %d was appended, but its receipt does not verify: %w", resp.GetIndex(), err)
-	}
-	if v == nil {
-		a.warnUnverified("receipt")
+		return err
 	}
 	cp, err := client.OpenCheckpoint(resp.GetCheckpoint(), v)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"sigs.k8s.io/yaml"
 
-	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
@@ -117,19 +116,11 @@ func (a *app) policyApply(ctx context.Context, file, keyPath, commit, ns string,
 	if *p.Source == (policy.Source{}) {
 		p.Source = nil
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	key, err := loadSigningKey(keyPath)
 	if err != nil {
-		return fmt.Errorf("policy apply: --key: %w", err)
+		return fmt.Errorf("policy apply: %w", err)
 	}
-	priv, err := keys.ParsePrivatePEM(keyPEM)
-	if err != nil {
-		return fmt.Errorf("policy apply: --key %s: %w", keyPath, err)
-	}
-	signer, err := keys.NewSigner(priv)
-	if err != nil {
-		return fmt.Errorf("policy apply: --key %s: %w", keyPath, err)
-	}
-	env, err := policy.Sign(p, signer)
+	env, err := policy.Sign(p, key.signer)
 	if err != nil {
 		return fmt.Errorf("policy apply: %w", err)
 	}
@@ -137,27 +128,9 @@ func (a *app) policyApply(ctx context.Context, file, keyPath, commit, ns string,
 	if err != nil {
 		return err
 	}
-	rctx, cancel := a.rpcCtx(ctx)
-	defer cancel()
-	resp, err := c.Append(rctx, &provledgerpb.AppendRequest{
-		Namespace: ns,
-		Body:      &provledgerpb.AppendRequest_Envelope{Envelope: toProtoEnvelope(env)},
-	})
+	resp, _, err := a.appendSigned(ctx, c, "policy apply", ns, env, nil)
 	if err != nil {
-		return fmt.Errorf("policy apply: %w", err)
-	}
-	if e := resp.GetError(); e != nil {
-		return fmt.Errorf("policy apply: the server refused it (code %d): %s", e.GetCode(), e.GetMessage())
-	}
-	v, err := a.verifierFor(resp.GetCheckpoint(), false)
-	if err != nil {
-		return fmt.Errorf("policy apply: entry %d was appended, but: %w", resp.GetIndex(), err)
-	}
-	if err := client.VerifyReceipt(resp, env.Marshal(), v); err != nil {
-		return fmt.Errorf("policy apply: the server says entry %d was appended, but its receipt does not verify: %w", resp.GetIndex(), err)
-	}
-	if v == nil {
-		a.warnUnverified("receipt")
+		return err
 	}
 	out := struct {
 		Index     uint64 `json:"index"`

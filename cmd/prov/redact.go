@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
-	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/ledger/redaction"
 )
 
@@ -85,26 +83,11 @@ type redactResult struct {
 }
 
 func (a *app) redact(ctx context.Context, keyPath string, idx []uint64, reason, ticket, namespace string) error {
-	keyPEM, err := os.ReadFile(keyPath)
+	key, err := loadSigningKey(keyPath)
 	if err != nil {
-		return usagef("redact: --key: %v", err)
+		return usagef("redact: %v", err)
 	}
-	priv, err := keys.ParsePrivatePEM(keyPEM)
-	if err != nil {
-		return usagef("redact: --key %s: %v", keyPath, err)
-	}
-	signer, err := keys.NewSigner(priv)
-	if err != nil {
-		return usagef("redact: --key %s: %v", keyPath, err)
-	}
-	pubPEM, err := keys.MarshalPublicPEM(priv.Public())
-	if err != nil {
-		return usagef("redact: --key %s: %v", keyPath, err)
-	}
-	keyID, err := keys.IDOf(priv.Public())
-	if err != nil {
-		return usagef("redact: --key %s: %v", keyPath, err)
-	}
+	keyID := key.id
 	c, err := a.dial(ctx)
 	if err != nil {
 		return err
@@ -121,32 +104,13 @@ func (a *app) redact(ctx context.Context, keyPath string, idx []uint64, reason, 
 	if err != nil {
 		return usagef("redact: %v", err)
 	}
-	env, err := envelope.Sign(redaction.PayloadType, body, signer)
+	env, err := envelope.Sign(redaction.PayloadType, body, key.signer)
 	if err != nil {
 		return fmt.Errorf("redact: sign: %w", err)
 	}
-	rctx, cancel := a.rpcCtx(ctx)
-	defer cancel()
-	resp, err := c.Append(rctx, &provledgerpb.AppendRequest{
-		Namespace:  namespace,
-		Body:       &provledgerpb.AppendRequest_Envelope{Envelope: toProtoEnvelope(env)},
-		PublicKeys: [][]byte{pubPEM},
-	})
+	resp, v, err := a.appendSigned(ctx, c, "redact", namespace, env, key.pubPEM)
 	if err != nil {
-		return fmt.Errorf("redact: %w", err)
-	}
-	if e := resp.GetError(); e != nil {
-		return fmt.Errorf("redact: the server refused it (code %d): %s", e.GetCode(), e.GetMessage())
-	}
-	v, err := a.verifierFor(resp.GetCheckpoint(), false)
-	if err != nil {
-		return fmt.Errorf("redact: entry %d was appended, but: %w", resp.GetIndex(), err)
-	}
-	if err := client.VerifyReceipt(resp, env.Marshal(), v); err != nil {
-		return fmt.Errorf("redact: the server says the redaction is entry %d, but its receipt does not verify: %w", resp.GetIndex(), err)
-	}
-	if v == nil {
-		a.warnUnverified("receipt")
+		return err
 	}
 	cp, err := client.OpenCheckpoint(resp.GetCheckpoint(), v)
 	if err != nil {
