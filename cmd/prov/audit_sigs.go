@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
@@ -40,27 +39,7 @@ func (k fastKey) verify(sig, pae []byte) bool {
 	if k.ed != nil {
 		return k.ed.Verify(pae, sig)
 	}
-	return verifyWith(k.vs, sig, pae)
-}
-
-// verifyWith reports whether any of vs accepts sig over msg.
-func verifyWith(vs []signature.Verifier, sig, msg []byte) bool {
-	for _, v := range vs {
-		if ed, ok := v.(*signature.ED25519Verifier); ok {
-			if pub, err := ed.PublicKey(); err == nil {
-				if pk, ok := pub.(ed25519.PublicKey); ok {
-					if keys.VerifyEd25519(pk, msg, sig) {
-						return true
-					}
-					continue
-				}
-			}
-		}
-		if v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)) == nil {
-			return true
-		}
-	}
-	return false
+	return envelope.VerifyAny(k.vs, sig, pae)
 }
 
 // ring returns the index of kr, building it on first use.

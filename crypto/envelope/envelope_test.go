@@ -416,7 +416,7 @@ func TestInteropSecureSystemsLib(t *testing.T) {
 	}
 }
 
-// TestVerifyFastPath: appendPAE gives dsse.PAE's bytes, and verifyAny (which
+// TestVerifyFastPath: appendPAE gives dsse.PAE's bytes, and VerifyAny (which
 // calls ed25519.Verify directly for Ed25519 keys) accepts exactly the
 // signatures sigstore's verifier accepts: good ones, and none that are
 // flipped, truncated, lengthened, over another message or by another key.
@@ -460,8 +460,8 @@ func TestVerifyFastPath(t *testing.T) {
 	}
 	for name, c := range cases {
 		want := vs[0].VerifySignature(bytes.NewReader(c.sig), bytes.NewReader(c.msg)) == nil
-		if got := verifyAny(vs, c.sig, c.msg); got != want {
-			t.Errorf("%s: verifyAny = %v, sigstore's verifier says %v", name, got, want)
+		if got := VerifyAny(vs, c.sig, c.msg); got != want {
+			t.Errorf("%s: VerifyAny = %v, sigstore's verifier says %v", name, got, want)
 		}
 		if name == "good" && !want {
 			t.Error("the good signature does not verify")

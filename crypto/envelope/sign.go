@@ -127,7 +127,7 @@ func (v *Verifier) Verify(e *Envelope, extra ...crypto.PublicKey) ([]keys.KeyID,
 		if !ok {
 			return nil, fmt.Errorf("signature %d: %w: keyid %s is not trusted; add its public key to the trust file", i, ErrUnknownKey, id)
 		}
-		if !verifyAny(vs, s.Sig, pae) {
+		if !VerifyAny(vs, s.Sig, pae) {
 			return nil, fmt.Errorf("signature %d: %w: keyid %s: signature does not verify over the payload", i, ErrBadSignature, id)
 		}
 		ids[i] = id
@@ -135,7 +135,11 @@ func (v *Verifier) Verify(e *Envelope, extra ...crypto.PublicKey) ([]keys.KeyID,
 	return ids, nil
 }
 
-func verifyAny(vs []signature.Verifier, sig, pae []byte) bool {
+// VerifyAny reports whether any of vs accepts sig over msg (a PAE): what
+// sigstore's verifiers answer, with Ed25519 keys checked by
+// keys.VerifyEd25519 directly (the same verdict, without sigstore's copies
+// of the message and signature through readers).
+func VerifyAny(vs []signature.Verifier, sig, msg []byte) bool {
 	for _, sv := range vs {
 		// sigstore's ED25519Verifier.VerifySignature is exactly
 		// ed25519.Verify(its key, message, sig) after copying both
@@ -144,14 +148,14 @@ func verifyAny(vs []signature.Verifier, sig, pae []byte) bool {
 		if ev, ok := sv.(*signature.ED25519Verifier); ok {
 			if pub, err := ev.PublicKey(); err == nil {
 				if pk, ok := pub.(ed25519.PublicKey); ok {
-					if keys.VerifyEd25519(pk, pae, sig) {
+					if keys.VerifyEd25519(pk, msg, sig) {
 						return true
 					}
 					continue
 				}
 			}
 		}
-		if sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)) == nil {
+		if sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)) == nil {
 			return true
 		}
 	}
