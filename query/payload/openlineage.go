@@ -77,32 +77,41 @@ func (p *olParser) event(root obj) (*RunEvent, error) {
 	if err := p.job(job, &e.Job); err != nil {
 		return nil, err
 	}
+	if e.Inputs, e.Outputs, err = p.datasets(root); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// datasets parses an event's inputs and outputs (a RunEvent's or a
+// JobEvent's), within the per-event dataset limit.
+func (p *olParser) datasets(root obj) (inputs, outputs []Dataset, err error) {
 	ins, err := root.array("inputs", p.lim.MaxDatasets)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	outs, err := root.array("outputs", p.lim.MaxDatasets)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(ins)+len(outs) > p.lim.MaxDatasets {
-		return nil, fieldErr("inputs", "%d inputs and %d outputs; the limit is %d datasets per event", len(ins), len(outs), p.lim.MaxDatasets)
+		return nil, nil, fieldErr("inputs", "%d inputs and %d outputs; the limit is %d datasets per event", len(ins), len(outs), p.lim.MaxDatasets)
 	}
 	for i, raw := range ins {
 		d, err := p.dataset(index("inputs", i), raw, "inputFacets")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		e.Inputs = append(e.Inputs, d)
+		inputs = append(inputs, d)
 	}
 	for i, raw := range outs {
 		d, err := p.dataset(index("outputs", i), raw, "outputFacets")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		e.Outputs = append(e.Outputs, d)
+		outputs = append(outputs, d)
 	}
-	return e, nil
+	return inputs, outputs, nil
 }
 
 // facets returns the facets object at o.name with every facet checked to

@@ -156,30 +156,8 @@ func (p *olParser) jobEvent(root obj) (*StaticEvent, error) {
 	if err := p.job(job, e.Job); err != nil {
 		return nil, err
 	}
-	ins, err := root.array("inputs", p.lim.MaxDatasets)
-	if err != nil {
+	if e.Inputs, e.Outputs, err = p.datasets(root); err != nil {
 		return nil, err
-	}
-	outs, err := root.array("outputs", p.lim.MaxDatasets)
-	if err != nil {
-		return nil, err
-	}
-	if len(ins)+len(outs) > p.lim.MaxDatasets {
-		return nil, fieldErr("inputs", "%d inputs and %d outputs; the limit is %d datasets per event", len(ins), len(outs), p.lim.MaxDatasets)
-	}
-	for i, raw := range ins {
-		d, err := p.dataset(index("inputs", i), raw, "inputFacets")
-		if err != nil {
-			return nil, err
-		}
-		e.Inputs = append(e.Inputs, d)
-	}
-	for i, raw := range outs {
-		d, err := p.dataset(index("outputs", i), raw, "outputFacets")
-		if err != nil {
-			return nil, err
-		}
-		e.Outputs = append(e.Outputs, d)
 	}
 	return e, nil
 }
