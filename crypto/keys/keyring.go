@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"slices"
@@ -25,6 +26,7 @@ type Keyring struct {
 type entry struct {
 	pub crypto.PublicKey
 	vs  []signature.Verifier
+	ed  *Ed25519Verifier // Ed25519 keys: the expanded key, built once
 }
 
 // NewKeyring returns a Keyring holding pubs. Any key outside the algorithm
@@ -77,9 +79,26 @@ func (k *Keyring) Add(pub crypto.PublicKey) (KeyID, error) {
 		k.keys = make(map[KeyID]entry)
 	}
 	if _, ok := k.keys[id]; !ok {
-		k.keys[id] = entry{pub: pub, vs: vs}
+		e := entry{pub: pub, vs: vs}
+		if ed, ok := pub.(ed25519.PublicKey); ok {
+			e.ed = NewEd25519Verifier(ed)
+		}
+		k.keys[id] = e
 	}
 	return id, nil
+}
+
+// Ed25519Verifier returns the expanded verifier of the trusted Ed25519 key
+// with the given id (built once, when the key was added; its verdicts are
+// VerifyEd25519's), or false if the id is unknown or not an Ed25519 key.
+func (k *Keyring) Ed25519Verifier(id KeyID) (*Ed25519Verifier, bool) {
+	if k == nil {
+		return nil, false
+	}
+	k.mu.RLock()
+	e, ok := k.keys[id]
+	k.mu.RUnlock()
+	return e.ed, ok && e.ed != nil
 }
 
 // Lookup returns the trusted key with the given id.
