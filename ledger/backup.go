@@ -89,7 +89,7 @@ func (l *Log) NewBackup(logKey string) (*Backup, error) {
 	if _, err := checkpoint.Open(cp.Note, v); err != nil {
 		return nil, fmt.Errorf("backup: log key %q does not verify the log's checkpoint of size %d: %w", logKey, cp.Size, err)
 	}
-	s := &Snapshot{snap: l.db.NewSnapshot(), origin: l.opts.Origin, applied: l.applied.Load(), cp: cp}
+	s := l.newSnapshotLocked(cp)
 	return &Backup{snap: s, logKey: logKey}, nil
 }
 

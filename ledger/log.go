@@ -56,6 +56,9 @@ type Log struct {
 	staged *Checkpoint
 	// pending counts pipelined batches committed but not yet finished.
 	pending atomic.Int32
+	// snaps counts open Snapshots (Raft snapshots, backups): Close waits
+	// for them, since Pebble panics when a closed store is read.
+	snaps sync.WaitGroup
 	// broken holds the error of a failed pipelined batch.
 	broken atomic.Pointer[error]
 }
@@ -299,7 +302,24 @@ func (l *Log) Close() error {
 	for l.pending.Load() > 0 {
 		time.Sleep(time.Millisecond)
 	}
+	l.waitSnapshots()
 	return l.db.Close()
+}
+
+// waitSnapshots waits until every open Snapshot is closed (a backup or a
+// Raft snapshot still streaming ends when its reader goes away), saying
+// so every 10 s.
+func (l *Log) waitSnapshots() {
+	done := make(chan struct{})
+	go func() { l.snaps.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Second):
+			l.log.Warn("closing the log: waiting for open snapshots (a backup or a Raft snapshot still being read) to be closed")
+		}
+	}
 }
 
 func beUint64(b []byte) uint64 {

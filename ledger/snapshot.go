@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -53,10 +54,21 @@ var ErrBadSnapshot = errors.New("bad ledger snapshot")
 // Snapshot is a consistent, read-only view of the whole store at one
 // applied batch. Release it with Close.
 type Snapshot struct {
-	snap    *pebble.Snapshot
-	origin  string
-	applied uint64
-	cp      *Checkpoint
+	snap      *pebble.Snapshot
+	origin    string
+	applied   uint64
+	cp        *Checkpoint
+	release   func() // tells the log this snapshot is closed
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// newSnapshotLocked captures the store as of the last applied batch and
+// counts it open, so that Close waits for it; l.applyMu must be held and
+// the log not closed.
+func (l *Log) newSnapshotLocked(cp *Checkpoint) *Snapshot {
+	l.snaps.Add(1)
+	return &Snapshot{snap: l.db.NewSnapshot(), origin: l.opts.Origin, applied: l.applied.Load(), cp: cp, release: l.snaps.Done}
 }
 
 // NewSnapshot captures the store as of the last applied batch. It is cheap
@@ -71,7 +83,7 @@ func (l *Log) NewSnapshot() (*Snapshot, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
-	return &Snapshot{snap: l.db.NewSnapshot(), origin: l.opts.Origin, applied: l.applied.Load(), cp: l.latest.Load()}, nil
+	return l.newSnapshotLocked(l.latest.Load()), nil
 }
 
 // AppliedIndex is the Raft index of the last batch in the snapshot.
@@ -80,8 +92,17 @@ func (s *Snapshot) AppliedIndex() uint64 { return s.applied }
 // Checkpoint is the latest signed checkpoint in the snapshot.
 func (s *Snapshot) Checkpoint() *Checkpoint { return s.cp }
 
-// Close releases the snapshot.
-func (s *Snapshot) Close() error { return s.snap.Close() }
+// Close releases the snapshot. The log's Close waits for every open
+// snapshot to be closed (a snapshot read after the store closed would
+// fail inside Pebble), so close each one, also on error paths.
+// A second Close does nothing and returns the first one's result.
+func (s *Snapshot) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.snap.Close()
+		s.release()
+	})
+	return s.closeErr
+}
 
 // WriteTo streams the snapshot to w in the format above and returns the
 // number of bytes written. It does not sync anything: a caller that lets

@@ -216,7 +216,14 @@ func TestSnapshotCatchUp(t *testing.T) {
 	}
 	size := l.log.Latest().Size
 	c.converge(size, 20*time.Second)
-	if st := gone.node.Status(); st.LastSnapshotIndex == 0 {
+	// The ledger holds the restored entries as soon as the FSM's Restore
+	// returns; Raft records the installed snapshot's index just after:
+	// give it a moment under load.
+	st := gone.node.Status()
+	for deadline := time.Now().Add(5 * time.Second); st.LastSnapshotIndex == 0 && time.Now().Before(deadline); st = gone.node.Status() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.LastSnapshotIndex == 0 {
 		t.Fatalf("the re-added node caught up without a snapshot: %+v", st)
 	}
 	c.checkHistory(h)
