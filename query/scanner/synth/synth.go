@@ -190,6 +190,9 @@ type job struct {
 }
 
 type gen struct {
+	// err is the first generation error (a stream too small for its
+	// anomalies); Generate returns it.
+	err error
 	cfg               Config
 	rng               *rand.Rand
 	events            []event
@@ -256,6 +259,9 @@ func Generate(l *ledger.Log, c Config) (*Stream, error) {
 	g.makeJobs()
 	g.budgets()
 	g.inject()
+	if g.err != nil {
+		return nil, g.err
+	}
 	if err := g.emitAll(); err != nil {
 		return nil, err
 	}
@@ -367,7 +373,13 @@ func (g *gen) label(kinds ...string) int {
 // slot picks a (job, day) with no other anomaly within ±3 days; filter
 // restricts the jobs.
 func (g *gen) slot(filter func(*job) bool, span int) (int, int) {
-	for {
+	// Random probing finds a free slot quickly in a stream with room; a
+	// stream too small for its anomalies (few jobs or days, many per
+	// kind) has none, so probing is bounded.
+	for range 1000 * (len(g.jobs) + g.cfg.Days) {
+		if g.err != nil {
+			break
+		}
 		j := g.rng.IntN(len(g.jobs))
 		d := warmup + g.rng.IntN(g.cfg.Days-warmup-span-2)
 		if !filter(g.jobs[j]) {
@@ -387,6 +399,10 @@ func (g *gen) slot(filter func(*job) bool, span int) (int, int) {
 		}
 		return j, d
 	}
+	if g.err == nil {
+		g.err = fmt.Errorf("synth: no free (job, day) slot left for an anomaly spanning %d days: %d jobs over %d days cannot hold %d anomalies of every kind; give more jobs or days, or a smaller PerKind", span, len(g.jobs), g.cfg.Days, g.cfg.PerKind)
+	}
+	return 0, warmup + 1
 }
 
 func any_(*job) bool { return true }
@@ -480,7 +496,14 @@ func (g *gen) inject() {
 	// Budget spikes: one per team-month, distinct teams first.
 	used := map[[2]int]bool{}
 	for i := 0; i < n; i++ {
-		for {
+		for tries := 0; ; tries++ {
+			if g.err != nil {
+				return
+			}
+			if tries == 1000*(len(g.jobs)+g.cfg.Days) {
+				g.err = fmt.Errorf("synth: %d budget spikes need %d distinct (team, month) pairs; %d teams over %d days have fewer: give more jobs or days, or a smaller PerKind", n, n, g.cfg.Teams, g.cfg.Days)
+				return
+			}
 			j, d := g.slot(any_, 1)
 			jb := g.jobs[j]
 			ym := g.day(d).Year()*100 + int(g.day(d).Month())
