@@ -192,7 +192,7 @@ type job struct {
 type gen struct {
 	// err is the first generation error (a stream too small for its
 	// anomalies); Generate returns it.
-	err error
+	err               error
 	cfg               Config
 	rng               *rand.Rand
 	events            []event
