@@ -121,12 +121,16 @@ func (l *leanDecoder) skip() {
 // open reads the '{' of an object member. A null member is absent
 // (present false, as the strict parser treats it); anything else but an
 // object is a bail-out.
-func (l *leanDecoder) open() (present bool) {
+func (l *leanDecoder) open() (present bool) { return l.openNullable('{') }
+
+// openNullable reads the opening kind ('{' or '[') of a member that may
+// be null (then absent: false); anything else is a bail-out.
+func (l *leanDecoder) openNullable(kind jsontext.Kind) bool {
 	if l.err != nil {
 		return false
 	}
 	switch l.d.PeekKind() {
-	case '{':
+	case kind:
 		l.token()
 		return l.err == nil
 	case 'n':
@@ -171,21 +175,7 @@ func (l *leanDecoder) member() (jsontext.Token, bool) {
 }
 
 // openArray reads the '[' of an array member; null is absent.
-func (l *leanDecoder) openArray() bool {
-	if l.err != nil {
-		return false
-	}
-	switch l.d.PeekKind() {
-	case '[':
-		l.token()
-		return l.err == nil
-	case 'n':
-		l.token()
-		return false
-	}
-	l.bail()
-	return false
-}
+func (l *leanDecoder) openArray() bool { return l.openNullable('[') }
 
 // item reports whether an open array has another item; at its end it
 // consumes the ']'.
