@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
 	"github.com/provledger/provledger/ledger"
@@ -79,36 +77,14 @@ func (p *PolicySequencer) Check(e *ledger.Entry) error {
 }
 
 func (p *PolicySequencer) checkPolicy(st *policy.State, e *ledger.Entry) error {
-	if e.PayloadType == policy.PayloadType {
-		signers := make([]keys.KeyID, len(e.Signers))
-		for i, s := range e.Signers {
-			signers[i] = s
-		}
-		err := st.CheckAdmin(e.Namespace, signers)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, policy.ErrNoPolicy):
-			for _, s := range signers {
-				if slices.Contains(p.bootstrap, s) {
-					return nil
-				}
-			}
-			if isChainStatement(e.Envelope) {
-				// A successor/predecessor link changes no rule: with no
-				// policy in force, the trust file decides who appends it.
-				return nil
-			}
-			return status.Errorf(codes.PermissionDenied, "no policy is in force on this ledger, so a policy entry has no admin key to check: bootstrap the policy with provd --policy FILE at cluster creation")
-		}
+	err := st.CheckEntry(e.Namespace, e.PayloadType, e.Signers, p.bootstrap, func() bool { return policy.IsChainEnvelope(e.Envelope) })
+	switch {
+	case err == nil:
+		return nil
+	case e.PayloadType == policy.PayloadType:
 		return status.Errorf(codes.PermissionDenied, "%v", err)
 	}
-	for _, s := range e.Signers {
-		if err := st.Allows(s, e.Namespace, e.PayloadType); err != nil {
-			return status.Errorf(codes.PermissionDenied, "%v; ask a policy admin to grant it (prov policy apply)", err)
-		}
-	}
-	return nil
+	return status.Errorf(codes.PermissionDenied, "%v; ask a policy admin to grant it (prov policy apply)", err)
 }
 
 // Submit implements ledger.Sequencer: runs of ordinary entries are
@@ -209,15 +185,4 @@ func (s *Service) checkPolicyHook(e *ledger.Entry) error {
 		return p.Check(e)
 	}
 	return nil
-}
-
-// isChainStatement reports whether the canonical envelope env holds a
-// chain-of-logs statement (policy.Policy.IsChainStatement).
-func isChainStatement(env []byte) bool {
-	e, err := envelope.Parse(env)
-	if err != nil {
-		return false
-	}
-	pol, err := policy.ParseJSON(e.Payload)
-	return err == nil && pol.IsChainStatement()
 }

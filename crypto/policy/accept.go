@@ -57,3 +57,14 @@ func (s *State) Accept(env []byte, namespace string, signers, bootstrap []keys.K
 	}
 	return p, nil
 }
+
+// IsChainEnvelope reports whether the canonical DSSE envelope env holds a
+// chain-of-logs statement (Policy.IsChainStatement).
+func IsChainEnvelope(env []byte) bool {
+	e, err := envelope.Parse(env)
+	if err != nil || e.PayloadType != PayloadType {
+		return false
+	}
+	p, err := ParseJSON(e.Payload)
+	return err == nil && p.IsChainStatement()
+}

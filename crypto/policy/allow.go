@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/provledger/provledger/crypto/keys"
@@ -113,4 +114,45 @@ func (s *State) CheckAdmin(namespace string, signers []keys.KeyID) error {
 		e.Key = signers[0]
 	}
 	return e
+}
+
+// CheckEntry is the rule the policy in force s sets for one entry of the
+// log: the node applies it at append (api/service) and prov audit
+// --policy-from-log at every index, so both judge alike.
+//
+//   - A policy entry must be signed by an admin key of the policy in force
+//     (CheckAdmin). While none is in force, by one of bootstrap (the log
+//     key, which signs provd --policy), unless it is a chain-of-logs
+//     statement (isChain reports it; called only then), which changes no
+//     rule and which any trusted key may append.
+//   - Any other entry: every signer must be allowed its namespace and
+//     payload type (Allows).
+//
+// The error is nil, a *DeniedError, or wraps ErrNoPolicy.
+func (s *State) CheckEntry(namespace, payloadType string, signers [][32]byte, bootstrap []keys.KeyID, isChain func() bool) error {
+	if payloadType != PayloadType {
+		for _, id := range signers {
+			if err := s.Allows(id, namespace, payloadType); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ids := make([]keys.KeyID, len(signers))
+	for i, id := range signers {
+		ids[i] = id
+	}
+	err := s.CheckAdmin(namespace, ids)
+	if err == nil || !errors.Is(err, ErrNoPolicy) {
+		return err
+	}
+	for _, id := range ids {
+		if slices.Contains(bootstrap, id) {
+			return nil
+		}
+	}
+	if isChain != nil && isChain() {
+		return nil
+	}
+	return fmt.Errorf("%w: a policy entry must then be signed by the log key (the bootstrap policy, provd --policy FILE at cluster creation)", ErrNoPolicy)
 }

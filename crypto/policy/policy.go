@@ -33,6 +33,10 @@ type Policy struct {
 	// RevokedKeys are key ids (64 lowercase hex digits) revoked from this
 	// entry on.
 	RevokedKeys []string `json:"revokedKeys,omitempty"`
+	// Identities grant roles to the node's callers (tokens file
+	// principals by name, or client certificates); listed again, an
+	// identity gets the new grant.
+	Identities []Identity `json:"identities,omitempty"`
 	// Jobs lists code versions approved per job (added to earlier
 	// approvals when amending).
 	Jobs []Job `json:"jobs,omitempty"`

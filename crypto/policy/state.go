@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/provledger/provledger/crypto/keys"
@@ -42,6 +43,7 @@ type State struct {
 	index      uint64
 	grants     map[keys.KeyID]*Grant
 	revoked    map[keys.KeyID]uint64
+	identities map[string]*IdentityGrant // by name
 	jobs       map[JobKey][]string
 	budgets    map[string]Budget // series + " " + currency
 	datasets   map[JobKey]Dataset
@@ -63,16 +65,21 @@ func (s *State) Apply(index uint64, p *Policy) *State {
 	}
 	if p.Replace {
 		n.grants = map[keys.KeyID]*Grant{}
+		n.identities = map[string]*IdentityGrant{}
 		n.jobs = map[JobKey][]string{}
 		n.budgets = map[string]Budget{}
 		n.datasets = map[JobKey]Dataset{}
 	} else {
 		n.grants = maps.Clone(s.grants)
+		n.identities = maps.Clone(s.identities)
 		n.jobs = maps.Clone(s.jobs)
 		n.budgets = maps.Clone(s.budgets)
 		n.datasets = maps.Clone(s.datasets)
 		n.thresholds = s.thresholds
 		n.source = s.source
+		if n.identities == nil {
+			n.identities = map[string]*IdentityGrant{}
+		}
 		if n.grants == nil {
 			n.grants = map[keys.KeyID]*Grant{}
 			n.jobs = map[JobKey][]string{}
@@ -91,6 +98,18 @@ func (s *State) Apply(index uint64, p *Policy) *State {
 			Admin: k.Admin, GrantedAt: index,
 		}
 		delete(n.revoked, k.id)
+	}
+	for i := range p.Identities {
+		id := &p.Identities[i]
+		if c := id.Certificate; c != "" {
+			// One identity per certificate: the new binding wins.
+			for name, g := range n.identities {
+				if g.Certificate == c && name != id.Name {
+					delete(n.identities, name)
+				}
+			}
+		}
+		n.identities[id.Name] = id.grant(index)
 	}
 	for _, r := range p.RevokedKeys {
 		id, err := keys.ParseKeyID(r)
@@ -172,6 +191,48 @@ func (s *State) Grants() []*Grant {
 	return out
 }
 
+// HasIdentities reports whether the policy in force names any identity
+// (then its grants are authoritative for the callers it names).
+func (s *State) HasIdentities() bool { return s != nil && len(s.identities) > 0 }
+
+// Identity returns the grant of the identity with this name (a tokens
+// file principal's name), if the policy in force names it.
+func (s *State) Identity(name string) (*IdentityGrant, bool) {
+	if s == nil {
+		return nil, false
+	}
+	g, ok := s.identities[name]
+	return g, ok
+}
+
+// IdentityByCertificate returns the grant of the identity bound to one of
+// the client certificate identities certIDs ("uri:…", "dns:…", "email:…",
+// "cn:…"), the first that matches.
+func (s *State) IdentityByCertificate(certIDs []string) (*IdentityGrant, bool) {
+	if !s.HasIdentities() {
+		return nil, false
+	}
+	for _, c := range certIDs {
+		for _, g := range s.identities {
+			if g.Certificate == c {
+				return g, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// Identities returns the identities the policy in force names, ordered by
+// name.
+func (s *State) Identities() []*IdentityGrant {
+	if s == nil {
+		return nil
+	}
+	out := slices.Collect(maps.Values(s.identities))
+	slices.SortFunc(out, func(a, b *IdentityGrant) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // ApprovedVersions returns the code versions approved for a job, and
 // whether the policy lists the job at all.
 func (s *State) ApprovedVersions(namespace, name string) ([]string, bool) {
@@ -237,6 +298,9 @@ func (s *State) Policy() *Policy {
 	slices.SortFunc(rev, func(a, b keys.KeyID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range rev {
 		p.RevokedKeys = append(p.RevokedKeys, id.String())
+	}
+	for _, g := range s.Identities() {
+		p.Identities = append(p.Identities, g.identity())
 	}
 	jobs := slices.Collect(maps.Keys(s.jobs))
 	slices.SortFunc(jobs, cmpJobKey)

@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"math"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -51,15 +50,8 @@ func (p *Policy) Validate() error {
 		if err := checkText(fmt.Sprintf("keys[%d].name", i), k.Name, 255); err != nil {
 			return err
 		}
-		for j, ns := range k.Namespaces {
-			if _, err := path.Match(ns, ""); ns == "" || len(ns) > 255 || err != nil {
-				return fmt.Errorf("%w: keys[%d].namespaces[%d]: %q is not a namespace or pattern (e.g. \"team-a\" or \"team-a/*\")", ErrBadPolicy, i, j, trunc(ns))
-			}
-		}
-		for j, t := range k.PayloadTypes {
-			if _, err := path.Match(t, ""); t == "" || len(t) > 255 || err != nil {
-				return fmt.Errorf("%w: keys[%d].payloadTypes[%d]: %q is not a payload type or pattern (e.g. \"application/vnd.openlineage.*\")", ErrBadPolicy, i, j, trunc(t))
-			}
+		if err := checkPatterns(fmt.Sprintf("keys[%d]", i), k.Namespaces, k.PayloadTypes); err != nil {
+			return err
 		}
 	}
 	for i, s := range p.RevokedKeys {
@@ -102,6 +94,9 @@ func (p *Policy) Validate() error {
 			return fmt.Errorf("%w: datasets[%d].maxInterval: %q is not a positive duration (e.g. \"26h\")", ErrBadPolicy, i, trunc(ds.MaxInterval))
 		}
 		ds.interval = iv
+	}
+	if err := p.validateIdentities(); err != nil {
+		return err
 	}
 	if t := p.Scanner; t != nil {
 		return t.validate()
@@ -163,7 +158,7 @@ func (p *Policy) validateChain() error {
 	if p.LogSuccessor != nil && p.LogPredecessor != nil {
 		return fmt.Errorf("%w: provledger_log_successor and provledger_log_predecessor go in separate entries (the successor in the old log, the predecessor first in the new one)", ErrBadPolicy)
 	}
-	if p.Replace || p.Source != nil || len(p.Keys) > 0 || len(p.RevokedKeys) > 0 || len(p.Jobs) > 0 || len(p.Budgets) > 0 || len(p.Datasets) > 0 || p.Scanner != nil {
+	if p.Replace || p.Source != nil || len(p.Keys) > 0 || len(p.RevokedKeys) > 0 || len(p.Identities) > 0 || len(p.Jobs) > 0 || len(p.Budgets) > 0 || len(p.Datasets) > 0 || p.Scanner != nil {
 		return fmt.Errorf("%w: a chain-of-logs statement carries its link and nothing else; put policy rules in their own entry", ErrBadPolicy)
 	}
 	name, l := "provledger_log_successor", p.LogSuccessor
