@@ -30,6 +30,7 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/policy"
 )
 
 // Sentinel errors of Authorize and Authenticate (the interceptors turn
@@ -93,6 +94,8 @@ type Authenticator struct {
 	log     *slog.Logger
 	set     atomic.Pointer[principalSet]
 	methods map[string]Class
+	policy  atomic.Pointer[PolicySource] // SetPolicy (policy.go)
+	grants  atomic.Pointer[grants]       // principals derived from the policy in force
 }
 
 // principalSet indexes principals by credential.
@@ -217,18 +220,22 @@ func (a *Authenticator) Authenticate(c Credentials) (*Principal, error) {
 		// The lookup is keyed by the hash, which says nothing usable
 		// about any secret; the comparison itself is constant-time.
 		if p, ok := a.set.Load().byHash[h]; ok && subtle.ConstantTimeCompare(h[:], p.TokenHash[:]) == 1 {
-			return p, nil
+			return a.withPolicy(p), nil
 		}
 		return nil, fmt.Errorf("%w: unknown bearer token; ask the operator for a token (provd --auth-tokens)", ErrUnauthenticated)
 	}
 	if c.Cert != nil {
 		set := a.set.Load()
-		for _, id := range CertIdentities(c.Cert) {
+		ids := CertIdentities(c.Cert)
+		for _, id := range ids {
 			if p, ok := set.byCert[id]; ok {
-				return p, nil
+				return a.withPolicy(p), nil
 			}
 		}
-		return nil, fmt.Errorf("%w: client certificate %q names no principal in the tokens file (add a line \"<name> mtls:%s roles=…\")", ErrUnauthenticated, c.Cert.Subject.CommonName, firstOr(CertIdentities(c.Cert), "cn:…"))
+		if p, ok := a.byCertificate(ids); ok {
+			return p, nil
+		}
+		return nil, fmt.Errorf("%w: client certificate %q names no principal in the tokens file nor identity in the policy in force (add a line \"<name> mtls:%s roles=…\")", ErrUnauthenticated, c.Cert.Subject.CommonName, firstOr(CertIdentities(c.Cert), "cn:…"))
 	}
 	return nil, nil
 }
@@ -287,6 +294,8 @@ func rolesString(p *Principal) string {
 // payload type and every signature's key id. (Every signature must verify
 // with the key its key id names, which the Ledger service checks next, so
 // the key ids checked here are the real signers of an accepted append.)
+// A policy entry needs the admin role (and, checked by the service, an
+// admin key's signature): an appender cannot change policy.
 func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRequest) error {
 	if err := a.Allow(p, ClassAppend); err != nil {
 		return err
@@ -296,10 +305,7 @@ func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRe
 	}
 	ns := req.GetNamespace()
 	if !p.MayAppendTo(ns) {
-		return fmt.Errorf("%w: %q may not append to namespace %q (it may append to %s)", ErrForbidden, p.Name, ns, strings.Join(p.Namespaces, ", "))
-	}
-	if len(p.PayloadTypes) == 0 && len(p.Keys) == 0 {
-		return nil
+		return fmt.Errorf("%w: %q may not append to namespace %q (it may append to %s)", ErrForbidden, p.Name, ns, grantList(p.Namespaces, p.grant != nil))
 	}
 	var ptype string
 	var keyIDs []string
@@ -310,6 +316,9 @@ func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRe
 			keyIDs = append(keyIDs, s.GetKeyid())
 		}
 	case *provledgerpb.AppendRequest_DsseJson:
+		if len(p.PayloadTypes) == 0 && len(p.Keys) == 0 && !mayBePolicy(b.DsseJson) {
+			return nil // not a policy entry, and nothing else to check
+		}
 		env, err := envelope.Parse(b.DsseJson)
 		if err != nil {
 			return nil // the service rejects it with a precise message
@@ -321,14 +330,17 @@ func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRe
 	default:
 		return nil // no envelope: the service rejects it
 	}
-	if len(p.PayloadTypes) > 0 && !slices.Contains(p.PayloadTypes, ptype) {
+	if ptype == policy.PayloadType {
+		return fmt.Errorf("%w: %q (roles %s) may not append a policy entry: that needs the admin role (and an admin key's signature); ask a policy admin (prov policy apply)", ErrForbidden, p.Name, rolesString(p))
+	}
+	if !p.mayAppendType(ptype) {
 		return fmt.Errorf("%w: %q may not append payload type %q (it may append %s)", ErrForbidden, p.Name, ptype, strings.Join(p.PayloadTypes, ", "))
 	}
 	if len(p.Keys) > 0 {
 		for i, s := range keyIDs {
 			id, err := keys.ParseKeyID(s)
 			if err != nil || !slices.Contains(p.Keys, id) {
-				return fmt.Errorf("%w: %q may not append envelopes signed by key %q (signature %d); its signing keys are listed in keys= of the tokens file", ErrForbidden, p.Name, s, i)
+				return fmt.Errorf("%w: %q may not append envelopes signed by key %q (signature %d); its signing keys are listed in %s", ErrForbidden, p.Name, s, i, keysSource(p))
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/policy"
 )
 
 // Limits of a tokens file.
@@ -74,6 +75,21 @@ type Principal struct {
 	// Keys are the signing key ids an appender's envelopes may be signed
 	// with (every signature); empty is any key the node trusts.
 	Keys []keys.KeyID
+
+	// grant, when the policy in force names the principal, is its grant
+	// (policy.go): Roles, Namespaces, PayloadTypes and Keys are the
+	// policy's, and its patterns are matched as the policy's are.
+	grant *policy.IdentityGrant
+}
+
+// PolicyEntry returns the index of the policy entry that granted the
+// principal what it may do, and whether a policy did (else its tokens
+// file line did).
+func (p *Principal) PolicyEntry() (uint64, bool) {
+	if p.grant == nil {
+		return 0, false
+	}
+	return p.grant.GrantedAt, true
 }
 
 // Has reports whether p holds role r (admin holds every role, reader holds
@@ -95,6 +111,9 @@ func (p *Principal) MayAppendTo(ns string) bool {
 	if !p.Has(RoleAppender) {
 		return false
 	}
+	if p.grant != nil {
+		return p.grant.AllowsNamespace(ns)
+	}
 	for _, pat := range p.Namespaces {
 		if prefix, ok := strings.CutSuffix(pat, "*"); ok {
 			if strings.HasPrefix(ns, prefix) {
@@ -105,6 +124,33 @@ func (p *Principal) MayAppendTo(ns string) bool {
 		}
 	}
 	return false
+}
+
+// mayAppendType reports whether p may append payload type t.
+func (p *Principal) mayAppendType(t string) bool {
+	if p.grant != nil {
+		return p.grant.AllowsPayloadType(t)
+	}
+	return len(p.PayloadTypes) == 0 || slices.Contains(p.PayloadTypes, t)
+}
+
+// grantList spells a namespace or payload type grant for a message.
+func grantList(vals []string, fromPolicy bool) string {
+	switch {
+	case len(vals) > 0:
+		return strings.Join(vals, ", ")
+	case fromPolicy:
+		return "any"
+	}
+	return "none"
+}
+
+// keysSource names where p's signing keys are listed.
+func keysSource(p *Principal) string {
+	if at, ok := p.PolicyEntry(); ok {
+		return fmt.Sprintf("identities[].keys of the policy in force (policy entry %d)", at)
+	}
+	return "keys= of the tokens file"
 }
 
 // HashToken returns a token's hash as a tokens file spells it: "sha256:"

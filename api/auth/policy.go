@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/provledger/provledger/crypto/policy"
+)
+
+// Roles in the policy (docs/security.md, "Roles in the policy"): when the
+// policy in force (crypto/policy) names identities, its grant is
+// authoritative for every caller it names: a tokens file principal by its
+// name, or a client certificate by one of its identities (then even
+// without a line in the tokens file: the client CA authenticated it).
+// The tokens file keeps the secrets (hashed) and authenticates; what the
+// caller may do is the policy's. Callers the policy does not name keep
+// their tokens file grant, so nodes' and operators' lines keep working.
+
+// PolicySource returns the policy in force for the next entry of the log
+// (query/policyindex.Index.Current); nil or a State without identities
+// leaves the tokens file's grants alone.
+type PolicySource func() *policy.State
+
+// SetPolicy makes the identities of the policy in force authoritative for
+// the callers they name (see the package documentation). It may be
+// called once the node's policy index exists, before or while serving.
+func (a *Authenticator) SetPolicy(src PolicySource) {
+	a.policy.Store(&src)
+}
+
+// grants caches the principals derived from one State's identities.
+type grants struct {
+	st *policy.State
+	mu sync.Mutex
+	m  map[grantKey]*Principal
+}
+
+type grantKey struct {
+	name, cert string
+	file       *Principal // the tokens file principal (nil: certificate only)
+}
+
+// policyState returns the policy in force, nil when none names
+// identities.
+func (a *Authenticator) policyState() *policy.State {
+	src := a.policy.Load()
+	if src == nil {
+		return nil
+	}
+	if st := (*src)(); st.HasIdentities() {
+		return st
+	}
+	return nil
+}
+
+// withPolicy returns the principal the caller p of the tokens file is
+// under the policy in force: p itself when the policy does not name it.
+func (a *Authenticator) withPolicy(p *Principal) *Principal {
+	st := a.policyState()
+	if st == nil {
+		return p
+	}
+	g, ok := st.Identity(p.Name)
+	if !ok && p.CertIdentity != "" {
+		g, ok = st.IdentityByCertificate([]string{p.CertIdentity})
+	}
+	if !ok {
+		return p
+	}
+	return a.derived(st, g, p)
+}
+
+// byCertificate returns the principal a client certificate proves under
+// the policy in force, when the tokens file does not name it.
+func (a *Authenticator) byCertificate(certIDs []string) (*Principal, bool) {
+	st := a.policyState()
+	if st == nil {
+		return nil, false
+	}
+	g, ok := st.IdentityByCertificate(certIDs)
+	if !ok {
+		return nil, false
+	}
+	return a.derived(st, g, nil), true
+}
+
+// derived returns (cached per State) the principal with g's grant: the
+// name and credential of file (if any), the roles, namespaces, payload
+// types and keys of the policy.
+func (a *Authenticator) derived(st *policy.State, g *policy.IdentityGrant, file *Principal) *Principal {
+	c := a.grants.Load()
+	if c == nil || c.st != st {
+		n := &grants{st: st, m: map[grantKey]*Principal{}}
+		if a.grants.CompareAndSwap(c, n) {
+			c = n
+		} else {
+			c = a.grants.Load()
+		}
+	}
+	k := grantKey{name: g.Name, cert: g.Certificate, file: file}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.m[k]; ok {
+		return p
+	}
+	p := &Principal{Name: g.Name, CertIdentity: g.Certificate, Namespaces: g.Namespaces, PayloadTypes: g.PayloadTypes, Keys: g.Keys, grant: g}
+	if file != nil {
+		p.Name, p.TokenHash, p.CertIdentity = file.Name, file.TokenHash, file.CertIdentity
+	}
+	for _, r := range g.Roles {
+		p.Roles = append(p.Roles, Role(r))
+	}
+	if len(c.m) < MaxPrincipals {
+		c.m[k] = p
+	}
+	return p
+}
+
+// mayBePolicy reports whether a DSSE envelope in JSON could have the
+// policy payload type: false only when it cannot (the type's text does
+// not occur, and no \u escape could spell it), so appends need not be
+// parsed here to find out.
+func mayBePolicy(dsse []byte) bool {
+	return bytes.Contains(dsse, []byte("policy+json")) || bytes.Contains(dsse, []byte(`\u`))
+}
