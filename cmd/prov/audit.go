@@ -37,12 +37,13 @@ func (a *app) auditCommand() *ffcli.Command {
 	workers := fs.Int("workers", 0, "parallel fetches (default 4 per CPU)")
 	adminKeys := fs.String("admin-keys", "", "with --trust, file of the log's admin PEM public keys: an envelope the log withholds as redacted passes only if a later redaction entry names it and is signed by one of them")
 	envelopes := fs.String("envelopes", "bundle", "with --trust, where envelopes are read: bundle (one GET /envelopes/<N> per 256 entries), http (one GET /envelope/sha256/<digest> each, for a server without /envelopes) or grpc (GetEntries from --server, one stream per 256 entries); each is checked against the record from the tiles either way")
+	policyFromLog := fs.Bool("policy-from-log", false, "fold the log's own policy entries (the first signed by the log key, later ones by an admin key of the policy before them) and check every entry's signers against the policy in force at its index; signatures are re-verified with the keys the policy granted (plus --trust); reads every entry bundle once more")
 	follow := fs.Bool("follow", false, "after the log, follow its successor statement (key rotation, sharding) to the next log and audit that one too, and so on; see docs/audit.md")
 	var followURLs stringList
 	fs.Var(&followURLs, "follow-url", "ORIGIN=URL: the tiles API of a successor log (repeatable); overrides the url in its successor statement")
 	return &ffcli.Command{
 		Name:       "audit",
-		ShortUsage: "prov audit --log-key FILE [--full] [--state FILE] [--trust FILE] [--url URL]",
+		ShortUsage: "prov audit --log-key FILE [--full] [--state FILE] [--trust FILE | --policy-from-log] [--url URL]",
 		ShortHelp:  "check the log end to end through its tiles API",
 		LongHelp: strings.TrimSpace(`
 Reads the log through its C2SP tlog-tiles HTTP API (--url) and trusts
@@ -59,6 +60,17 @@ envelope bundle per 256 entries), checks its digest, size and
 payload type against the record, and re-verifies every DSSE signature (a
 bad signature by a trusted key fails; a key not in the file is counted as
 unverifiable; redacted envelopes are counted).
+
+With --policy-from-log the rules come from the log itself: its policy
+entries (crypto/policy) are folded as the node folds them, with the log
+key (--log-key) as the only root of trust, and every audited entry's
+signers must be allowed its namespace and payload type by the policy in
+force at its index (a policy entry: signed by an admin key of the policy
+before it). A violation names the entry, the key, the namespace, the type
+and the policy entry in force (policy-violation). Signatures are
+re-verified with the keys the policy granted (and --trust); a withheld
+envelope is proven redacted by an admin key of the policy at the
+redaction's index (or of --admin-keys).
 
 The state file keeps the last checkpoint an audit verified. Without --full
 only the entries added since are audited (incremental), starting from the
@@ -92,7 +104,7 @@ are printed); 2 the log could not be reached or read; 64 bad flags.`),
 				return err
 			}
 			return a.audit(ctx, auditOptions{statePath: *state, trustFile: *trust, full: *full, url: *url, workers: *workers, envelopes: *envelopes,
-				follow: *follow, followURLs: urls, adminKeys: *adminKeys})
+				follow: *follow, followURLs: urls, adminKeys: *adminKeys, policyFromLog: *policyFromLog})
 		},
 	}
 }
@@ -102,6 +114,7 @@ type auditOptions struct {
 	adminKeys                 string // redacted.go
 	envelopes                 string // bundle (default), http or grpc
 	full                      bool
+	policyFromLog             bool // audit_policy.go
 	workers                   int
 	follow                    bool              // walk the chain of successor logs (audit_chain.go)
 	followURLs                map[string]string // origin → tiles URL, overriding a successor statement's url
@@ -136,6 +149,9 @@ type auditReport struct {
 	AuditedFrom   uint64     `json:"audited_from"`
 	Stats         auditStats `json:"stats"`
 	SigsChecked   bool       `json:"signatures_checked"`
+	PolicyChecked bool       `json:"policy_checked"`
+	PolicyEntries int        `json:"policy_entries,omitempty"`
+	PolicyHonour  int        `json:"policy_entries_honoured,omitempty"`
 	FirstBadIndex *int64     `json:"first_bad_index,omitempty"`
 	Problems      []problem  `json:"problems,omitempty"`
 	ReadError     string     `json:"read_error,omitempty"`
@@ -259,10 +275,24 @@ func (a *app) auditOne(ctx context.Context, o auditOptions, pub ed25519.PublicKe
 		)
 	}
 	au := &auditor{src: src, workers: workers, onRecord: onRecord}
+	var lp *logPolicy
+	if o.policyFromLog { // audit_policy.go
+		lp, rep.Problems, err = foldLogPolicy(ctx, src, workers, checkpointRoot{cp.Size, cp.Hash}, pub, kr)
+		if err != nil {
+			return nil, a.readFailure(rep, "the log's policy entries", err)
+		}
+		if len(rep.Problems) > 0 {
+			return nil, a.auditFailed(rep)
+		}
+		kr, au.rules = lp.keyring, lp.check
+		rep.SigsChecked, rep.PolicyChecked = true, true
+		rep.PolicyEntries, rep.PolicyHonour = lp.entries, len(lp.versions)
+	}
 	if kr != nil {
 		if au.redactions, err = newRedactionAudit(o.adminKeys); err != nil { // redacted.go
 			return nil, err
 		}
+		au.redactions.policy = lp
 		au.policy = staticTrust{kr}
 		switch o.envelopes {
 		case "grpc":
@@ -321,7 +351,11 @@ func (a *app) auditOne(ctx context.Context, o auditOptions, pub ed25519.PublicKe
 		return ok, a.printJSON(rep)
 	}
 	sigs := "signatures not re-verified (no --trust)"
-	if kr != nil {
+	switch {
+	case lp != nil:
+		sigs = fmt.Sprintf("%d signature(s) verified, %d unverifiable; every entry allowed by the policy in force at its index (%d policy entries, %d honoured)",
+			rep.Stats.SigsVerified, rep.Stats.Unverifiable, rep.PolicyEntries, rep.PolicyHonour)
+	case kr != nil:
 		sigs = fmt.Sprintf("%d signature(s) verified, %d unverifiable (key not in %s)", rep.Stats.SigsVerified, rep.Stats.Unverifiable, o.trustFile)
 	}
 	fmt.Fprintf(a.stdout, "audit OK: %s, %d entries, root %s matches the signed checkpoint; %s audit of %d entries from index %d; %s; %s; %d redacted; %.2fs (%.0f entries/s); state saved to %s\n",

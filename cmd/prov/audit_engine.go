@@ -58,10 +58,10 @@ func (p problem) String() string {
 }
 
 // TrustPolicy says which keys may sign the entry at an index. The audit
-// re-verifies every DSSE signature of entry i with KeyringAt(i). Today the
-// only implementation is one keyring for the whole log (--trust); the
-// policy issue plugs in a policy that changes with the log's policy
-// entries.
+// re-verifies every DSSE signature of entry i with KeyringAt(i). The
+// implementation is one keyring for the whole log (--trust; with
+// --policy-from-log also every key the log's policy granted, whose grants
+// per index auditor.rules checks).
 type TrustPolicy interface {
 	KeyringAt(index uint64) *keys.Keyring
 }
@@ -105,6 +105,9 @@ type auditor struct {
 	onRecord func(i uint64, leaf [32]byte, rec record.Record)
 	// redactions checks withheld envelopes (redacted.go); nil: not.
 	redactions *redactionAudit
+	// rules, if set, judges every record whose leaf matched by the rules
+	// of its index (audit_policy.go); nil: allowed.
+	rules func(i uint64, rec record.Record) *problem
 }
 
 // envelopeSource reads the envelopes of a range of entries in one go.
@@ -299,6 +302,11 @@ func (au *auditor) bundle(ctx context.Context, j bundleJob) bundleResult {
 		}
 		if au.onRecord != nil {
 			au.onRecord(i, leaf, rec)
+		}
+		if au.rules != nil {
+			if p := au.rules(i, rec); p != nil {
+				r.problems = append(r.problems, *p)
+			}
 		}
 		if au.policy != nil {
 			sigJobs = append(sigJobs, sigJob{i, rec})

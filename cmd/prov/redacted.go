@@ -55,13 +55,17 @@ const (
 	kindUnprovenRedaction = "redaction-unproven" // an envelope withheld as redacted with no valid admin redaction covering it
 )
 
-// redactionAudit checks, during an audit with --trust, that the log
-// withholds an envelope as redacted only when a redaction entry at a
-// later index names that entry (index and envelope digest) and carries a
-// valid signature by an admin key (--admin-keys). Its methods are safe for
+// redactionAudit checks, during an audit with --trust or
+// --policy-from-log, that the log withholds an envelope as redacted only
+// when a redaction entry at a later index names that entry (index and
+// envelope digest) and carries a valid signature by an admin key
+// (--admin-keys, or an admin key of the log's policy at its index). Its methods are safe for
 // concurrent use, and a nil *redactionAudit does nothing.
 type redactionAudit struct {
-	admins *keys.Keyring // nil: no --admin-keys, so no redaction is proven
+	admins *keys.Keyring // nil: no --admin-keys
+	// policy, with --policy-from-log: the admin keys of the policy in
+	// force at a redaction's index may sign it too.
+	policy *logPolicy
 
 	mu      sync.Mutex
 	missing map[uint64][32]byte  // entry → digest of the envelope the log withholds
@@ -113,20 +117,7 @@ func (ra *redactionAudit) observe(i uint64, rec record.Record, env []byte, err e
 		return
 	}
 	c := coverBy{by: i}
-	switch {
-	case ra.admins == nil:
-		c.why = "no --admin-keys was given to check its signer"
-	default:
-		rep, serr := checkSignatures(e, rec, ra.admins)
-		switch {
-		case serr != nil:
-			c.why = fmt.Sprintf("its signature does not verify: %v", serr)
-		case len(rep.Verified) == 0:
-			c.why = "it is not signed by any key in --admin-keys"
-		default:
-			c.admin = true
-		}
-	}
+	c.admin, c.why = ra.adminSigned(e, rec, i)
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	for _, t := range p.Targets {
@@ -135,6 +126,38 @@ func (ra *redactionAudit) observe(i uint64, rec record.Record, env []byte, err e
 			ra.covers[t.Index] = append(ra.covers[t.Index], c)
 		}
 	}
+}
+
+// adminSigned reports whether redaction entry i (envelope e) carries a
+// valid signature by an admin key: one of --admin-keys, or with
+// --policy-from-log an admin key of the policy in force at i (as the
+// node's ledger asks); else why not.
+func (ra *redactionAudit) adminSigned(e *envelope.Envelope, rec record.Record, i uint64) (bool, string) {
+	if ra.admins == nil && ra.policy == nil {
+		return false, "no --admin-keys was given to check its signer"
+	}
+	if ra.admins != nil {
+		rep, err := checkSignatures(e, rec, ra.admins)
+		if err != nil {
+			return false, fmt.Sprintf("its signature does not verify: %v", err)
+		}
+		if len(rep.Verified) > 0 {
+			return true, ""
+		}
+	}
+	if ra.policy == nil {
+		return false, "it is not signed by any key in --admin-keys"
+	}
+	rep, err := checkSignatures(e, rec, ra.policy.keyring)
+	if err != nil {
+		return false, fmt.Sprintf("its signature does not verify: %v", err)
+	}
+	for _, v := range rep.Verified {
+		if id, err := keys.ParseKeyID(v); err == nil && ra.policy.isAdmin(id, i) {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("it is not signed by an admin key of the policy in force at entry %d (nor of --admin-keys)", i)
 }
 
 // problems returns one problem for each withheld envelope no valid
