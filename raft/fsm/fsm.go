@@ -48,6 +48,12 @@ type Options struct {
 	OnFatal func(error)
 	// Logger receives the state machine's logs. Default slog.Default().
 	Logger *slog.Logger
+	// PrepareWorkers: when the ledger's Indexer is a ledger.Preparer, the
+	// goroutines that prepare (parse) the payloads of a batch this node
+	// did not propose, before it is applied (prepare.go). Default
+	// GOMAXPROCS; 1 prepares on the apply goroutine; negative leaves the
+	// parsing to the indexer (also on the apply goroutine, entry by entry).
+	PrepareWorkers int
 }
 
 // FSM implements raft.FSM over a ledger.Log.
@@ -59,7 +65,8 @@ type FSM struct {
 	mu      sync.RWMutex
 	members map[string]string // node id → API address
 
-	stash stash // prepared values of the batches this node proposed (stash.go)
+	stash    stash           // prepared values of the batches this node proposed (stash.go)
+	preparer ledger.Preparer // the ledger's Indexer, if it prepares (prepare.go)
 
 	lastIndex atomic.Uint64 // Raft index of the last command seen
 	failed    atomic.Pointer[error]
@@ -74,7 +81,13 @@ func New(l *ledger.Log, o Options) (*FSM, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.PrepareWorkers == 0 {
+		o.PrepareWorkers = defaultPrepareWorkers()
+	}
 	f := &FSM{log: l, opts: o, lg: o.Logger}
+	if p, ok := l.Options().Indexer.(ledger.Preparer); ok && o.PrepareWorkers > 0 {
+		f.preparer = p
+	}
 	if err := f.loadMembers(); err != nil {
 		return nil, err
 	}
@@ -119,6 +132,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 			for i := range c.Batch.Entries {
 				c.Batch.Entries[i].Prepared = p[i]
 			}
+		} else {
+			f.prepare(c.Batch.Entries)
 		}
 		a, err := f.log.Apply(c.Batch, ledger.ApplyOptions{RaftIndex: l.Index})
 		if err != nil {
