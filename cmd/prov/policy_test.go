@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +21,7 @@ import (
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
 	"github.com/provledger/provledger/ledger"
+	"github.com/provledger/provledger/ledger/redaction"
 	"github.com/provledger/provledger/query/policyindex"
 )
 
@@ -43,7 +44,8 @@ func startPolicyServer(t *testing.T, boot string) *policyServer {
 	}
 	kr, _ := keys.NewKeyring()
 	ix := policyindex.New(policyindex.Options{Bootstrap: []keys.KeyID{logID}, Keyring: kr, Logger: logger})
-	l, err := ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Origin: testOrigin, Signer: signer, Logger: logger, Indexer: ix})
+	// The policy's admin keys sign redactions, as provd wires it.
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Origin: testOrigin, Signer: signer, Logger: logger, Indexer: ix, AdminKeys: ix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,14 +68,7 @@ func startPolicyServer(t *testing.T, boot string) *policyServer {
 	if rs, err := seq.Submit(context.Background(), []ledger.Entry{{Namespace: defaultPolicyNamespace, PayloadType: policy.PayloadType, Envelope: env.Marshal(), Signers: [][32]byte{logID}}}); err != nil || rs[0].Err != nil {
 		t.Fatalf("bootstrap: %v %v", err, rs)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hlis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis, hlis := listenPair(t) // prov audit finds the tiles on the next port
 	srv, err := server.New(server.Config{
 		Service: service.Config{
 			Log: l, Sequencer: service.NewPolicySequencer(seq, ix, logID), Logger: logger,
@@ -172,5 +167,43 @@ func TestPolicyApplyAndShow(t *testing.T) {
 	// What show prints is a policy file: it parses.
 	if _, err := policy.Parse([]byte(now)); err != nil {
 		t.Errorf("policy show output does not parse: %v", err)
+	}
+}
+
+// TestPolicyRedaction: under a policy, prov redact works with an admin
+// key the policy grants the redaction payload type (no --admin-keys on the
+// node), the entry reads back as redacted by the redaction entry, and prov
+// audit --policy-from-log, given only the log key, passes after it; an
+// admin key not granted that type is refused, naming what is missing.
+func TestPolicyRedaction(t *testing.T) {
+	dir := t.TempDir()
+	adminKey, adminPub := testKeyFiles(t, dir, "admin")
+	weakKey, weakPub := testKeyFiles(t, dir, "weak-admin")
+	teamKey, teamPub := testKeyFiles(t, dir, "team")
+	boot := "policyVersion: 1\nreplace: true\nkeys:\n" +
+		"  - name: admin\n    admin: true\n    payloadTypes: [" + policy.PayloadType + ", " + redaction.PayloadType + "]\n    publicKey: |\n" + adminPub + "\n" +
+		"  - name: weak-admin\n    admin: true\n    payloadTypes: [" + policy.PayloadType + "]\n    publicKey: |\n" + weakPub + "\n" +
+		"  - name: team\n    namespaces: [team]\n    publicKey: |\n" + teamPub + "\n"
+	ps := startPolicyServer(t, boot)
+	args := func(a ...string) []string { return append([]string{"--server", ps.addr, "--log-key", ps.logPub}, a...) }
+	for i, body := range []string{lineageEvent, secretEvent, strings.Replace(lineageEvent, "1a00", "1a01", 1)} {
+		mustProv(t, args("append", "--key", teamKey, "--type", "openlineage", "--namespace", "team", writeFile(t, filepath.Join(dir, fmt.Sprintf("e%d.json", i)), body))...)
+	}
+	r := prov(t, "", args("redact", "--key", weakKey, "--index", "2", "--reason", "GDPR erasure request")...)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "may not sign "+redaction.PayloadType) || !strings.Contains(r.stderr, "granted payload types "+policy.PayloadType+" only") {
+		t.Fatalf("redaction by an admin key not granted it: exit %d, %s", r.code, r.stderr)
+	}
+	r = mustProv(t, args("redact", "--key", adminKey, "--index", "2", "--reason", "GDPR erasure request")...)
+	if !strings.Contains(r.stdout, "redacted: entry 2 by entry 4") {
+		t.Fatalf("prov redact: %s", r.stdout)
+	}
+	if r := mustProv(t, args("get", "2")...); !strings.Contains(r.stdout, "REDACTED by entry 4 (reason: GDPR erasure request)") || strings.Contains(r.stdout, "jane_doe") {
+		t.Fatalf("prov get of the redacted entry:\n%s", r.stdout)
+	}
+	r = mustProv(t, args("audit", "--full", "--policy-from-log", "--state", filepath.Join(dir, "audit.state"))...)
+	for _, want := range []string{"audit OK", "1 redacted", "allowed by the policy in force at its index (1 policy entries, 1 honoured)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("audit after the redaction lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }
