@@ -269,7 +269,7 @@ func (e *Engine) History(ctx context.Context, dataset answer.Ref, req Request) (
 	// announcement.
 	explicitRuns := map[string]bool{}
 	for _, v := range s.ans.Versions {
-		if v.Explicit {
+		if v.Explicit && v.RunID != "" {
 			explicitRuns[v.RunID] = true
 		}
 	}
@@ -294,6 +294,9 @@ func (e *Engine) History(ctx context.Context, dataset answer.Ref, req Request) (
 	// not list the output again (e.g. a FAIL without outputs).
 	for i := range s.ans.Versions {
 		v := &s.ans.Versions[i]
+		if v.RunID == "" {
+			continue // declared by a DatasetEvent: no run
+		}
 		var state payload.EventType
 		var at uint64
 		if err := s.r.RunFacts(graph.NodeID(graph.Run, v.RunID), func(idx uint64, f graph.RunFacts) bool {

@@ -230,9 +230,16 @@ type shopFile struct {
 // cycle, and an event with a bad run id.
 func shop(t *testing.T) []shopFile {
 	t.Helper()
-	files, err := filepath.Glob("../../query/testdata/shop/*.json")
+	return scenario(t, "../../query/testdata/shop")
+}
+
+// scenario reads the payloads of a query testdata scenario, typed by
+// their names as query/internal/testlog.LoadDir types them.
+func scenario(t *testing.T, dir string) []shopFile {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("shop testdata: %v", err)
+		t.Fatalf("%s testdata: %v", dir, err)
 	}
 	var out []shopFile
 	for _, f := range files {
@@ -246,6 +253,10 @@ func shop(t *testing.T) []shopFile {
 			typ = payload.TypeInToto
 		case strings.HasSuffix(f, ".cost.json"):
 			typ = payload.TypeCost
+		case strings.HasSuffix(f, ".dataset.json"):
+			typ = payload.TypeOpenLineageDataset
+		case strings.HasSuffix(f, ".job.json"):
+			typ = payload.TypeOpenLineageJob
 		}
 		out = append(out, shopFile{filepath.Base(f), typ, b})
 	}

@@ -43,50 +43,29 @@ func deriveClaims(p *payload.Parsed) *claims {
 		}
 		return c
 	}
+	if p.Static != nil {
+		c.static(p.Static)
+		return c
+	}
 	ev := p.Event
 	c.runID = ev.Run.ID
-	node := func(kind string, parts ...string) string {
-		k := refKey(kind, parts...)
-		c.nodes[k] = true
-		return k
-	}
-	edge := func(from, rel, to string) { c.edges[edgeClaim(from, rel, to)] = true }
-	run := node("run", ev.Run.ID)
-	job := node("job", ev.Job.Namespace, ev.Job.Name)
+	run := c.node("run", ev.Run.ID)
+	job := c.node("job", ev.Job.Namespace, ev.Job.Name)
+	edge := c.edge
 	edge(run, RelRunOf, job)
 	if cv := ev.Job.CodeVersion(); cv != "" {
-		jv := node("jobVersion", ev.Job.Namespace, ev.Job.Name, cv)
+		jv := c.node("jobVersion", ev.Job.Namespace, ev.Job.Name, cv)
 		edge(run, RelCode, jv)
 	}
 	if p := ev.Run.Parent; p != nil && p.RunID != ev.Run.ID {
-		pr := node("run", p.RunID)
-		pj := node("job", p.Job.Namespace, p.Job.Name)
+		pr := c.node("run", p.RunID)
+		pj := c.node("job", p.Job.Namespace, p.Job.Name)
 		edge(pr, RelRunOf, pj)
 		edge(run, RelParent, pr)
 	}
-	tags := func(src string, ts []payload.Tag) {
-		for _, t := range ts {
-			edge(src, RelTagged, node("tag", t.Key, t.Value))
-		}
-	}
-	tags(run, ev.Run.Tags)
-	tags(job, ev.Job.Tags)
-	column := func(ns, name, field string) string {
-		col := node("column", ns, name, field)
-		edge(col, RelField, node("dataset", ns, name))
-		return col
-	}
-	dataset := func(d *payload.Dataset) string {
-		ds := node("dataset", d.Namespace, d.Name)
-		for _, t := range d.Tags {
-			src := ds
-			if t.Field != "" {
-				src = column(d.Namespace, d.Name, t.Field)
-			}
-			edge(src, RelTagged, node("tag", t.Key, t.Value))
-		}
-		return ds
-	}
+	c.tags(run, ev.Run.Tags)
+	c.tags(job, ev.Job.Tags)
+	node, dataset := c.node, c.dataset
 	for i := range ev.Inputs {
 		d := &ev.Inputs[i]
 		ds := dataset(d)
@@ -112,18 +91,89 @@ func deriveClaims(p *payload.Parsed) *claims {
 		edge(v, RelVersion, ds)
 		edge(run, RelOutput, v)
 		edge(job, RelOutput, ds)
-		for _, cl := range d.ColumnLineage {
-			out := column(d.Namespace, d.Name, cl.Field)
-			edge(job, RelOutput, out)
-			for _, in := range cl.Inputs {
-				edge(column(in.Namespace, in.Name, in.Field), RelDerives, out)
-			}
-		}
-		for _, in := range d.DatasetLineage {
-			edge(column(in.Namespace, in.Name, in.Field), RelAffects, ds)
-		}
+		c.columnLineage(job, ds, d)
 	}
 	return c
+}
+
+// static derives what an OpenLineage DatasetEvent or JobEvent asserts
+// (query/graph/static.go): a DatasetEvent its dataset, tags and, with a
+// version (payload.StaticVersion), that version, which it "wrote" with no
+// run; a JobEvent its job, code version, tags, the datasets it reads and
+// writes and its outputs' column lineage.
+func (c *claims) static(ev *payload.StaticEvent) {
+	if d := ev.Dataset; d != nil {
+		ds := c.dataset(d)
+		if ver := payload.StaticVersion(d); ver != "" {
+			c.outputs[refKey("", d.Namespace, d.Name, ver)] = true
+			c.wrote[refKey("", d.Namespace, d.Name)] = true
+			c.edge(c.node("datasetVersion", d.Namespace, d.Name, ver), RelVersion, ds)
+		}
+		return
+	}
+	j := ev.Job
+	job := c.node("job", j.Namespace, j.Name)
+	if cv := j.CodeVersion(); cv != "" {
+		c.edge(c.node("jobVersion", j.Namespace, j.Name, cv), RelVersion, job)
+	}
+	c.tags(job, j.Tags)
+	for i := range ev.Inputs {
+		c.edge(c.dataset(&ev.Inputs[i]), RelInput, job)
+	}
+	for i := range ev.Outputs {
+		d := &ev.Outputs[i]
+		ds := c.dataset(d)
+		c.edge(job, RelOutput, ds)
+		c.columnLineage(job, ds, d)
+	}
+}
+
+func (c *claims) node(kind string, parts ...string) string {
+	k := refKey(kind, parts...)
+	c.nodes[k] = true
+	return k
+}
+
+func (c *claims) edge(from, rel, to string) { c.edges[edgeClaim(from, rel, to)] = true }
+
+func (c *claims) tags(src string, ts []payload.Tag) {
+	for _, t := range ts {
+		c.edge(src, RelTagged, c.node("tag", t.Key, t.Value))
+	}
+}
+
+// column asserts a column and its dataset.
+func (c *claims) column(ns, name, field string) string {
+	col := c.node("column", ns, name, field)
+	c.edge(col, RelField, c.node("dataset", ns, name))
+	return col
+}
+
+// dataset asserts a dataset and its (column) tags.
+func (c *claims) dataset(d *payload.Dataset) string {
+	ds := c.node("dataset", d.Namespace, d.Name)
+	for _, t := range d.Tags {
+		src := ds
+		if t.Field != "" {
+			src = c.column(d.Namespace, d.Name, t.Field)
+		}
+		c.edge(src, RelTagged, c.node("tag", t.Key, t.Value))
+	}
+	return ds
+}
+
+// columnLineage asserts output d's column lineage, derived by job.
+func (c *claims) columnLineage(job, ds string, d *payload.Dataset) {
+	for _, cl := range d.ColumnLineage {
+		out := c.column(d.Namespace, d.Name, cl.Field)
+		c.edge(job, RelOutput, out)
+		for _, in := range cl.Inputs {
+			c.edge(c.column(in.Namespace, in.Name, in.Field), RelDerives, out)
+		}
+	}
+	for _, in := range d.DatasetLineage {
+		c.edge(c.column(in.Namespace, in.Name, in.Field), RelAffects, ds)
+	}
 }
 
 // hasNode reports whether the payload asserts node r.

@@ -10,6 +10,8 @@ import (
 // stored under the dataset (history), one record per event and output.
 // Records of the same version add up in index order, as OpenLineage
 // facets do across a run's events.
+//
+// A DatasetEvent's record has no run: RunID and Job are empty.
 type VersionFacts struct {
 	Version     string                `json:"version"`
 	RunID       string                `json:"runId"`
@@ -52,10 +54,11 @@ type DerivationAttrs struct {
 	Transformations []payload.Transformation `json:"transformations,omitempty"`
 	// TransformationType/Description are the column lineage facet's
 	// deprecated per-field forms.
-	TransformationType        string         `json:"transformationType,omitempty"`
-	TransformationDescription string         `json:"transformationDescription,omitempty"`
-	RunID                     string         `json:"runId"`
-	Job                       payload.JobRef `json:"job"`
+	TransformationType        string `json:"transformationType,omitempty"`
+	TransformationDescription string `json:"transformationDescription,omitempty"`
+	// RunID is "" for a JobEvent's (static) column lineage.
+	RunID string         `json:"runId,omitempty"`
+	Job   payload.JobRef `json:"job"`
 }
 
 // ReadAttrs annotate a Read edge whose version the event did not name:

@@ -86,9 +86,18 @@ func (ix *Indexer) Attach(l *ledger.Log) error {
 		return err
 	}
 	if next > 0 {
-		if f, err := ix.format(); err != nil {
+		f, err := ix.format()
+		if err != nil {
 			return err
-		} else if f != FormatVersion {
+		}
+		if f == 2 {
+			// Format 3 indexes static lineage too; a format-2 index of a
+			// log without any is already the format-3 index.
+			if f, err = ix.upgradeFrom2(next); err != nil {
+				return err
+			}
+		}
+		if f != FormatVersion {
 			ix.log.Warn("the lineage index was built in another format; rebuilding it from the log", "format", f, "want", FormatVersion, "entries", next)
 			b := ix.db.NewBatch()
 			err := b.DeleteRange([]byte{prefix}, []byte{prefix + 1}, nil)
@@ -165,8 +174,40 @@ func (ix *Indexer) IndexBatch(b *pebble.Batch, entries []ledger.IndexedEntry) er
 }
 
 // FormatVersion is the version of the index's key layout and encodings;
-// an index of another version is dropped and rebuilt by Attach.
-const FormatVersion = 2
+// an index of another version is dropped and rebuilt by Attach. Format 3
+// indexes OpenLineage DatasetEvents and JobEvents (format 2 ignored them).
+const FormatVersion = 3
+
+// upgradeFrom2 turns a format-2 index of entries [0, next) into a
+// format-3 one when no entry below next is a static OpenLineage event (the
+// only payloads format 3 indexes differently): it then only records the
+// new format. It returns the index's format afterwards.
+func (ix *Indexer) upgradeFrom2(next uint64) (uint64, error) {
+	static := false
+	errFound := errors.New("found")
+	err := ix.l.Records(0, min(next, ix.l.Latest().Size), func(i uint64, raw []byte) error {
+		rec, err := record.Unmarshal(raw)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
+		}
+		if rec.PayloadType == payload.TypeOpenLineageDataset || rec.PayloadType == payload.TypeOpenLineageJob {
+			static = true
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return 0, fmt.Errorf("query index: look for static lineage below entry %d: %w", next, err)
+	}
+	if static {
+		return 2, nil
+	}
+	if err := ix.db.Set(keyFormat, u64(nil, FormatVersion), pebble.Sync); err != nil {
+		return 0, fmt.Errorf("query index: record format %d: %w", FormatVersion, err)
+	}
+	ix.log.Info("the lineage index holds no static lineage: upgraded in place", "from", 2, "to", FormatVersion, "entries", next)
+	return FormatVersion, nil
+}
 
 func (ix *Indexer) format() (uint64, error) {
 	v, closer, err := ix.db.Get(keyFormat)
@@ -309,8 +350,11 @@ func (w *writer) entry(e *ledger.IndexedEntry, lim payload.Limits) error {
 	case err != nil:
 		return w.skip(SkipMalformed, err.Error())
 	}
-	if p.Event != nil {
+	switch {
+	case p.Event != nil:
 		return w.event(p.Event)
+	case p.Static != nil:
+		return w.static(p.Static)
 	}
 	return w.costs(p.Costs)
 }
@@ -570,7 +614,7 @@ func (w *writer) event(ev *payload.RunEvent) error {
 			}
 			w.latest[ds] = ver
 		}
-		if err := w.columns(ev, d, ds); err != nil {
+		if err := w.columns(ev.Run.ID, ev.Job.JobRef, d, ds); err != nil {
 			return err
 		}
 	}
@@ -612,7 +656,9 @@ func (w *writer) column(ns, name, field string, ds ID) (ID, error) {
 	return c, w.edge(c, FieldOf, ds, nil)
 }
 
-func (w *writer) columns(ev *payload.RunEvent, d *payload.Dataset, ds ID) error {
+// columns writes an output's column lineage, as asserted by run runID
+// ("" for a JobEvent) of job.
+func (w *writer) columns(runID string, job payload.JobRef, d *payload.Dataset, ds ID) error {
 	for _, cl := range d.ColumnLineage {
 		out, err := w.column(d.Namespace, d.Name, cl.Field, ds)
 		if err != nil {
@@ -624,7 +670,7 @@ func (w *writer) columns(ev *payload.RunEvent, d *payload.Dataset, ds ID) error 
 				return err
 			}
 			attrs := DerivationAttrs{
-				Transformations: in.Transformations, RunID: ev.Run.ID, Job: ev.Job.JobRef,
+				Transformations: in.Transformations, RunID: runID, Job: job,
 				TransformationType: cl.TransformationType, TransformationDescription: cl.TransformationDescription,
 			}
 			if err := w.edge(out, DerivedFrom, src, attrs); err != nil {
@@ -637,7 +683,7 @@ func (w *writer) columns(ev *payload.RunEvent, d *payload.Dataset, ds ID) error 
 		if err != nil {
 			return err
 		}
-		if err := w.edge(ds, Affects, src, DerivationAttrs{Transformations: in.Transformations, RunID: ev.Run.ID, Job: ev.Job.JobRef}); err != nil {
+		if err := w.edge(ds, Affects, src, DerivationAttrs{Transformations: in.Transformations, RunID: runID, Job: job}); err != nil {
 			return err
 		}
 	}

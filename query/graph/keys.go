@@ -25,6 +25,7 @@ const (
 	tagCost    = '$' // q$ <idx> <row>              → payload.CostRow JSON
 	tagCostBy  = 'k' // qk <target> <idx> <row>     → (empty): cost rows linked to a run, job or tag
 	tagSkip    = 'x' // qx <idx>                    → class ‖ reason (payloads not indexed)
+	tagStatic  = 't' // qt <job|dataset> <idx>      → (empty): the static events (JobEvent, DatasetEvent) about a node
 	tagMeta    = 'm' // qm <name>                   → value
 )
 

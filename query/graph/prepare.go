@@ -28,7 +28,11 @@ func (ix *Indexer) Prepare(payloadType string, body []byte) any {
 
 // indexed reports whether the graph indexes payloads of type t.
 func indexed(t string) bool {
-	return t == payload.TypeOpenLineage || t == payload.TypeInToto || t == payload.TypeCost
+	switch t {
+	case payload.TypeOpenLineage, payload.TypeInToto, payload.TypeCost, payload.TypeOpenLineageDataset, payload.TypeOpenLineageJob:
+		return true
+	}
+	return false
 }
 
 // parse returns e's parsed payload: the one prepared before sequencing if

@@ -32,8 +32,9 @@ import (
 // scratch batch. Later asserters are searched for, in log order, among
 // the entries that can name the key: for a run and the edges leaving it,
 // the events of that run and of its child runs; for a dataset version,
-// the events of the runs that read or wrote it; for a job (unless it has
-// more than maxJobRuns runs) or a job version, the events of its runs;
+// the events of the runs that read or wrote it and the DatasetEvents of
+// its dataset; for a job (unless it has more than maxJobRuns runs) or a
+// job version, the events of its runs and the job's JobEvents;
 // for anything else (datasets, columns, tags) every lineage entry after
 // the target, until each such key is found again. docs/query.md, "Redaction", has the cost.
 //
@@ -84,7 +85,7 @@ func (ix *Indexer) Redact(b *pebble.Batch, r *ledger.Redactions) error {
 				}
 			}
 		}
-		if indexedType(t.Record.PayloadType) {
+		if indexed(t.Record.PayloadType) {
 			if err := b.Set(skipKey(t.Index), append([]byte{SkipRedacted}, "the envelope was redacted"...), nil); err != nil {
 				return err
 			}
@@ -107,11 +108,6 @@ func (ix *Indexer) Redact(b *pebble.Batch, r *ledger.Redactions) error {
 	}
 	ix.log.Info("lineage index: forgot redacted entries", "entries", len(r.Targets), "nodes_and_edges_deleted", len(pending)-len(found), "restamped", len(found))
 	return nil
-}
-
-// indexedType reports whether the index reads payloads of type t.
-func indexedType(t string) bool {
-	return t == payload.TypeOpenLineage || t == payload.TypeInToto || t == payload.TypeCost
 }
 
 // firstAsserter returns the index stored with a node or edge key.
@@ -178,7 +174,7 @@ func (ix *Indexer) laterAsserters(d *dryRunner, r *ledger.Redactions, pending ma
 	for _, t := range r.Targets {
 		from = min(from, t.Index)
 	}
-	lineage := func(rec record.Record) bool { return indexedType(rec.PayloadType) }
+	lineage := func(rec record.Record) bool { return indexed(rec.PayloadType) }
 	if len(exact) > 0 {
 		cands, err := ix.candidates(exact, from)
 		if err != nil {
@@ -252,10 +248,13 @@ func (ix *Indexer) countAdjacent(tag byte, id ID, rel Rel, limit int) (int, erro
 }
 
 // candidates returns, in index order, the stored entries above from that
-// can assert the pending keys (each about a run or a dataset version, see
-// subjectOf).
+// can assert the pending keys (each about a run, a dataset version, a job
+// or a job version, see subjectOf).
 func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint64, error) {
 	runs := map[ID]struct{}{}
+	// statics holds the jobs and datasets whose static events (JobEvent,
+	// DatasetEvent) can assert a pending key.
+	statics := map[ID]struct{}{}
 	for k := range pending {
 		subject, _ := subjectOf([]byte(k))
 		switch subject.Kind() {
@@ -266,20 +265,28 @@ func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint6
 				return nil, err
 			}
 		case DatasetVersion:
-			// Named by the events of the runs that read or wrote it.
+			// Named by the events of the runs that read or wrote it,
+			// and by DatasetEvents of its dataset.
 			for _, rel := range []Rel{Read, Wrote} {
 				if err := ix.neighbours(tagIn, subject, rel, runs); err != nil {
 					return nil, err
 				}
 			}
+			if err := ix.neighbours(tagOut, subject, VersionOf, statics); err != nil {
+				return nil, err
+			}
 		case JobVersion:
-			// Named by the events of the runs that ran it.
+			// Named by the events of the runs that ran it, and by
+			// JobEvents of its job.
 			if err := ix.neighbours(tagIn, subject, RanCode, runs); err != nil {
+				return nil, err
+			}
+			if err := ix.neighbours(tagOut, subject, VersionOf, statics); err != nil {
 				return nil, err
 			}
 		case Job:
 			// Named by the events of its runs, and by their children's
-			// (as the parent's job).
+			// (as the parent's job), and by its JobEvents.
 			own := map[ID]struct{}{}
 			if err := ix.neighbours(tagIn, subject, RunOf, own); err != nil {
 				return nil, err
@@ -290,26 +297,39 @@ func (ix *Indexer) candidates(pending map[string]struct{}, from uint64) ([]uint6
 					return nil, err
 				}
 			}
+			statics[subject] = struct{}{}
 		}
 	}
 	var out []uint64
+	var err error
 	for run := range runs {
-		p := idPrefix(tagRun, run)
-		it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: idxKey(tagRun, run, from+1), UpperBound: prefixEnd(p)})
-		if err != nil {
-			return nil, err
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			out = append(out, binary.BigEndian.Uint64(it.Key()[len(p):]))
-		}
-		err = it.Error()
-		it.Close()
-		if err != nil {
+		if out, err = ix.appendIndexes(out, tagRun, run, from); err != nil {
 			return nil, fmt.Errorf("read events of run %x: %w", run, err)
+		}
+	}
+	for n := range statics {
+		if out, err = ix.appendIndexes(out, tagStatic, n, from); err != nil {
+			return nil, fmt.Errorf("read static events of %x: %w", n, err)
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// appendIndexes appends the entry indexes above from of id's keys
+// <tag> <id> <idx> (the events of a run, the static events of a job or
+// dataset).
+func (ix *Indexer) appendIndexes(out []uint64, tag byte, id ID, from uint64) ([]uint64, error) {
+	p := idPrefix(tag, id)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: idxKey(tag, id, from+1), UpperBound: prefixEnd(p)})
+	if err != nil {
+		return out, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		out = append(out, binary.BigEndian.Uint64(it.Key()[len(p):]))
+	}
+	return out, it.Error()
 }
 
 // neighbours adds to set the far ends of id's edges of relation rel in

@@ -321,10 +321,12 @@ func (d *Dataset) Bytes() *int64 {
 	return nil
 }
 
-// Parsed is a parsed payload: a run event or cost rows.
+// Parsed is a parsed payload: a run event, a static event (an OpenLineage
+// DatasetEvent or JobEvent) or cost rows.
 type Parsed struct {
-	Event *RunEvent
-	Costs []CostRow
+	Event  *RunEvent
+	Static *StaticEvent
+	Costs  []CostRow
 }
 
 // Parse parses a payload of the given type. Payload types this package
@@ -349,6 +351,18 @@ func Parse(payloadType string, b []byte, lim Limits) (*Parsed, error) {
 			return nil, err
 		}
 		return &Parsed{Costs: rows}, nil
+	case TypeOpenLineageDataset:
+		e, err := ParseDatasetEvent(b, lim)
+		if err != nil {
+			return nil, err
+		}
+		return &Parsed{Static: e}, nil
+	case TypeOpenLineageJob:
+		e, err := ParseJobEvent(b, lim)
+		if err != nil {
+			return nil, err
+		}
+		return &Parsed{Static: e}, nil
 	}
 	return nil, &notLineage{msg: "payload type " + payloadType + " is not indexed"}
 }

@@ -1,6 +1,10 @@
 package payload
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
 	"time"
 )
 
@@ -160,4 +164,39 @@ func (p *olParser) jobEvent(root obj) (*StaticEvent, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// StaticVersion is the dataset version a DatasetEvent's dataset asserts:
+// its version facet's datasetVersion; else, with a schema facet,
+// "schema:" and the first 16 bytes (hex) of the SHA-256 of the schema's
+// fields (names, types, descriptions and nested fields, each
+// length-prefixed), so the same schema declared twice is one version, as
+// Marquez derives versions from a dataset's fields; else "" (the event
+// describes the dataset only).
+func StaticVersion(d *Dataset) string {
+	if d.Version != "" {
+		return d.Version
+	}
+	if len(d.Schema) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	hashFields(h, d.Schema)
+	sum := h.Sum(nil)
+	return "schema:" + hex.EncodeToString(sum[:16])
+}
+
+func hashFields(h hash.Hash, fs []SchemaField) {
+	var n [binary.MaxVarintLen64]byte
+	put := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(fs)))])
+	for _, f := range fs {
+		put(f.Name)
+		put(f.Type)
+		put(f.Description)
+		hashFields(h, f.Fields)
+	}
 }

@@ -102,3 +102,63 @@ func FuzzParseOpenLineageEvent(f *testing.F) {
 		checkParse(t, b, ParseOpenLineageEvent)
 	})
 }
+
+// Parse dispatches the static payload types, and a malformed static
+// payload is a FieldError, as the indexer records it.
+func TestParseStaticTypes(t *testing.T) {
+	for _, c := range []struct {
+		typ, file string
+	}{
+		{TypeOpenLineageDataset, "testdata/static/dataset-event.json"},
+		{TypeOpenLineageJob, "testdata/static/job-event.json"},
+	} {
+		b, err := os.ReadFile(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(c.typ, b, Limits{})
+		if err != nil || p.Static == nil || p.Event != nil || p.Costs != nil {
+			t.Errorf("%s: %+v %v", c.typ, p, err)
+		}
+		// The other static type's parser refuses it, naming the field.
+		other := TypeOpenLineageJob
+		if c.typ == TypeOpenLineageJob {
+			other = TypeOpenLineageDataset
+		}
+		var fe *FieldError
+		if _, err := Parse(other, b, Limits{}); !errors.As(err, &fe) {
+			t.Errorf("%s parsed as %s: %v", c.file, other, err)
+		}
+	}
+}
+
+// StaticVersion: the version facet; else a name of the schema (same
+// schema, same version; any change in a name, type, description or
+// nesting, another); else none.
+func TestStaticVersion(t *testing.T) {
+	f := func(fs ...SchemaField) *Dataset { return &Dataset{Schema: fs} }
+	base := StaticVersion(f(SchemaField{Name: "a", Type: "INT"}, SchemaField{Name: "b", Fields: []SchemaField{{Name: "c"}}}))
+	if !strings.HasPrefix(base, "schema:") || len(base) != len("schema:")+32 {
+		t.Fatalf("schema version %q", base)
+	}
+	for i, d := range []*Dataset{
+		f(SchemaField{Name: "a", Type: "INT"}),
+		f(SchemaField{Name: "a", Type: "BIGINT"}, SchemaField{Name: "b", Fields: []SchemaField{{Name: "c"}}}),
+		f(SchemaField{Name: "a", Type: "INT"}, SchemaField{Name: "b", Description: "x", Fields: []SchemaField{{Name: "c"}}}),
+		f(SchemaField{Name: "a", Type: "INT"}, SchemaField{Name: "b"}, SchemaField{Name: "c"}),
+		f(SchemaField{Name: "aI", Type: "NT"}, SchemaField{Name: "b", Fields: []SchemaField{{Name: "c"}}}),
+	} {
+		if v := StaticVersion(d); v == base || v == "" {
+			t.Errorf("schema %d: version %q", i, v)
+		}
+	}
+	if v := StaticVersion(f(SchemaField{Name: "a", Type: "INT"}, SchemaField{Name: "b", Fields: []SchemaField{{Name: "c"}}})); v != base {
+		t.Errorf("the same schema: %q, then %q", base, v)
+	}
+	if v := StaticVersion(&Dataset{Version: "v7", Schema: []SchemaField{{Name: "a"}}}); v != "v7" {
+		t.Errorf("version facet: %q", v)
+	}
+	if v := StaticVersion(&Dataset{}); v != "" {
+		t.Errorf("no version, no schema: %q", v)
+	}
+}

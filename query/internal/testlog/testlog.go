@@ -155,8 +155,9 @@ func ReadFile(t testing.TB, path string) []byte {
 }
 
 // LoadDir reads the payloads in dir (sorted by name): *.intoto.json are
-// in-toto statements, *.cost.json cost records, other *.json OpenLineage
-// run events.
+// in-toto statements, *.cost.json cost records, *.dataset.json and
+// *.job.json OpenLineage DatasetEvents and JobEvents, other *.json
+// OpenLineage run events.
 func LoadDir(t testing.TB, dir string) []Payload {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
@@ -171,6 +172,10 @@ func LoadDir(t testing.TB, dir string) []Payload {
 			p.Type = payload.TypeInToto
 		case strings.HasSuffix(f, ".cost.json"):
 			p.Type = payload.TypeCost
+		case strings.HasSuffix(f, ".dataset.json"):
+			p.Type = payload.TypeOpenLineageDataset
+		case strings.HasSuffix(f, ".job.json"):
+			p.Type = payload.TypeOpenLineageJob
 		}
 		out = append(out, p)
 	}
