@@ -173,8 +173,9 @@ type Thresholds struct {
 	MaxClockLead string `json:"maxClockLead,omitempty"`
 }
 
-// merge sets the members of o that are set in t.
-func (t Thresholds) merge(o Thresholds) Thresholds {
+// Merge returns t with the members that are set in o replaced by o's:
+// the thresholds in force after a policy entry setting o.
+func (t Thresholds) Merge(o Thresholds) Thresholds {
 	if o.VolumeK != 0 {
 		t.VolumeK = o.VolumeK
 	}

@@ -136,7 +136,7 @@ func (s *State) Apply(index uint64, p *Policy) *State {
 		n.datasets[JobKey{d.Namespace, d.Name}] = d
 	}
 	if p.Scanner != nil {
-		n.thresholds = n.thresholds.merge(*p.Scanner)
+		n.thresholds = n.thresholds.Merge(*p.Scanner)
 	}
 	return n
 }
