@@ -114,12 +114,13 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err != nil {
 		return nil, err
 	}
+	pol.bindAuth(g.auth) // the policy's identities decide what the callers it names may do
 	l, err := ledger.Open(filepath.Join(c.dataDir, "ledger"), ledger.Options{
 		Origin:          c.origin,
 		Signer:          signer,
 		MaxEnvelopeSize: c.maxEnvelopeSize,
 		Indexer:         pol.index,
-		AdminKeys:       admins,
+		AdminKeys:       pol.adminKeys(admins), // --admin-keys and the policy's admin keys
 		Logger:          lg,
 		Observer:        g.observer(),
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/provledger/provledger/api/auth"
 	"github.com/provledger/provledger/api/service"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
@@ -89,6 +90,34 @@ func newNodePolicy(next ledger.Indexer, keyring *keys.Keyring, priv ed25519.Priv
 	}
 	ix := policyindex.New(policyindex.Options{Bootstrap: []keys.KeyID{id}, Next: next, Keyring: keyring, Logger: lg})
 	return &nodePolicy{index: ix, logID: id}, nil
+}
+
+// adminKeys returns the ledger's AdminKeys (who may sign redactions):
+// the keys of --admin-keys (file; nil without the flag) and the admin
+// keys (admin: true) of the policy in force at each index. Under a policy
+// a redaction must also be granted its payload type like any entry
+// (service.PolicySequencer), so an admin key without that grant is
+// refused with PermissionDenied naming the missing type.
+func (np *nodePolicy) adminKeys(file ledger.AdminKeys) ledger.AdminKeys {
+	return policyAdmins{file: file, index: np.index}
+}
+
+type policyAdmins struct {
+	file  ledger.AdminKeys
+	index *policyindex.Index
+}
+
+func (a policyAdmins) IsAdmin(id [32]byte, at uint64) bool {
+	return (a.file != nil && a.file.IsAdmin(id, at)) || a.index.IsAdmin(id, at)
+}
+
+// bindAuth makes the identities of the policy in force authoritative for
+// the callers they name (api/auth.Authenticator.SetPolicy); a is nil
+// without --auth-tokens.
+func (np *nodePolicy) bindAuth(a *auth.Authenticator) {
+	if a != nil {
+		a.SetPolicy(np.index.Current)
+	}
 }
 
 // sequencer wraps the node's sequencer for the Ledger service: appends are

@@ -410,3 +410,11 @@ func (x *Index) Entries(from, to uint64) []Entry {
 	}
 	return out
 }
+
+// IsAdmin implements ledger.AdminKeys: whether the policy in force at
+// index grants key id with admin: true (and has not revoked it). Every
+// replica answers the same, from the log's content.
+func (x *Index) IsAdmin(id [32]byte, index uint64) bool {
+	g, ok := x.At(index).Grant(id)
+	return ok && g.Admin
+}
