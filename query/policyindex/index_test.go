@@ -193,6 +193,17 @@ func TestPolicyAtEveryIndex(t *testing.T) {
 		if got := ix.Current().Index(); got != 5 {
 			t.Errorf("Current().Index() = %d, want 5", got)
 		}
+		// IsAdmin (ledger.AdminKeys: who may sign a redaction) follows the
+		// policy of the index too.
+		for _, tc := range []struct {
+			k    key
+			at   uint64
+			want bool
+		}{{admin, 1, false}, {admin, 2, true}, {admin, 100, true}, {teamA, 2, false}, {logKey, 2, false}} {
+			if got := ix.IsAdmin(tc.k.id, tc.at); got != tc.want {
+				t.Errorf("IsAdmin(%d) = %v, want %v", tc.at, got, tc.want)
+			}
+		}
 		es := ix.Entries(0, 100)
 		var got []string
 		for _, e := range es {
