@@ -94,6 +94,15 @@ func TestExamplePolicyParses(t *testing.T) {
 	if admins == 0 {
 		t.Fatal("examples/policy.yaml grants no admin key")
 	}
+	// Its admin may redact (prov redact's default namespace is admin).
+	st := (*policy.State)(nil).Apply(0, p)
+	redacts := false
+	for _, g := range st.Grants() {
+		redacts = redacts || g.Admin && st.Allows(g.ID, "admin", "application/vnd.provledger.redaction+json") == nil
+	}
+	if !redacts || !st.HasIdentities() {
+		t.Fatalf("examples/policy.yaml: an admin key granted redaction: %v; identities: %v", redacts, st.HasIdentities())
+	}
 }
 
 func TestParseErrors(t *testing.T) {
