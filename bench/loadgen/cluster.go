@@ -80,7 +80,7 @@ func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
 		Provd: "./bin/provd", DataRoot: os.TempDir(), Target: "leader", Clients: 64, BatchSize: 1,
 		Duration: 15 * time.Second, Warmup: 2 * time.Second, Size: 1024, Keys: 4,
-		Presign: 200_000, Failover: true, VerifyEvery: 100, RaftTimeout: time.Second,
+		Presign: 200_000, Failover: true, VerifyEvery: 100, RaftTimeout: 500 * time.Millisecond, // provd's default --raft-timeout
 		Namespace: "provbench", PayloadType: "application/vnd.in-toto+json",
 	}
 }
@@ -174,9 +174,16 @@ type FailoverResult struct {
 	Killed string `json:"killed"`
 	// FirstAckMS is the time from the SIGKILL to the first append
 	// acknowledged after it.
-	FirstAckMS float64     `json:"first_ack_ms"`
-	NewLeader  string      `json:"new_leader"`
-	Phase      PhaseResult `json:"phase"`
+	FirstAckMS float64 `json:"first_ack_ms"`
+	// Where the time went, each from the SIGKILL (0: not seen; survivors
+	// polled every 10 ms): DetectMS when the first survivor forgot the
+	// dead leader (its heartbeat timeout fired), ElectedMS when a survivor
+	// first reported itself the leader. FirstAckMS − ElectedMS is the new
+	// leader's first commit plus the clients' retry.
+	DetectMS  float64     `json:"detect_ms"`
+	ElectedMS float64     `json:"elected_ms"`
+	NewLeader string      `json:"new_leader"`
+	Phase     PhaseResult `json:"phase"`
 }
 
 // clusterNode is one spawned node and its client connection.
@@ -369,6 +376,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 		l.killedAt.Store(time.Now().UnixNano())
 		leader.kill()
 		l.deadAt.Store(time.Now().UnixNano())
+		fr.DetectMS, fr.ElectedMS = watchElection(ctx, nodes, leader.id, time.Unix(0, l.killedAt.Load()))
 		<-done
 		fr.Phase = phase
 		if first := l.firstAfter.Load(); first != 0 {
@@ -396,6 +404,39 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 	}
 	rep.OK = rep.Steady.Acked > 0 && rep.Steady.Errors == 0 && rep.BadReceipt == 0 && (rep.Failover == nil || rep.Failover.FirstAckMS > 0)
 	return rep, ctx.Err()
+}
+
+// watchElection polls the surviving nodes every 10 ms (for at most 30 s)
+// and returns, in ms after killedAt, when the first of them stopped naming
+// the dead node as leader and when one of them first reported itself the
+// leader (0 when not seen).
+func watchElection(ctx context.Context, nodes []*clusterNode, dead string, killedAt time.Time) (detectMS, electedMS float64) {
+	since := func() float64 { return float64(time.Since(killedAt).Microseconds()) / 1000 }
+	deadline := killedAt.Add(30 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		for _, n := range nodes {
+			if n.dead.Load() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			st, err := provledgerpb.NewClusterClient(n.conn).Status(cctx, &provledgerpb.ClusterStatusRequest{LocalOnly: true})
+			cancel()
+			if err != nil {
+				continue
+			}
+			if detectMS == 0 && st.GetLeader().GetId() != dead {
+				detectMS = since()
+			}
+			if st.GetNode().GetState() == "Leader" {
+				if detectMS == 0 {
+					detectMS = since()
+				}
+				return detectMS, since()
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return detectMS, electedMS
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -680,8 +721,8 @@ func PrintCluster(w io.Writer, r *ClusterReport) {
 		fmt.Fprintf(w, "leadership moved during the window (an election under load): %s led at the start\n", r.Leader)
 	}
 	if f := r.Failover; f != nil {
-		fmt.Fprintf(w, "failover: leader %s SIGKILLed; first acknowledged append %.0f ms later; new leader %s; %d errors (retried) during the phase, %d acked\n",
-			f.Killed, f.FirstAckMS, f.NewLeader, f.Phase.Errors, f.Phase.Acked)
+		fmt.Fprintf(w, "failover: leader %s SIGKILLed; first acknowledged append %.0f ms later (dead leader forgotten at %.0f ms, new leader at %.0f ms); new leader %s; %d errors (retried) during the phase, %d acked\n",
+			f.Killed, f.FirstAckMS, f.DetectMS, f.ElectedMS, f.NewLeader, f.Phase.Errors, f.Phase.Acked)
 	}
 	fmt.Fprintf(w, "receipts verified: %d, failed: %d\n", r.Verified, r.BadReceipt)
 	fmt.Fprintf(w, "targets: ≥ %d entries/s %v, p99 ≤ %v %v", TargetEntriesPerS, r.Met["entries_per_s"], TargetP99, r.Met["p99"])

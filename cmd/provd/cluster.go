@@ -55,7 +55,7 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.StringVar(&c.peers, "peers", "", "with --bootstrap: the other initial voters, id=raftaddr=apiaddr,... (start every one of them with the same --bootstrap --peers); default none, others --join later")
 	fs.StringVar(&c.join, "join", "", "cluster mode: gRPC address of any member of an existing cluster; this node asks it to add it (needs the cluster's --log-key); ignored by a node that already has Raft state")
 	addPeerTLSFlags(fs, &c.peerTLS)
-	fs.DurationVar(&c.raftTimeout, "raft-timeout", time.Second, "cluster mode: Raft heartbeat and election timeout (the leader lease is half of it): a follower that hears nothing from the leader for this long (up to twice it) starts an election; lower fails over faster but risks elections on a loaded machine")
+	fs.DurationVar(&c.raftTimeout, "raft-timeout", cluster.DefaultTimeout, "cluster mode: Raft heartbeat, election and leader lease timeout: a follower that hears nothing from the leader for this long (up to three times it) starts an election, so a dead leader is replaced within about 3x it; lower fails over faster but risks elections on a loaded machine")
 }
 
 // validate checks the cluster flags' syntax; how they combine with the
@@ -266,10 +266,11 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 		Dial:      pt.dial,
 		Advertise: cc.raftAdvertise,
 		Logger:    lg,
-		// raft needs the lease below the heartbeat timeout.
+		// The lease may not exceed the heartbeat timeout; equal to it, a
+		// leader stalled for less than that does not step down.
 		HeartbeatTimeout:   cc.raftTimeout,
 		ElectionTimeout:    cc.raftTimeout,
-		LeaderLeaseTimeout: cc.raftTimeout / 2,
+		LeaderLeaseTimeout: cc.raftTimeout,
 	})
 	if err != nil {
 		ln.Close()

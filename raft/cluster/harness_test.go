@@ -123,7 +123,7 @@ func (c *tcluster) start(tn *tnode) {
 		APIAddr:            tn.apiAddr,
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond, // = HeartbeatTimeout, as provd: a loaded machine stalls a leader for 150 ms
 		CommitTimeout:      5 * time.Millisecond,
 		Logger:             testLogger().With("test_node", tn.id),
 		Store:              smallStore(),
