@@ -207,6 +207,7 @@ func (s *Scanner) applyPolicy(index uint64, p *Policy) {
 		ds.Configured = d.Interval().Milliseconds()
 		ds.limitOK = false
 	}
+	s.foldThresholds(p)
 }
 
 // jobKey keys jobs and datasets by namespace and name.

@@ -21,6 +21,8 @@ var ErrOptions = errors.New("scanner: bad options")
 const (
 	DefaultNamespace = "provledger.scanner"
 	DefaultChunkSize = 4096
+	// DefaultCommitEvery is the default Options.CommitEvery.
+	DefaultCommitEvery = 1 << 16
 )
 
 // Options configure a Scanner. Zero fields select their defaults.
@@ -49,6 +51,12 @@ type Options struct {
 	// ChunkSize is the number of entries prepared in parallel and
 	// committed with one cursor update. Default DefaultChunkSize.
 	ChunkSize int
+	// CommitEvery is how many entries are processed between two commits
+	// of the state and cursor (a commit also ends every pass). Each
+	// chunk's findings are appended as soon as it is processed; a crash
+	// rescans at most about CommitEvery entries, signing the same
+	// findings, which the log deduplicates. Default DefaultCommitEvery.
+	CommitEvery int
 	// Workers prepare entries (read, parse, verify) in parallel. Default
 	// GOMAXPROCS.
 	Workers int
@@ -235,6 +243,9 @@ func (o Options) withDefaults() Options {
 	if o.ChunkSize == 0 {
 		o.ChunkSize = DefaultChunkSize
 	}
+	if o.CommitEvery == 0 {
+		o.CommitEvery = DefaultCommitEvery
+	}
 	if o.Workers == 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -287,6 +298,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: Signer (the scanner key) is required", ErrOptions)
 	case d.ChunkSize < 1 || d.ChunkSize > 1<<20:
 		return fmt.Errorf("%w: ChunkSize %d must be 1..1048576", ErrOptions, o.ChunkSize)
+	case d.CommitEvery < 1 || d.CommitEvery > 1<<30:
+		return fmt.Errorf("%w: CommitEvery %d must be 1..1073741824", ErrOptions, o.CommitEvery)
 	case d.Workers < 1 || d.Workers > 256:
 		return fmt.Errorf("%w: Workers %d must be 1..256", ErrOptions, o.Workers)
 	case len(d.Namespace) > 255:

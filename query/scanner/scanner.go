@@ -36,6 +36,7 @@ import (
 
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
+	"github.com/provledger/provledger/crypto/policy"
 	"github.com/provledger/provledger/crypto/record"
 	"github.com/provledger/provledger/ledger"
 	"github.com/provledger/provledger/query/payload"
@@ -62,18 +63,25 @@ type Scanner struct {
 	signer signature.Signer
 
 	mu        sync.Mutex
-	cursor    uint64
+	cursor    uint64        // committed: the stored state is the state here
+	next      uint64        // next entry to process: the in-memory state is the state here
 	cursorPub atomic.Uint64 // cursor, for readers that must not wait for a chunk
 	tick      int64
 
-	keys      *table[keyState]
-	approvals *table[approval]
-	budgets   *table[budget]
-	jobs      *table[jobState]
-	datasets  *table[datasetState]
-	runs      *table[runState]
-	volume    *table[series]
-	cost      *table[costSeries]
+	// base are the options New was given (with defaults); opts are base
+	// with the scanner thresholds of the policy in force applied.
+	base       Options
+	thresholds policy.Thresholds
+	threshSet  bool // thresholds changed since the last commit
+
+	keys      *table[keyState, *keyState]
+	approvals *table[approval, *approval]
+	budgets   *table[budget, *budget]
+	jobs      *table[jobState, *jobState]
+	datasets  *table[datasetState, *datasetState]
+	runs      *table[runState, *runState]
+	volume    *table[series, *series]
+	cost      *table[costSeries, *costSeries]
 
 	// verifiers and public keys of keys granted by policy (the trust
 	// keyring caches its own).
@@ -99,15 +107,15 @@ func New(l *ledger.Log, seq ledger.Sequencer, o Options) (*Scanner, error) {
 		return nil, fmt.Errorf("scanner key: %w", err)
 	}
 	s := &Scanner{
-		log: l, seq: seq, opts: o, self: id, signer: o.Signer,
-		keys:      newTable[keyState](tblKey),
-		approvals: newTable[approval](tblApproval),
-		budgets:   newTable[budget](tblBudget),
-		jobs:      newTable[jobState](tblJob),
-		datasets:  newTable[datasetState](tblDataset),
-		runs:      newTable[runState](tblRun),
-		volume:    newTable[series](tblVolume),
-		cost:      newTable[costSeries](tblCost),
+		log: l, seq: seq, opts: o, base: o, self: id, signer: o.Signer,
+		keys:      newTable[keyState, *keyState](tblKey),
+		approvals: newTable[approval, *approval](tblApproval),
+		budgets:   newTable[budget, *budget](tblBudget),
+		jobs:      newTable[jobState, *jobState](tblJob),
+		datasets:  newTable[datasetState, *datasetState](tblDataset),
+		runs:      newTable[runState, *runState](tblRun),
+		volume:    newTable[series, *series](tblVolume),
+		cost:      newTable[costSeries, *costSeries](tblCost),
 	}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -118,37 +126,44 @@ func New(l *ledger.Log, seq ledger.Sequencer, o Options) (*Scanner, error) {
 // KeyID is the scanner key's id: the signer of every finding.
 func (s *Scanner) KeyID() keys.KeyID { return s.self }
 
-// Options returns the scanner's options with defaults applied.
-func (s *Scanner) Options() Options { return s.opts }
+// Options returns the scanner's options with defaults applied (as
+// configured: without the thresholds of policy entries).
+func (s *Scanner) Options() Options { return s.base }
 
 // Cursor is the index of the next entry to scan.
 func (s *Scanner) Cursor() uint64 {
 	return s.cursorPub.Load()
 }
 
-func (s *Scanner) tables() []interface {
-	load(*pebble.DB) error
+// stateTable is a table of any value type.
+type stateTable interface {
+	load(db *pebble.DB, format uint64) error
 	flush(*pebble.Batch) error
 	reset()
-} {
-	return []interface {
-		load(*pebble.DB) error
-		flush(*pebble.Batch) error
-		reset()
-	}{s.keys, s.approvals, s.budgets, s.jobs, s.datasets, s.runs, s.volume, s.cost}
 }
 
+func (s *Scanner) tables() []stateTable {
+	return []stateTable{s.keys, s.approvals, s.budgets, s.jobs, s.datasets, s.runs, s.volume, s.cost}
+}
+
+// load reads the stored state (the committed cursor's). A state of format
+// 1 (JSON) is migrated: rewritten in format 2 in one synced batch.
 func (s *Scanner) load() error {
 	db := s.log.DB()
 	s.cursor, s.tick = 0, 0
 	s.verifiers = map[keys.KeyID][]signature.Verifier{}
 	s.pubs = map[keys.KeyID]crypto.PublicKey{}
 	s.out = nil
+	format := uint64(stateFormat)
 	if v, closer, err := db.Get(keyFormat); err == nil {
-		f := binary.BigEndian.Uint64(v)
+		if len(v) == 8 {
+			format = binary.BigEndian.Uint64(v)
+		} else {
+			format = 0
+		}
 		closer.Close()
-		if f != stateFormat {
-			return fmt.Errorf("%w: state format %d, this build uses %d (delete the s keys to rescan)", ErrState, f, stateFormat)
+		if format != stateFormat && format != stateFormatJSON {
+			return fmt.Errorf("%w: state format %d, this build reads %d and %d: delete the scanner state (keys from \"s\" to \"t\" of the ledger's Pebble store) to rescan from entry 0", ErrState, format, stateFormatJSON, stateFormat)
 		}
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
@@ -173,12 +188,22 @@ func (s *Scanner) load() error {
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}
+	s.next = s.cursor
 	s.cursorPub.Store(s.cursor)
+	if err := s.loadThresholds(db); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
 	for _, t := range s.tables() {
 		t.reset()
-		if err := t.load(db); err != nil {
+		if err := t.load(db, format); err != nil {
 			return fmt.Errorf("%w: %v", ErrState, err)
 		}
+	}
+	if format == stateFormatJSON {
+		if err := s.writeState(s.cursor); err != nil {
+			return fmt.Errorf("scanner: migrate the state to format %d: %w", stateFormat, err)
+		}
+		s.opts.Logger.Info("scanner state migrated", "from", stateFormatJSON, "to", stateFormat, "cursor", s.cursor)
 	}
 	for k, ks := range s.keys.m {
 		if ks.PEM == "" {
@@ -302,24 +327,33 @@ func (s *Scanner) startPrefetch(start, upTo uint64, pf *prefetch) {
 	}()
 }
 
-// scanChunk scans one chunk from the cursor towards upTo; done is true
-// once the cursor has reached it.
+// scanChunk scans one chunk from the in-memory cursor towards upTo,
+// appends its findings, and commits the state when CommitEvery entries
+// have been processed since the last commit, at upTo, or when ctx ends;
+// done is true once the committed cursor has reached upTo.
 func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *prefetch) (done bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if *pp == nil {
-		*pp = &Pass{From: s.cursor, To: s.cursor}
+		*pp = &Pass{From: s.next, To: s.next}
 	}
 	p := *pp
-	if s.cursor >= upTo {
+	if s.next >= upTo {
+		// (A concurrent pass may have processed up to upTo and left the
+		// commit to this one.)
+		if s.cursor < s.next {
+			if err := s.commitState(); err != nil {
+				return false, err
+			}
+		}
 		return true, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, s.fail(p, err, false)
 	}
-	items, err := s.chunk(s.cursor, upTo, pf)
+	items, err := s.chunk(s.next, upTo, pf)
 	if err != nil {
-		return false, err
+		return false, s.fail(p, err, false)
 	}
 	end := items[len(items)-1].index + 1
 	s.startPrefetch(end, upTo, pf)
@@ -333,17 +367,40 @@ func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *pre
 		}
 		s.process(&items[i])
 	}
-	stored, err := s.commit(ctx, end)
-	if err != nil {
-		// The in-memory state saw the chunk; go back to the stored one.
-		if lerr := s.load(); lerr != nil {
-			return false, errors.Join(err, lerr)
-		}
-		return false, err
-	}
+	stored, err := s.appendFindings(ctx)
 	p.Findings = append(p.Findings, stored...)
+	if err != nil {
+		return false, s.fail(p, err, true)
+	}
+	s.next = end
 	p.To = end
+	if end >= upTo || end-s.cursor >= uint64(s.opts.CommitEvery) || ctx.Err() != nil {
+		if err := s.commitState(); err != nil {
+			return false, s.fail(p, err, true)
+		}
+	}
 	return end >= upTo, nil
+}
+
+// fail ends a pass with err. Without reload, every processed chunk's
+// findings are in the log: the state is committed up to the last of them.
+// With reload (or if that commit fails), the in-memory state may have
+// seen entries whose findings are not all in the log: it goes back to the
+// stored state, and the rescan appends the same findings again, which
+// the log deduplicates.
+func (s *Scanner) fail(p *Pass, err error, reload bool) error {
+	if !reload && s.next > s.cursor {
+		if cerr := s.commitState(); cerr != nil {
+			err, reload = errors.Join(err, cerr), true
+		}
+	}
+	if reload {
+		if lerr := s.load(); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+	}
+	p.To = s.cursor
+	return err
 }
 
 // item is one entry being scanned.
@@ -612,9 +669,10 @@ func oneLine(s string) string {
 	return strings.ReplaceAll(s, "\r", " ")
 }
 
-// commit appends the chunk's findings, then writes the findings index,
-// the dirty state and the new cursor in one synced Pebble batch.
-func (s *Scanner) commit(ctx context.Context, cursor uint64) ([]StoredFinding, error) {
+// appendFindings signs and appends the queued findings and writes their
+// index (which may run ahead of the committed cursor: a rescan writes the
+// same keys again).
+func (s *Scanner) appendFindings(ctx context.Context) ([]StoredFinding, error) {
 	var stored []StoredFinding
 	payloads := make([][]byte, 0, len(s.out))
 	for len(s.out) > 0 {
@@ -650,36 +708,59 @@ func (s *Scanner) commit(ctx context.Context, cursor uint64) ([]StoredFinding, e
 			}
 			stored = append(stored, StoredFinding{Index: r.Index, Finding: part[i]})
 		}
-		// The findings index may run ahead of the cursor: a rescan writes
-		// the same keys again.
 		if err := b.Commit(pebble.NoSync); err != nil {
-			return nil, fmt.Errorf("scanner: store findings: %w", err)
+			return stored, fmt.Errorf("scanner: store findings: %w", err)
 		}
 		s.out = s.out[n:]
 	}
 	s.out = nil
+	return stored, nil
+}
+
+// commitState commits the in-memory state at s.next: the findings of the
+// entries below it are in the log (appendFindings).
+func (s *Scanner) commitState() error {
+	if err := s.writeState(s.next); err != nil {
+		return err
+	}
+	s.cursor = s.next
+	s.cursorPub.Store(s.cursor)
+	return nil
+}
+
+// writeState writes the dirty state, the thresholds when they changed,
+// the tick, the format and cursor in one synced Pebble batch.
+func (s *Scanner) writeState(cursor uint64) error {
 	b := s.log.DB().NewBatch()
 	defer b.Close()
 	for _, t := range s.tables() {
 		if err := t.flush(b); err != nil {
-			return nil, err
+			return err
+		}
+	}
+	if s.threshSet {
+		enc, err := json.Marshal(s.thresholds)
+		if err != nil {
+			return fmt.Errorf("scanner: thresholds: %w", err)
+		}
+		if err := b.Set(keyThresholds, enc, nil); err != nil {
+			return err
 		}
 	}
 	if err := b.Set(keyCursor, binary.BigEndian.AppendUint64(nil, cursor), nil); err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.Set(keyTick, binary.BigEndian.AppendUint64(nil, uint64(s.tick)), nil); err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.Set(keyFormat, binary.BigEndian.AppendUint64(nil, stateFormat), nil); err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return nil, fmt.Errorf("scanner: commit state: %w", err)
+		return fmt.Errorf("scanner: commit state: %w", err)
 	}
-	s.cursor = cursor
-	s.cursorPub.Store(cursor)
-	return stored, nil
+	s.threshSet = false
+	return nil
 }
 
 // Filter selects stored findings.

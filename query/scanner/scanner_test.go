@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +75,7 @@ func TestResumeIsDeterministic(t *testing.T) {
 	if _, err := synth.Generate(l2, smallStream); err != nil {
 		t.Fatal(err)
 	}
-	small := func(o *scanner.Options) { o.ChunkSize = 333; o.Workers = 3 }
+	small := func(o *scanner.Options) { o.ChunkSize = 333; o.Workers = 3; o.CommitEvery = 1000 }
 	s2, seq := newScanner(t, l2, st.Trust, small)
 	half := l2.Latest().Size / 2
 	pa, err := s2.Scan(context.Background(), half)
@@ -264,4 +265,62 @@ func countSev(fs []scanner.StoredFinding, min scanner.Severity) int {
 		}
 	}
 	return n
+}
+
+// TestMigrateJSONState: a state of format 1 (JSON values, before the
+// binary format) left half-way through a log is migrated when a scanner
+// opens it, and the scan resumes to the findings of one pass, each in the
+// log once; a state of an unknown format is refused with ErrState.
+func TestMigrateJSONState(t *testing.T) {
+	l := openLog(t)
+	st, err := synth.Generate(l, synth.Config{Jobs: 20, Days: 60, PerKind: 1, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, seq := newScanner(t, l, st.Trust, nil)
+	p1, err := s1.Scan(context.Background(), st.Entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := payloads(t, p1.Findings)
+	if err := l.DB().DeleteRange([]byte{'s'}, []byte{'t'}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := scanner.New(l, seq, s1.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := st.Entries / 2
+	pa, err := s2.Scan(context.Background(), half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scanner.DowngradeStateToJSON(l); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := scanner.New(l, seq, s1.Options())
+	if err != nil {
+		t.Fatalf("open a format-1 state: %v", err)
+	}
+	if s3.Cursor() != half {
+		t.Fatalf("migrated cursor %d, want %d", s3.Cursor(), half)
+	}
+	pb, err := s3.Scan(context.Background(), st.Entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(payloads(t, pa.Findings), payloads(t, pb.Findings)...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("migrated scan found %d findings, one pass %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+	}
+	if n := countFindingEntries(t, l); n != len(want) {
+		t.Fatalf("%d finding entries in the log, want %d", n, len(want))
+	}
+	// An unknown format is refused, saying what to do.
+	if err := l.DB().Set([]byte("smformat"), []byte{0, 0, 0, 0, 0, 0, 0, 9}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scanner.New(l, seq, s1.Options()); !errors.Is(err, scanner.ErrState) || !strings.Contains(err.Error(), "to rescan") {
+		t.Fatalf("format 9: %v, want ErrState saying how to rescan", err)
+	}
 }

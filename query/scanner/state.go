@@ -24,9 +24,13 @@ const (
 	tblCost     = 'c' // sc<series> → costSeries
 )
 
-// stateFormat is the version of the state encoding; a store of another
-// format is refused (rescan from zero into a fresh store).
-const stateFormat = 1
+// stateFormat is the version of the state encoding: 2 is the binary one
+// (statecodec.go). A store of format 1 (JSON values) is migrated when the
+// scanner opens it; another format is refused (ErrState).
+const (
+	stateFormat     = 2
+	stateFormatJSON = 1
+)
 
 var (
 	keyCursor = []byte{keyPrefix, tblMeta, 'c', 'u', 'r', 's', 'o', 'r'}
@@ -38,24 +42,32 @@ func findingKey(index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{keyPrefix, tblFinding}, index)
 }
 
+// stateValue is a state table's value type: binary encoding (format 2).
+type stateValue[T any] interface {
+	*T
+	appendState([]byte) []byte
+	readState(*rbuf)
+}
+
 // table is one kind of state, held in memory and written back (the dirty
 // part) with the cursor.
-type table[T any] struct {
+type table[T any, P stateValue[T]] struct {
 	pfx   byte
 	m     map[string]*T
 	dirty map[string]struct{}
+	buf   []byte // encoding scratch (Batch.Set copies it)
 }
 
-func newTable[T any](pfx byte) *table[T] {
-	return &table[T]{pfx: pfx, m: map[string]*T{}, dirty: map[string]struct{}{}}
+func newTable[T any, P stateValue[T]](pfx byte) *table[T, P] {
+	return &table[T, P]{pfx: pfx, m: map[string]*T{}, dirty: map[string]struct{}{}}
 }
 
 // peek returns the value for k, or nil; changes to it must be followed by
 // touch.
-func (t *table[T]) peek(k string) *T { return t.m[k] }
+func (t *table[T, P]) peek(k string) *T { return t.m[k] }
 
 // touch returns the value for k, creating it, and marks it for writing.
-func (t *table[T]) touch(k string) *T {
+func (t *table[T, P]) touch(k string) *T {
 	v := t.m[k]
 	if v == nil {
 		v = new(T)
@@ -66,16 +78,19 @@ func (t *table[T]) touch(k string) *T {
 }
 
 // del removes k.
-func (t *table[T]) del(k string) {
+func (t *table[T, P]) del(k string) {
 	delete(t.m, k)
 	t.dirty[k] = struct{}{}
 }
 
-func (t *table[T]) key(k string) []byte {
+func (t *table[T, P]) key(k string) []byte {
 	return append([]byte{keyPrefix, t.pfx}, k...)
 }
 
-func (t *table[T]) load(db *pebble.DB) error {
+// load reads the table from db, whose values are of the given state
+// format (the JSON of format 1 is read for migration: every value read
+// is marked dirty, so the next flush rewrites it in the binary format).
+func (t *table[T, P]) load(db *pebble.DB, format uint64) error {
 	lo := []byte{keyPrefix, t.pfx}
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, t.pfx + 1}})
 	if err != nil {
@@ -84,15 +99,28 @@ func (t *table[T]) load(db *pebble.DB) error {
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		v := new(T)
-		if err := json.Unmarshal(it.Value(), v); err != nil {
+		k := string(it.Key()[2:])
+		if format == stateFormatJSON {
+			if err := json.Unmarshal(it.Value(), v); err != nil {
+				return fmt.Errorf("scanner state %q: %w", it.Key(), err)
+			}
+			t.dirty[k] = struct{}{}
+		} else if err := decodeState[T, P](it.Value(), v); err != nil {
 			return fmt.Errorf("scanner state %q: %w", it.Key(), err)
 		}
-		t.m[string(it.Key()[2:])] = v
+		t.m[k] = v
 	}
 	return it.Error()
 }
 
-func (t *table[T]) flush(b *pebble.Batch) error {
+// decodeState decodes a binary state value into v.
+func decodeState[T any, P stateValue[T]](b []byte, v *T) error {
+	r := rbuf{b: b}
+	P(v).readState(&r)
+	return r.end()
+}
+
+func (t *table[T, P]) flush(b *pebble.Batch) error {
 	for k := range t.dirty {
 		v, ok := t.m[k]
 		if !ok {
@@ -101,11 +129,8 @@ func (t *table[T]) flush(b *pebble.Batch) error {
 			}
 			continue
 		}
-		enc, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("scanner state %q: %w", k, err)
-		}
-		if err := b.Set(t.key(k), enc, nil); err != nil {
+		t.buf = P(v).appendState(t.buf[:0])
+		if err := b.Set(t.key(k), t.buf, nil); err != nil {
 			return err
 		}
 	}
@@ -113,7 +138,7 @@ func (t *table[T]) flush(b *pebble.Batch) error {
 	return nil
 }
 
-func (t *table[T]) reset() {
+func (t *table[T, P]) reset() {
 	clear(t.m)
 	clear(t.dirty)
 }
