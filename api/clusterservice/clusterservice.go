@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -38,6 +39,14 @@ type Config struct {
 	// PeerTimeout bounds each member's Status answer. Default
 	// DefaultPeerTimeout.
 	PeerTimeout time.Duration
+	// DialRaft connects to a Raft address: the leader dials a joining
+	// node's raft_address with it before adding a new voter. Give it the
+	// node's Raft dialer (cluster.Config.Dial), so that in a TLS cluster
+	// the probe checks the joining node's certificate too. Default plain
+	// TCP.
+	DialRaft func(ctx context.Context, addr string) (net.Conn, error)
+	// ProbeTimeout bounds that dial. Default DefaultProbeTimeout.
+	ProbeTimeout time.Duration
 	// Logger receives the service's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -58,6 +67,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.PeerTimeout <= 0 {
 		cfg.PeerTimeout = DefaultPeerTimeout
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = DefaultProbeTimeout
+	}
+	if cfg.DialRaft == nil {
+		cfg.DialRaft = defaultDialRaft
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -139,13 +154,18 @@ func (s *Service) peerStatus(ctx context.Context, addr string) (*provledgerpb.No
 	return r.GetNode(), ""
 }
 
-// Join implements provledgerpb.ClusterServer.
+// Join implements provledgerpb.ClusterServer. Malformed fields are
+// InvalidArgument on any node; the leader then refuses an id or Raft
+// address that belongs to another member (AlreadyExists) and a new voter
+// whose Raft address it cannot dial (FailedPrecondition, unless force).
 func (s *Service) Join(ctx context.Context, req *provledgerpb.JoinRequest) (*provledgerpb.JoinResponse, error) {
-	if req.GetNodeId() == "" || req.GetRaftAddress() == "" || req.GetApiAddress() == "" {
-		return nil, status.Error(codes.InvalidArgument, "join: node_id, raft_address and api_address are required: the joining node's --node-id, --raft-advertise and gRPC address")
+	if err := checkJoinSyntax(req); err != nil {
+		return nil, err
 	}
-	if len(req.GetNodeId()) > 255 {
-		return nil, status.Errorf(codes.InvalidArgument, "join: node_id is %d bytes; the limit is 255", len(req.GetNodeId()))
+	if s.cfg.Node.IsLeader() {
+		if err := s.checkJoin(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	err := s.cfg.Node.Join(ctx, req.GetNodeId(), req.GetRaftAddress(), req.GetApiAddress())
 	if conn, fwd, ferr := s.toLeader(ctx, "join", err); fwd {
@@ -161,10 +181,20 @@ func (s *Service) Join(ctx context.Context, req *provledgerpb.JoinRequest) (*pro
 	return &provledgerpb.JoinResponse{Members: ms}, err
 }
 
-// Remove implements provledgerpb.ClusterServer.
+// Remove implements provledgerpb.ClusterServer. The leader refuses an id
+// that is no member (NotFound), the last voter and itself
+// (FailedPrecondition: transfer the leadership first).
 func (s *Service) Remove(ctx context.Context, req *provledgerpb.RemoveRequest) (*provledgerpb.RemoveResponse, error) {
 	if req.GetNodeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "remove: node_id is required (see prov cluster status for the members)")
+	}
+	if err := CheckNodeID(req.GetNodeId()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "remove: %v (see prov cluster status for the members)", err)
+	}
+	if s.cfg.Node.IsLeader() {
+		if err := s.checkRemove(ctx, req.GetNodeId()); err != nil {
+			return nil, err
+		}
 	}
 	err := s.cfg.Node.Remove(ctx, req.GetNodeId())
 	if conn, fwd, ferr := s.toLeader(ctx, "remove", err); fwd {

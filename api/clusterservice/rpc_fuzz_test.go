@@ -2,11 +2,6 @@ package clusterservice_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"io"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,58 +9,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/provledger/provledger/api/clusterservice"
-	"github.com/provledger/provledger/api/forward"
 	"github.com/provledger/provledger/api/provledgerpb"
-	"github.com/provledger/provledger/crypto/checkpoint"
-	"github.com/provledger/provledger/ledger"
-	"github.com/provledger/provledger/raft/cluster"
 )
-
-// oneNode is a real one-voter Raft cluster on 127.0.0.1 with its Cluster
-// service.
-func oneNode(t testing.TB) (*clusterservice.Service, *cluster.Node) {
-	t.Helper()
-	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
-	key := ed25519.NewKeyFromSeed(make([]byte, 32))
-	s, err := checkpoint.NewSigner("test/clusterservice", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	l, err := ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Origin: "test/clusterservice", Signer: s, Logger: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := cluster.Open(cluster.Config{NodeID: "n1", Dir: filepath.Join(dir, "raft"), Log: l, APIAddr: "127.0.0.1:1", Listener: ln, Logger: lg,
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := forward.NewPool(nil)
-	t.Cleanup(func() {
-		pool.Close()
-		n.Shutdown()
-		l.Close()
-	})
-	if err := n.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := n.WaitForLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := clusterservice.New(clusterservice.Config{Node: n, Pool: pool, PeerTimeout: time.Second, Logger: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, n
-}
 
 // FuzzClusterReadRPC decodes arbitrary bytes as the request of the Cluster
 // methods that cannot take the one-node cluster apart (Status, and

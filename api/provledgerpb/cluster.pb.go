@@ -384,7 +384,13 @@ type JoinRequest struct {
 	// raft_address the other nodes dial (its provd --raft-advertise).
 	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	// api_address of its gRPC API, where followers forward appends.
-	ApiAddress    string `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	ApiAddress string `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	// force adds the voter even when the leader cannot reach raft_address
+	// now (it dials it before adding a new voter, and refuses with
+	// FAILED_PRECONDITION when that fails). For a node that is being
+	// started behind a firewall rule not opened yet; an address that never
+	// answers costs the cluster a vote of its quorum.
+	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,6 +444,13 @@ func (x *JoinRequest) GetApiAddress() string {
 		return x.ApiAddress
 	}
 	return ""
+}
+
+func (x *JoinRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type JoinResponse struct {
@@ -701,12 +714,13 @@ const file_provledger_v1_cluster_proto_rawDesc = "" +
 	"\x15ClusterStatusResponse\x12-\n" +
 	"\x04node\x18\x01 \x01(\v2\x19.provledger.v1.NodeStatusR\x04node\x124\n" +
 	"\x06leader\x18\x02 \x01(\v2\x1c.provledger.v1.ClusterMemberR\x06leader\x126\n" +
-	"\amembers\x18\x03 \x03(\v2\x1c.provledger.v1.ClusterMemberR\amembers\"j\n" +
+	"\amembers\x18\x03 \x03(\v2\x1c.provledger.v1.ClusterMemberR\amembers\"\x80\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
-	"apiAddress\"F\n" +
+	"apiAddress\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\"F\n" +
 	"\fJoinResponse\x126\n" +
 	"\amembers\x18\x01 \x03(\v2\x1c.provledger.v1.ClusterMemberR\amembers\"(\n" +
 	"\rRemoveRequest\x12\x17\n" +

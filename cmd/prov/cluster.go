@@ -172,15 +172,21 @@ func (a *app) clusterJoinCommand() *ffcli.Command {
 	id := fs.String("node-id", "", "id of the node to add (its provd --node-id; required)")
 	raftAddr := fs.String("raft-addr", "", "Raft address the other nodes dial (its provd --raft-advertise or --raft-addr; required)")
 	apiAddr := fs.String("api-addr", "", "its gRPC API address (its provd --grpc-addr; required)")
+	force := fs.Bool("force", false, "add the voter even if the leader cannot reach --raft-addr now (a voter that never answers costs the cluster a vote of its quorum)")
 	return &ffcli.Command{
 		Name:       "join",
-		ShortUsage: "prov cluster join --node-id ID --raft-addr HOST:PORT --api-addr HOST:PORT",
+		ShortUsage: "prov cluster join --node-id ID --raft-addr HOST:PORT --api-addr HOST:PORT [--force]",
 		ShortHelp:  "add a node to the cluster as a voter",
 		LongHelp: strings.TrimSpace(`
 Adds a running provd (started with --node-id and no --bootstrap) as a
 voter; it then catches up from the leader's log or a snapshot. Joining
 again with the same id and Raft address only updates its API address.
-provd --join ADDR does this by itself.`),
+provd --join ADDR does this by itself.
+
+The leader refuses, before anything changes: a malformed id or address;
+an id or Raft address that belongs to another member (remove that member
+first); and a Raft address it cannot dial within 2s (start the node
+first; --force adds it anyway).`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -196,7 +202,7 @@ provd --join ADDR does this by itself.`),
 			defer done()
 			rctx, cancel := a.rpcCtx(ctx)
 			defer cancel()
-			resp, err := cc.Join(rctx, &provledgerpb.JoinRequest{NodeId: *id, RaftAddress: *raftAddr, ApiAddress: *apiAddr})
+			resp, err := cc.Join(rctx, &provledgerpb.JoinRequest{NodeId: *id, RaftAddress: *raftAddr, ApiAddress: *apiAddr, Force: *force})
 			if err != nil {
 				return fmt.Errorf("cluster join %s: %w", *id, err)
 			}
@@ -214,9 +220,11 @@ func (a *app) clusterRemoveCommand() *ffcli.Command {
 		ShortUsage: "prov cluster remove NODE-ID",
 		ShortHelp:  "remove a node from the cluster",
 		LongHelp: strings.TrimSpace(`
-Removes a member. The removed node's provd stops. To bring it back, start
-it with an empty --data directory and join it again (it catches up by
-snapshot). Removing the leader makes it step down first.`),
+Removes a member. Stop the removed node's provd (a removed follower is
+not told). To bring it back, start it with an empty --data directory and
+join it again (it catches up by snapshot). The leader and the only voter
+cannot be removed: transfer the leadership first
+(prov cluster transfer-leadership), then remove the old leader.`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {

@@ -61,8 +61,10 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 // validate checks the cluster flags' syntax; how they combine with the
 // data directory is checked at start (checkStart).
 func (c *clusterConfig) validate(cfg *config) error {
-	if c.nodeID != "" && (len(c.nodeID) > 255 || strings.ContainsAny(c.nodeID, " \t\n=,")) {
-		return fmt.Errorf("--node-id %q: must be 1..255 bytes without spaces, '=' or ','", c.nodeID)
+	if c.nodeID != "" {
+		if err := clusterservice.CheckNodeID(c.nodeID); err != nil {
+			return fmt.Errorf("--node-id: %w", err)
+		}
 	}
 	if c.bootstrap && c.join != "" {
 		return errors.New("--bootstrap and --join exclude each other: bootstrap the first node, join the others")
@@ -91,6 +93,14 @@ func (c *clusterConfig) validate(cfg *config) error {
 			f := strings.Split(strings.TrimSpace(p), "=")
 			if len(f) != 3 || f[0] == "" || f[1] == "" || f[2] == "" {
 				return fmt.Errorf("--peers %q: each peer is id=raftaddr=apiaddr, e.g. n2=10.0.0.2:7402=10.0.0.2:7400", c.peers)
+			}
+			if err := clusterservice.CheckNodeID(f[0]); err != nil {
+				return fmt.Errorf("--peers: %w", err)
+			}
+			for i, a := range f[1:] {
+				if err := clusterservice.CheckAddress([]string{"raft address", "API address"}[i]+" of "+f[0], a); err != nil {
+					return fmt.Errorf("--peers: %w", err)
+				}
 			}
 			if f[0] == c.nodeID {
 				continue // this node is a voter anyway
@@ -236,8 +246,8 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 	if api == "" {
 		api = c.grpcAddr
 	}
-	if err := dialable("--api-advertise (default --grpc-addr)", api); err != nil {
-		return nil, err
+	if err := clusterservice.CheckAddress("--api-advertise (default --grpc-addr)", api); err != nil {
+		return nil, fmt.Errorf("%w: the other nodes forward to it", err)
 	}
 	if _, port, _ := net.SplitHostPort(cc.raftAddr); port == "0" {
 		return nil, fmt.Errorf("--raft-addr %q: give a fixed port: the cluster records this node's Raft address, and a restart must listen on it again", cc.raftAddr)
@@ -305,7 +315,7 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 		fc.Keyring = keyring // a TOFU leader learns the keys this node accepted
 	}
 	if r.Sequencer, err = forward.New(fc); err == nil {
-		r.api, err = clusterservice.New(clusterservice.Config{Node: node, Pool: r.pool, Logger: lg})
+		r.api, err = clusterservice.New(clusterservice.Config{Node: node, Pool: r.pool, DialRaft: pt.dial, Logger: lg})
 	}
 	if err != nil {
 		r.seq.Close()
@@ -328,18 +338,6 @@ func openSequencer(c *config, l *ledger.Log, keyring *keys.Keyring, priv ed25519
 	}
 	lg.Info("raft cluster mode", "node_id", cc.nodeID, "raft_addr", node.RaftAddr(), "api_addr", api, "state", mode, "node_tls", g.peer != nil)
 	return r, nil
-}
-
-// dialable checks that addr names a host other nodes can dial and a port.
-func dialable(what, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%s %q: %v", what, addr, err)
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) || port == "0" {
-		return fmt.Errorf("%s %q: the other nodes must be able to dial it: give a concrete host and port", what, addr)
-	}
-	return nil
 }
 
 // registerCluster serves the Cluster service on a cluster node.
