@@ -90,12 +90,10 @@ func (a *Authenticator) byCertificate(certIDs []string) (*Principal, bool) {
 func (a *Authenticator) derived(st *policy.State, g *policy.IdentityGrant, file *Principal) *Principal {
 	c := a.grants.Load()
 	if c == nil || c.st != st {
-		n := &grants{st: st, m: map[grantKey]*Principal{}}
-		if a.grants.CompareAndSwap(c, n) {
-			c = n
-		} else {
-			c = a.grants.Load()
-		}
+		// A new policy State: a new cache (c stays the one of st, even
+		// if another request stores the cache of another State).
+		c = &grants{st: st, m: map[grantKey]*Principal{}}
+		a.grants.Store(c)
 	}
 	k := grantKey{name: g.Name, cert: g.Certificate, file: file}
 	c.mu.Lock()
