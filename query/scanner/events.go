@@ -51,10 +51,19 @@ func sortedKeys[T any](m map[string]*T) []string {
 func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 	window := s.opts.Lineage.RunWindow.Milliseconds()
 	keep := runRetention.Milliseconds()
-	// One pass over the map; only the runs that raise a finding are
-	// sorted (findings come out in run id order, deterministically).
+	// The runs whose deadline passed (deadlines.go), judged on their
+	// current state; only the runs that raise a finding are sorted
+	// (findings come out in run id order, deterministically).
 	var late []string
-	for id, rs := range s.runs.m {
+	for {
+		id, ok := s.runDue.due(nowMs)
+		if !ok {
+			break
+		}
+		rs := s.runs.peek(id)
+		if rs == nil {
+			continue // deleted; an outdated deadline
+		}
 		switch {
 		case rs.Done && nowMs-rs.DoneAt > keep:
 			s.runs.del(id)
@@ -66,9 +75,11 @@ func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 		}
 	}
 	slices.Sort(late)
+	late = slices.Compact(late) // (a run queued twice)
 	for _, id := range late {
 		rs := s.runs.touch(id)
 		rs.Done, rs.DoneAt = true, nowMs
+		s.queueRun(id)
 		obs := float64(nowMs-rs.StartedAt) / float64(hourMs)
 		s.emit(&Finding{Detector: "lineage", Kind: "lineage.runIncomplete", Severity: SeverityMedium,
 			Subject: "run:" + id, Entries: []uint64{rs.StartEntry}, Time: now,
@@ -79,21 +90,37 @@ func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 }
 
 func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
-	// One pass over the map; only the stale datasets are sorted.
-	var stale []string
-	for k, ds := range s.datasets.m {
-		if ds.Stale || ds.Updates == 0 {
+	// The limits to compute (updated datasets, changed intervals), then
+	// the datasets whose deadline passed, judged on their current state;
+	// only the stale datasets are sorted.
+	for _, k := range s.limitPending {
+		ds := s.datasets.peek(k)
+		if ds == nil || ds.limitOK {
 			continue
 		}
-		if !ds.limitOK {
-			ds.limit, ds.how = s.freshnessLimit(k, ds)
-			ds.limitOK = true
+		ds.limit, ds.how = s.freshnessLimit(k, ds)
+		ds.limitOK = true
+		if ds.limit != 0 && !ds.Stale && ds.Updates > 0 {
+			s.staleDue.add(ds.LastUpdate+ds.limit, k)
+		}
+	}
+	s.limitPending = s.limitPending[:0]
+	var stale []string
+	for {
+		k, ok := s.staleDue.due(nowMs)
+		if !ok {
+			break
+		}
+		ds := s.datasets.peek(k)
+		if ds == nil || ds.Stale || ds.Updates == 0 || !ds.limitOK {
+			continue
 		}
 		if ds.limit != 0 && nowMs-ds.LastUpdate > ds.limit {
 			stale = append(stale, k)
 		}
 	}
 	slices.Sort(stale)
+	stale = slices.Compact(stale)
 	for _, k := range stale {
 		ds := s.datasets.touch(k)
 		ds.Stale = true
@@ -372,7 +399,7 @@ func (s *Scanner) updated(idx uint64, nowMs int64, dk string) {
 	}
 	ds.Updates++
 	ds.LastUpdate, ds.LastEntry, ds.Stale = nowMs, idx, false
-	ds.limitOK = false
+	s.queueDatasetLimit(dk, ds)
 }
 
 // volumeOf judges an output's row count, size and null counts.

@@ -205,7 +205,7 @@ func (s *Scanner) applyPolicy(index uint64, p *Policy) {
 		d := &p.Datasets[i]
 		ds := s.datasets.touch(jobKey(d.Namespace, d.Name))
 		ds.Configured = d.Interval().Milliseconds()
-		ds.limitOK = false
+		s.queueDatasetLimit(jobKey(d.Namespace, d.Name), ds)
 	}
 	s.foldThresholds(p)
 }

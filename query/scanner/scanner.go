@@ -85,6 +85,12 @@ type Scanner struct {
 
 	// verifiers and public keys of keys granted by policy (the trust
 	// keyring caches its own).
+	// runDue and staleDue queue the hourly checks of runs and datasets;
+	// limitPending are datasets whose freshness limit is to compute
+	// (deadlines.go).
+	runDue, staleDue deadlineQueue
+	limitPending     []string
+
 	verifiers map[keys.KeyID][]signature.Verifier
 	pubs      map[keys.KeyID]crypto.PublicKey
 
@@ -199,6 +205,7 @@ func (s *Scanner) load() error {
 			return fmt.Errorf("%w: %v", ErrState, err)
 		}
 	}
+	s.rebuildDeadlines()
 	if format == stateFormatJSON {
 		if err := s.writeState(s.cursor); err != nil {
 			return fmt.Errorf("scanner: migrate the state to format %d: %w", stateFormat, err)
@@ -650,6 +657,7 @@ func (s *Scanner) process(it *item) {
 		}
 	case it.parsed != nil && it.parsed.Event != nil:
 		s.event(it, now, it.parsed.Event)
+		s.queueRun(it.parsed.Event.Run.ID)
 	case it.parsed != nil && len(it.parsed.Costs) > 0:
 		s.costs(it, now, it.parsed.Costs)
 	}

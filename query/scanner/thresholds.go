@@ -38,14 +38,9 @@ func (s *Scanner) foldThresholds(p *Policy) {
 		s.opts.Logger.Warn("scanner: policy thresholds ignored", "err", err)
 		return
 	}
-	freshness := o.Freshness.Factor != s.opts.Freshness.Factor
 	s.thresholds, s.threshSet, s.opts = t, true, o
-	if freshness {
-		// The cached freshness limits depend on the factor.
-		for _, ds := range s.datasets.m {
-			ds.limitOK = false
-		}
-	}
+	// The deadlines and cached freshness limits depend on the options.
+	s.rebuildDeadlines()
 }
 
 // loadThresholds reads the stored thresholds and applies them.

@@ -1,0 +1,92 @@
+package scanner
+
+import "container/heap"
+
+// The hourly checks (runs past their window or retention, stale datasets)
+// pop what falls due from deadline queues instead of visiting every run
+// and dataset each hour. A queue may hold outdated deadlines of a key
+// (each change pushes the new one); a popped key is judged on its
+// current state, exactly as a visit of every key would, so the findings
+// are the same. The queues are not stored: load rebuilds them from the
+// state.
+
+// deadline is a key of a state table due at a time (integration time, ms).
+type deadline struct {
+	at  int64
+	key string
+}
+
+// deadlineQueue is a min-heap of deadlines.
+type deadlineQueue []deadline
+
+func (q deadlineQueue) Len() int           { return len(q) }
+func (q deadlineQueue) Less(i, j int) bool { return q[i].at < q[j].at }
+func (q deadlineQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+
+// Push and Pop implement heap.Interface; use add and due.
+func (q *deadlineQueue) Push(x any) { *q = append(*q, x.(deadline)) }
+
+// Pop implements heap.Interface.
+func (q *deadlineQueue) Pop() any {
+	old := *q
+	d := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return d
+}
+
+// add queues key at at.
+func (q *deadlineQueue) add(at int64, key string) { heap.Push(q, deadline{at, key}) }
+
+// due pops the earliest deadline if it is before now.
+func (q *deadlineQueue) due(now int64) (string, bool) {
+	if len(*q) == 0 || (*q)[0].at >= now {
+		return "", false
+	}
+	return heap.Pop(q).(deadline).key, true
+}
+
+// runDeadline is when run rs is next judged by checkRuns: its retention
+// ends (finished, or events without a START), or its window (started).
+func (s *Scanner) runDeadline(rs *runState) int64 {
+	window := s.opts.Lineage.RunWindow.Milliseconds()
+	keep := runRetention.Milliseconds()
+	switch {
+	case rs.Done:
+		return rs.DoneAt + keep
+	case rs.Started:
+		return rs.StartedAt + window
+	default:
+		return rs.MaxEvent + keep + window
+	}
+}
+
+// queueRun queues the deadline of run id after a change to it.
+func (s *Scanner) queueRun(id string) {
+	if s.opts.Lineage.Disabled {
+		return // checkRuns does not run: nothing pops the queue
+	}
+	if rs := s.runs.peek(id); rs != nil {
+		s.runDue.add(s.runDeadline(rs), id)
+	}
+}
+
+// queueDatasetLimit marks dataset k's freshness limit for computing (at
+// the next hourly check), after an update or a change of its interval.
+func (s *Scanner) queueDatasetLimit(k string, ds *datasetState) {
+	ds.limitOK = false
+	if !s.opts.Freshness.Disabled {
+		s.limitPending = append(s.limitPending, k)
+	}
+}
+
+// rebuildDeadlines queues every run and dataset of the state (after
+// load, or a change of the options the deadlines depend on).
+func (s *Scanner) rebuildDeadlines() {
+	s.runDue, s.staleDue, s.limitPending = s.runDue[:0], s.staleDue[:0], s.limitPending[:0]
+	for id := range s.runs.m {
+		s.queueRun(id)
+	}
+	for k, ds := range s.datasets.m {
+		s.queueDatasetLimit(k, ds)
+	}
+}
