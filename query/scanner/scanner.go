@@ -349,18 +349,16 @@ func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *pre
 		// (A concurrent pass may have processed up to upTo and left the
 		// commit to this one.)
 		if s.cursor < s.next {
-			if err := s.commitState(); err != nil {
-				return false, err
-			}
+			return false, s.settle(ctx, p, nil, false)
 		}
 		return true, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return false, s.fail(p, err, false)
+		return false, s.settle(ctx, p, err, false)
 	}
 	items, err := s.chunk(s.next, upTo, pf)
 	if err != nil {
-		return false, s.fail(p, err, false)
+		return false, s.settle(ctx, p, err, false)
 	}
 	end := items[len(items)-1].index + 1
 	s.startPrefetch(end, upTo, pf)
@@ -374,28 +372,42 @@ func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *pre
 		}
 		s.process(&items[i])
 	}
-	stored, err := s.appendFindings(ctx)
-	p.Findings = append(p.Findings, stored...)
-	if err != nil {
-		return false, s.fail(p, err, true)
+	// The findings are appended in batches (each Submit waits for a
+	// synced write), and always before the state that saw them is
+	// committed.
+	commit := end >= upTo || end-s.cursor >= uint64(s.opts.CommitEvery) || ctx.Err() != nil
+	if commit || len(s.out) >= maxFindingBatch {
+		stored, err := s.appendFindings(ctx)
+		p.Findings = append(p.Findings, stored...)
+		if err != nil {
+			return false, s.settle(ctx, p, err, true)
+		}
 	}
 	s.next = end
 	p.To = end
-	if end >= upTo || end-s.cursor >= uint64(s.opts.CommitEvery) || ctx.Err() != nil {
+	if commit {
 		if err := s.commitState(); err != nil {
-			return false, s.fail(p, err, true)
+			return false, s.settle(ctx, p, err, true)
 		}
 	}
 	return end >= upTo, nil
 }
 
-// fail ends a pass with err. Without reload, every processed chunk's
-// findings are in the log: the state is committed up to the last of them.
+// settle ends a pass with err (nil: a pass that only commits). Without
+// reload, the queued findings of the processed chunks are appended (even
+// when ctx ended) and the state is committed up to the last chunk.
 // With reload (or if that commit fails), the in-memory state may have
 // seen entries whose findings are not all in the log: it goes back to the
 // stored state, and the rescan appends the same findings again, which
 // the log deduplicates.
-func (s *Scanner) fail(p *Pass, err error, reload bool) error {
+func (s *Scanner) settle(ctx context.Context, p *Pass, err error, reload bool) error {
+	if !reload && s.next > s.cursor && len(s.out) > 0 {
+		stored, aerr := s.appendFindings(context.WithoutCancel(ctx))
+		p.Findings = append(p.Findings, stored...)
+		if aerr != nil {
+			err, reload = errors.Join(err, aerr), true
+		}
+	}
 	if !reload && s.next > s.cursor {
 		if cerr := s.commitState(); cerr != nil {
 			err, reload = errors.Join(err, cerr), true
