@@ -70,7 +70,9 @@ func benchLog(b *testing.B) *logFixture {
 //
 // PROV_AUDIT_BENCH_ENVELOPES=http|grpc reads the envelopes one GET each
 // or with gRPC GetEntries instead of /envelopes/<N> (PROV_AUDIT_BENCH_GRPC=1
-// is grpc); PROV_AUDIT_BENCH_NOTRUST=1 skips signatures.
+// is grpc); PROV_AUDIT_BENCH_NOTRUST=1 skips signatures;
+// PROV_AUDIT_BENCH_POLICY=1 adds --policy-from-log (the fold's extra read
+// of every entry bundle and tile, and the check of every entry).
 func BenchmarkAuditFull(b *testing.B) {
 	f := benchLog(b)
 	size := f.log.Latest().Size
@@ -83,6 +85,9 @@ func BenchmarkAuditFull(b *testing.B) {
 		args := []string{"--log-key", f.logPub, "audit", "--full", "--url", f.url, "--state", state}
 		if os.Getenv("PROV_AUDIT_BENCH_NOTRUST") == "" {
 			args = append(args, "--trust", f.trust)
+		}
+		if os.Getenv("PROV_AUDIT_BENCH_POLICY") != "" {
+			args = append(args, "--policy-from-log")
 		}
 		switch src := os.Getenv("PROV_AUDIT_BENCH_ENVELOPES"); {
 		case src == "grpc" || os.Getenv("PROV_AUDIT_BENCH_GRPC") != "":
