@@ -85,8 +85,8 @@ func New(l *ledger.Log, o Options) (*FSM, error) {
 		o.PrepareWorkers = defaultPrepareWorkers()
 	}
 	f := &FSM{log: l, opts: o, lg: o.Logger}
-	if p, ok := l.Options().Indexer.(ledger.Preparer); ok && o.PrepareWorkers > 0 {
-		f.preparer = p
+	if o.PrepareWorkers > 0 {
+		f.preparer = findPreparer(l.Options().Indexer)
 	}
 	if err := f.loadMembers(); err != nil {
 		return nil, err

@@ -73,5 +73,24 @@ func (f *FSM) prepareEntry(e *ledger.Entry) {
 	e.Prepared = f.preparer.Prepare(e.PayloadType, env.Payload)
 }
 
+// findPreparer returns the first ledger.Preparer in the chain of indexers
+// starting at ix: ix itself, or what an indexer that wraps another (the
+// policy index wraps the lineage index) returns from Unwrap. This is the
+// indexer the append path prepares for (provd hands it to the api layer),
+// and a wrapper passes Entry.Prepared on to it. Nil if none prepares.
+func findPreparer(ix ledger.Indexer) ledger.Preparer {
+	for ix != nil {
+		if p, ok := ix.(ledger.Preparer); ok {
+			return p
+		}
+		u, ok := ix.(interface{ Unwrap() ledger.Indexer })
+		if !ok {
+			return nil
+		}
+		ix = u.Unwrap()
+	}
+	return nil
+}
+
 // defaultPrepareWorkers is the PrepareWorkers default: every core.
 func defaultPrepareWorkers() int { return runtime.GOMAXPROCS(0) }

@@ -41,14 +41,30 @@ func (p *preparingIndexer) IndexBatch(_ *pebble.Batch, es []ledger.IndexedEntry)
 	return nil
 }
 
-func openPreparingLog(t *testing.T) (*ledger.Log, *preparingIndexer) {
+// wrappingIndexer indexes nothing itself and hands every batch to the
+// indexer it wraps (as the policy index wraps the lineage index).
+type wrappingIndexer struct{ next ledger.Indexer }
+
+func (w *wrappingIndexer) IndexBatch(b *pebble.Batch, es []ledger.IndexedEntry) error {
+	return w.next.IndexBatch(b, es)
+}
+
+func (w *wrappingIndexer) Unwrap() ledger.Indexer { return w.next }
+
+// openPreparingLog opens a ledger whose Indexer is a preparingIndexer,
+// wrapped depth times.
+func openPreparingLog(t *testing.T, depth int) (*ledger.Log, *preparingIndexer) {
 	t.Helper()
 	ix := &preparingIndexer{}
+	var top ledger.Indexer = ix
+	for range depth {
+		top = &wrappingIndexer{next: top}
+	}
 	s, err := checkpoint.NewSigner(origin, logKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), ledger.Options{Origin: origin, Signer: s, Logger: quiet, Indexer: ix})
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), ledger.Options{Origin: origin, Signer: s, Logger: quiet, Indexer: top})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,19 +103,22 @@ func TestFollowerBatchPrepared(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		workers int
+		wrapped int // the preparer is this deep behind wrapping indexers
 		entries []ledger.Entry
 		want    []any
 	}{
-		{"mixed, default workers", 0, mixed, want},
-		{"mixed, on the apply goroutine", 1, mixed, want},
-		{"mixed, 4 workers", 4, mixed, want},
-		{"61 entries, 1 worker", 1, many, wantMany},
-		{"61 entries, 3 workers", 3, many, wantMany},
-		{"61 entries, 16 workers", 16, many, wantMany},
-		{"disabled: the indexer parses", -1, mixed, []any{nil, nil, nil, nil}},
+		{"mixed, default workers", 0, 0, mixed, want},
+		{"mixed, on the apply goroutine", 1, 0, mixed, want},
+		{"mixed, 4 workers", 4, 0, mixed, want},
+		{"61 entries, 1 worker", 1, 0, many, wantMany},
+		{"61 entries, 3 workers", 3, 0, many, wantMany},
+		{"61 entries, 16 workers", 16, 0, many, wantMany},
+		{"preparer behind a wrapping indexer", 2, 1, mixed, want},
+		{"preparer behind two wrapping indexers", 2, 2, many, wantMany},
+		{"disabled: the indexer parses", -1, 0, mixed, []any{nil, nil, nil, nil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, ix := openPreparingLog(t)
+			l, ix := openPreparingLog(t, tc.wrapped)
 			f := newFSM(t, l, fsm.Options{PrepareWorkers: tc.workers})
 			data, err := fsm.EncodeBatch(ledger.Batch{Time: time.UnixMilli(1_700_000_000_000), Entries: tc.entries})
 			if err != nil {
@@ -124,7 +143,7 @@ func TestFollowerBatchPrepared(t *testing.T) {
 // The proposer's stashed values are used as they are: the follower path
 // does not parse the payloads again, not even those stashed as nil.
 func TestStashedBatchNotPreparedAgain(t *testing.T) {
-	l, ix := openPreparingLog(t)
+	l, ix := openPreparingLog(t, 0)
 	f := newFSM(t, l, fsm.Options{PrepareWorkers: 2})
 	es := []ledger.Entry{
 		entryOf(preparedType, dsse("a")),
