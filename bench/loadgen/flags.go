@@ -74,6 +74,9 @@ type AppendConfig struct {
 	Presign     int           `json:"presign"`
 	Calibrate   time.Duration `json:"-"`
 	Out         string        `json:"out,omitempty"`
+	// CPUProfile, if set, is where a CPU profile of the load generator
+	// over the measured window is written (--cpuprofile).
+	CPUProfile string `json:"-"`
 
 	// OnWindow, if set, is called with true just as the measured window
 	// starts and with false just as it ends (e.g. to profile exactly the
@@ -198,6 +201,7 @@ func ParseAppend(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&c.Presign, "presign", c.Presign, "envelopes to pre-sign (0: enough for 1.25× the measured verification limit of --alg over warmup+duration)")
 	fs.DurationVar(&c.Calibrate, "calibrate", c.Calibrate, "time spent measuring the Ed25519 (and --alg) verification limit on all cores before the run; it sizes --presign 0 and is the 'fraction of limit' denominator (0: skip)")
 	fs.StringVar(&c.Out, "out", c.Out, "JSON result file (default bench/results/append-<UTC timestamp>.json)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write a CPU profile of the load generator over the measured window to this file (go tool pprof bin/provbench FILE)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, appendUsage)
 		fs.PrintDefaults()
@@ -210,6 +214,9 @@ func ParseAppend(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if c.CPUProfile != "" {
+		c.OnWindow = ProfileWindow(c.CPUProfile, stderr)
 	}
 	return &c, nil
 }

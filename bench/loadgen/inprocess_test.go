@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -131,7 +130,7 @@ func BenchmarkInProcess(b *testing.B) {
 				cfg.Server, cfg.LogKey = addr, logPub
 				cfg.Duration, cfg.Warmup = d, time.Second
 				if path := os.Getenv("PROVBENCH_CPUPROFILE"); path != "" {
-					cfg.OnWindow = profileWindow(b, path+"."+mode)
+					cfg.OnWindow = loadgen.ProfileWindow(path+"."+mode, os.Stderr)
 				}
 				rep, err := loadgen.RunAppend(context.Background(), cfg, nil)
 				if err != nil {
@@ -148,27 +147,5 @@ func BenchmarkInProcess(b *testing.B) {
 				b.ReportMetric(res.CPU.LoadgenUsPerEntry, "cpu-µs/entry") // node and load generator: one process
 			}
 		})
-	}
-}
-
-// profileWindow returns an OnWindow hook writing a CPU profile of the
-// window to path.
-func profileWindow(b *testing.B, path string) func(bool) {
-	var f *os.File
-	return func(start bool) {
-		if !start {
-			pprof.StopCPUProfile()
-			f.Close()
-			b.Logf("CPU profile of the window: %s", path)
-			return
-		}
-		var err error
-		if f, err = os.Create(path); err != nil {
-			b.Error(err)
-			return
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Error(err)
-		}
 	}
 }
