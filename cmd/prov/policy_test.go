@@ -187,7 +187,7 @@ func TestPolicyRedaction(t *testing.T) {
 	ps := startPolicyServer(t, boot)
 	args := func(a ...string) []string { return append([]string{"--server", ps.addr, "--log-key", ps.logPub}, a...) }
 	for i, body := range []string{lineageEvent, secretEvent, strings.Replace(lineageEvent, "1a00", "1a01", 1)} {
-		mustProv(t, args("append", "--key", teamKey, "--type", "openlineage", "--namespace", "team", writeFile(t, filepath.Join(dir, fmt.Sprintf("e%d.json", i)), body))...)
+		mustProv(t, args("append", "--key", teamKey, "--type", "openlineage", "--namespace", "team", "--receipts", filepath.Join(dir, "receipts"), writeFile(t, filepath.Join(dir, fmt.Sprintf("e%d.json", i)), body))...)
 	}
 	r := prov(t, "", args("redact", "--key", weakKey, "--index", "2", "--reason", "GDPR erasure request")...)
 	if r.code != exitFailed || !strings.Contains(r.stderr, "may not sign "+redaction.PayloadType) || !strings.Contains(r.stderr, "granted payload types "+policy.PayloadType+" only") {
