@@ -83,10 +83,6 @@ func (s *Scanner) queueDatasetLimit(k string, ds *datasetState) {
 // load, or a change of the options the deadlines depend on).
 func (s *Scanner) rebuildDeadlines() {
 	s.runDue, s.staleDue, s.limitPending = s.runDue[:0], s.staleDue[:0], s.limitPending[:0]
-	for id := range s.runs.m {
-		s.queueRun(id)
-	}
-	for k, ds := range s.datasets.m {
-		s.queueDatasetLimit(k, ds)
-	}
+	s.runs.each(func(id string, _ *runState) { s.queueRun(id) })
+	s.datasets.each(s.queueDatasetLimit)
 }

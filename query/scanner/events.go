@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
+
 	"strings"
 	"time"
 
@@ -37,15 +37,6 @@ func (s *Scanner) advance(now time.Time) {
 	if !s.opts.Freshness.Disabled {
 		s.checkFreshness(now, nowMs)
 	}
-}
-
-func sortedKeys[T any](m map[string]*T) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
@@ -406,11 +397,20 @@ func (s *Scanner) updated(idx uint64, nowMs int64, dk string) {
 func (s *Scanner) volumeOf(idx uint64, now time.Time, dk string, d *payload.Dataset) {
 	wd := int8(now.Weekday())
 	name := d.Namespace + ":" + d.Name
-	check := func(kind, metric string, v float64) {
+	// metric(col), or metric when col is "": the series' key is built in
+	// a reused buffer, its name only for a finding.
+	check := func(kind, metric, col string, v float64) {
 		o := s.opts.Volume.Band
-		key := dk + "|" + metric
-		ser := s.volume.touch(key)
+		s.kb = append(append(s.kb[:0], dk...), '|')
+		s.kb = append(s.kb, metric...)
+		if col != "" {
+			s.kb = append(append(append(s.kb, '('), col...), ')')
+		}
+		ser := s.volume.touchBytes(s.kb)
 		if b, ok := ser.band(o, wd); ok && outside(b, v) {
+			if col != "" {
+				metric += "(" + col + ")"
+			}
 			obs := v
 			dir := "above"
 			if v < b.Low {
@@ -424,15 +424,15 @@ func (s *Scanner) volumeOf(idx uint64, now time.Time, dk string, d *payload.Data
 		ser.add(o, v, wd)
 	}
 	if r := d.RowCount(); r != nil {
-		check("volume.rowCount", "rowCount", float64(*r))
+		check("volume.rowCount", "rowCount", "", float64(*r))
 	}
 	if b := d.Bytes(); b != nil {
-		check("volume.bytes", "bytes", float64(*b))
+		check("volume.bytes", "bytes", "", float64(*b))
 	}
 	if d.Quality != nil {
 		for _, c := range d.Quality.Columns {
 			if c.NullCount != nil {
-				check("volume.nullCount", "nullCount("+c.Column+")", float64(*c.NullCount))
+				check("volume.nullCount", "nullCount", c.Column, float64(*c.NullCount))
 			}
 		}
 	}

@@ -161,9 +161,9 @@ func (s *Scanner) Forecast(match string) ([]SeriesForecast, error) {
 	defer s.mu.Unlock()
 	o := s.opts.Forecast
 	var out []SeriesForecast
-	names := sortedKeys(s.cost.m)
+	names := s.cost.keys()
 	for _, key := range names {
-		cs := s.cost.m[key]
+		cs := s.cost.peek(key)
 		i := strings.LastIndexByte(key, ' ')
 		name, cur := key[:i], key[i+1:]
 		if match != "" && !strings.Contains(name, match) {
@@ -261,7 +261,7 @@ func (s *Scanner) CostHistory(match string) (actual, forecast map[string][]float
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	actual, forecast = map[string][]float64{}, map[string][]float64{}
-	for key, cs := range s.cost.m {
+	s.cost.each(func(key string, cs *costSeries) {
 		if match == "" || strings.Contains(key, match) {
 			forecast[key], _ = dense(cs.Daily)
 			raw := slices.Clone(cs.Daily)
@@ -270,6 +270,6 @@ func (s *Scanner) CostHistory(match string) (actual, forecast map[string][]float
 			}
 			actual[key], _ = dense(raw)
 		}
-	}
+	})
 	return actual, forecast
 }

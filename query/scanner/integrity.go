@@ -19,12 +19,9 @@ func (s *Scanner) trustConfigured() bool {
 	if s.opts.Trust.Len() > 0 {
 		return true
 	}
-	for _, ks := range s.keys.m {
-		if ks.Granted {
-			return true
-		}
-	}
-	return false
+	granted := false
+	s.keys.each(func(_ string, ks *keyState) { granted = granted || ks.Granted })
+	return granted
 }
 
 // integrity runs the integrity detector over one entry and reports whether

@@ -95,6 +95,7 @@ type Scanner struct {
 	pubs      map[keys.KeyID]crypto.PublicKey
 
 	out []*Finding
+	kb  []byte // key scratch of the in-order stage
 }
 
 // New opens the scanner of l, loading its stored state. Findings are
@@ -212,15 +213,16 @@ func (s *Scanner) load() error {
 		}
 		s.opts.Logger.Info("scanner state migrated", "from", stateFormatJSON, "to", stateFormat, "cursor", s.cursor)
 	}
-	for k, ks := range s.keys.m {
-		if ks.PEM == "" {
-			continue
+	var err error
+	s.keys.each(func(k string, ks *keyState) {
+		if ks.PEM == "" || err != nil {
+			return
 		}
-		if err := s.addVerifier(k, ks.PEM); err != nil {
-			return fmt.Errorf("%w: key %s: %v", ErrState, k, err)
+		if verr := s.addVerifier(k, ks.PEM); verr != nil {
+			err = fmt.Errorf("%w: key %s: %v", ErrState, k, verr)
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 func (s *Scanner) addVerifier(hexID, pem string) error {

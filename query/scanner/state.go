@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -52,35 +53,84 @@ type stateValue[T any] interface {
 // table is one kind of state, held in memory and written back (the dirty
 // part) with the cursor.
 type table[T any, P stateValue[T]] struct {
-	pfx   byte
-	m     map[string]*T
-	dirty map[string]struct{}
+	pfx byte
+	m   map[string]*cell[T]
+	// dirty lists the keys changed or deleted since the last flush, in
+	// the order of their first change (a key deleted and created again
+	// may be listed twice: flush writes it once).
+	dirty []string
 	buf   []byte // encoding scratch (Batch.Set copies it)
 }
 
+// cell is a value of a table and whether it is listed as dirty.
+type cell[T any] struct {
+	v     T
+	dirty bool
+}
+
 func newTable[T any, P stateValue[T]](pfx byte) *table[T, P] {
-	return &table[T, P]{pfx: pfx, m: map[string]*T{}, dirty: map[string]struct{}{}}
+	return &table[T, P]{pfx: pfx, m: map[string]*cell[T]{}}
 }
 
 // peek returns the value for k, or nil; changes to it must be followed by
 // touch.
-func (t *table[T, P]) peek(k string) *T { return t.m[k] }
+func (t *table[T, P]) peek(k string) *T {
+	if c := t.m[k]; c != nil {
+		return &c.v
+	}
+	return nil
+}
 
 // touch returns the value for k, creating it, and marks it for writing.
 func (t *table[T, P]) touch(k string) *T {
-	v := t.m[k]
-	if v == nil {
-		v = new(T)
-		t.m[k] = v
+	c := t.m[k]
+	if c == nil {
+		c = new(cell[T])
+		t.m[k] = c
 	}
-	t.dirty[k] = struct{}{}
-	return v
+	if !c.dirty {
+		c.dirty = true
+		t.dirty = append(t.dirty, k)
+	}
+	return &c.v
+}
+
+// touchBytes is touch with the key in a reused buffer: the key is
+// copied only when it is new or becomes dirty.
+func (t *table[T, P]) touchBytes(k []byte) *T {
+	if c := t.m[string(k)]; c != nil && c.dirty {
+		return &c.v
+	}
+	return t.touch(string(k))
 }
 
 // del removes k.
 func (t *table[T, P]) del(k string) {
+	c := t.m[k]
+	if c == nil {
+		return
+	}
 	delete(t.m, k)
-	t.dirty[k] = struct{}{}
+	if !c.dirty {
+		t.dirty = append(t.dirty, k)
+	}
+}
+
+// each calls f with every key and value, in no particular order.
+func (t *table[T, P]) each(f func(k string, v *T)) {
+	for k, c := range t.m {
+		f(k, &c.v)
+	}
+}
+
+// keys returns the keys, sorted.
+func (t *table[T, P]) keys() []string {
+	ks := make([]string, 0, len(t.m))
+	for k := range t.m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 func (t *table[T, P]) key(k string) []byte {
@@ -98,17 +148,18 @@ func (t *table[T, P]) load(db *pebble.DB, format uint64) error {
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		v := new(T)
+		c := new(cell[T])
 		k := string(it.Key()[2:])
 		if format == stateFormatJSON {
-			if err := json.Unmarshal(it.Value(), v); err != nil {
+			if err := json.Unmarshal(it.Value(), &c.v); err != nil {
 				return fmt.Errorf("scanner state %q: %w", it.Key(), err)
 			}
-			t.dirty[k] = struct{}{}
-		} else if err := decodeState[T, P](it.Value(), v); err != nil {
+			c.dirty = true
+			t.dirty = append(t.dirty, k)
+		} else if err := decodeState[T, P](it.Value(), &c.v); err != nil {
 			return fmt.Errorf("scanner state %q: %w", it.Key(), err)
 		}
-		t.m[k] = v
+		t.m[k] = c
 	}
 	return it.Error()
 }
@@ -120,27 +171,35 @@ func decodeState[T any, P stateValue[T]](b []byte, v *T) error {
 	return r.end()
 }
 
+// flush writes the dirty keys into b. (If b is not committed, the state
+// is reloaded: load resets the marks.)
 func (t *table[T, P]) flush(b *pebble.Batch) error {
-	for k := range t.dirty {
-		v, ok := t.m[k]
-		if !ok {
+	for _, k := range t.dirty {
+		c := t.m[k]
+		if c == nil {
 			if err := b.Delete(t.key(k), nil); err != nil {
 				return err
 			}
 			continue
 		}
-		t.buf = P(v).appendState(t.buf[:0])
+		if !c.dirty {
+			continue // listed twice, written already
+		}
+		c.dirty = false
+		t.buf = P(&c.v).appendState(t.buf[:0])
 		if err := b.Set(t.key(k), t.buf, nil); err != nil {
 			return err
 		}
 	}
 	clear(t.dirty)
+	t.dirty = t.dirty[:0]
 	return nil
 }
 
 func (t *table[T, P]) reset() {
 	clear(t.m)
 	clear(t.dirty)
+	t.dirty = t.dirty[:0]
 }
 
 // keyState is a key granted or revoked by policy.
