@@ -56,6 +56,7 @@ type Service struct {
 	provledgerpb.UnimplementedClusterServer
 	cfg Config
 	lg  *slog.Logger
+	lag lagTracker
 }
 
 var _ provledgerpb.ClusterServer = (*Service)(nil)

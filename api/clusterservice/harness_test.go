@@ -33,6 +33,8 @@ type tnode struct {
 	node   *cluster.Node
 	svc    *clusterservice.Service
 	client provledgerpb.ClusterClient
+	// stop shuts the node down (API, Raft, ledger); idempotent.
+	stop func()
 }
 
 // newCluster starts n nodes: n1 bootstraps, the others join through n1's
@@ -97,13 +99,17 @@ func newCluster(t testing.TB, n int, mod func(*clusterservice.Config)) []*tnode 
 			t.Fatal(err)
 		}
 		tn.client = provledgerpb.NewClusterClient(conn)
-		stops = append(stops, func() {
-			conn.Close()
-			g.Stop()
-			pool.Close()
-			tn.node.Shutdown()
-			l.Close()
-		})
+		var once sync.Once
+		tn.stop = func() {
+			once.Do(func() {
+				conn.Close()
+				g.Stop()
+				pool.Close()
+				tn.node.Shutdown()
+				l.Close()
+			})
+		}
+		stops = append(stops, tn.stop)
 		ns = append(ns, tn)
 	}
 	if err := ns[0].node.Bootstrap(); err != nil {
