@@ -557,7 +557,12 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 		it.envErr = err
 		return
 	}
-	env, err := envelope.Parse(raw)
+	var env *envelope.Envelope
+	if ld != nil {
+		env, err = parseEnvelope(raw)
+	} else {
+		env, err = envelope.Parse(raw)
+	}
 	if err != nil {
 		it.envErr = err
 		return
