@@ -2,15 +2,20 @@ package query_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"hash"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +49,9 @@ var (
 	benchFlush    = flag.Bool("lineage.flush", true, "flush the memtables after ingest (queries then read sstables)")
 	benchJSON     = flag.String("lineage.json", "", "also write the figures as JSON to this file")
 	benchWarmup   = flag.Int("lineage.warmup", 0, "untimed queries of each kind before the timed ones (warms the adjacency and block caches)")
+	benchKinds    = flag.String("lineage.kinds", "upstream,impact,asof", "the kinds of queries to run (comma-separated), e.g. impact alone for a profile of it")
+	benchDigest   = flag.Bool("lineage.digest", false, "report a SHA-256 of each kind's timed answers (JSON), to check that two builds answer alike (the encoding adds to the process CPU figures)")
+	benchProfile  = flag.String("lineage.cpuprofile", "", "write a CPU profile of the timed queries only (after the warm-up) to this file")
 )
 
 // synthGraph is a layered lineage graph: layer 0 holds sources; every
@@ -339,6 +347,13 @@ func BenchmarkLineage(b *testing.B) {
 			return nil, nil
 		}},
 	}
+	kinds = slices.DeleteFunc(kinds, func(k kind) bool { return !slices.Contains(strings.Split(*benchKinds, ","), k.name) })
+	// digest sums every timed answer of a kind (its JSON), so runs of two
+	// builds show whether they answered alike.
+	digest := map[string]hash.Hash{}
+	for _, k := range kinds {
+		digest[k.name] = sha256.New()
+	}
 	// The queries run on one locked OS thread, so each query's thread CPU
 	// time is its service time, whatever else the machine runs (wall
 	// times on a shared machine include waiting for a core). Background
@@ -358,6 +373,19 @@ func BenchmarkLineage(b *testing.B) {
 		}
 	}
 	st0 := bs.ix.CacheStats()
+	if *benchProfile != "" {
+		f, err := os.Create(*benchProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, k := range kinds {
@@ -378,6 +406,13 @@ func BenchmarkLineage(b *testing.B) {
 					cut[k.name]++
 				}
 				nodes[k.name] += len(a.Nodes)
+				if *benchDigest {
+					j, err := json.Marshal(a)
+					if err != nil {
+						b.Fatal(err)
+					}
+					digest[k.name].Write(j)
+				}
 			}
 			cpu[k.name] += cpuTime() - c0
 		}
@@ -397,7 +432,7 @@ func BenchmarkLineage(b *testing.B) {
 		bs.figures[k.name+"_thread_cpu_p50_ms"] = float64(c50.Microseconds()) / 1000
 		bs.figures[k.name+"_thread_cpu_p99_ms"] = float64(c99.Microseconds()) / 1000
 		b.ReportMetric(float64(c99.Microseconds())/1000, k.name+"-cpu-p99-ms")
-		b.Logf("%-8s n=%d wall p50=%v p99=%v; thread CPU p50=%v p99=%v; %.1f ms process CPU per query, cut short %d/%d, %.0f nodes per answer", k.name, len(ls), p50, p99, c50, c99, bs.figures[k.name+"_cpu_ms_per_query"], cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"])
+		b.Logf("%-8s n=%d wall p50=%v p99=%v; thread CPU p50=%v p99=%v; %.1f ms process CPU per query, cut short %d/%d, %.0f nodes per answer; answers sha256 %x (with -lineage.digest)", k.name, len(ls), p50, p99, c50, c99, bs.figures[k.name+"_cpu_ms_per_query"], cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"], digest[k.name].Sum(nil)[:8])
 	}
 	if st := bs.ix.CacheStats(); true {
 		h, m := st.Hits-st0.Hits, st.Misses-st0.Misses

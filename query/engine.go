@@ -255,6 +255,10 @@ type session struct {
 	pseenSlow map[slowKey]struct{}
 	paths     [][]graph.ID
 	infos     map[graph.ID]graph.NodeInfo
+	// names holds the encoded names of the nodes (pendingNode.nameOff);
+	// bigNames those that did not fit.
+	names    []byte
+	bigNames map[int32][]byte
 	// Scratch buffers reused across a traversal's steps.
 	ebuf []graph.Edge
 	hbuf []hop
@@ -296,7 +300,7 @@ func (e *Engine) begin(ctx context.Context, kind string, req Request) (*session,
 	sc := getScratch()
 	s := &session{
 		ctx: ctx, e: e, r: r, cp: cp, req: req, depth: depth, budget: budget,
-		sc: sc, entries: &sc.entries, order: sc.order, pedges: sc.pedges, pos: sc.pos, ebuf: sc.ebuf, hbuf: sc.hbuf,
+		sc: sc, entries: &sc.entries, order: sc.order, pedges: sc.pedges, pos: sc.pos, ebuf: sc.ebuf, hbuf: sc.hbuf, names: sc.names,
 		infos: map[graph.ID]graph.NodeInfo{},
 		ans: &answer.Answer{
 			Format: answer.Version, Size: size, AsOfTime: req.AsOfTime,
@@ -366,8 +370,8 @@ func (s *session) release() {
 	if sc == nil {
 		return
 	}
-	sc.order, sc.pedges, sc.ebuf, sc.hbuf, sc.pos = s.order, s.pedges, s.ebuf, s.hbuf, s.pos
-	s.sc, s.entries, s.order, s.pedges, s.pos, s.ebuf, s.hbuf = nil, nil, nil, nil, posTable{}, nil, nil
+	sc.order, sc.pedges, sc.ebuf, sc.hbuf, sc.pos, sc.names = s.order, s.pedges, s.ebuf, s.hbuf, s.pos, s.names
+	s.sc, s.entries, s.order, s.pedges, s.pos, s.ebuf, s.hbuf, s.names = nil, nil, nil, nil, posTable{}, nil, nil, nil
 	sc.release()
 }
 

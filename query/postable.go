@@ -15,6 +15,7 @@ import (
 type posTable struct {
 	slots []uint64
 	n     int
+	sink  uint64 // see warmHops
 }
 
 // minPosSlots is the smallest table (a power of two).

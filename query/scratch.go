@@ -23,6 +23,9 @@ type scratch struct {
 	hbuf    []hop
 	level   []levelItem
 	next    []levelItem
+	hashes  []uint64 // render's key hashes
+	keys    []uint64 // a level's sort keys
+	names   []byte   // the nodes' encoded names
 }
 
 // levelItem is a node of a traversal level.
@@ -44,7 +47,7 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 // release clears what sc holds (nothing it returns to the pool points
 // into the adjacency cache or an answer) and returns it to the pool.
 func (sc *scratch) release() {
-	if cap(sc.order) > maxPooled || cap(sc.pedges) > maxPooled || len(sc.pos.slots) > 4*maxPooled {
+	if cap(sc.order) > maxPooled || cap(sc.pedges) > maxPooled || len(sc.pos.slots) > 4*maxPooled || cap(sc.hashes) > maxPooled || cap(sc.keys) > maxPooled || cap(sc.names) > 64*maxPooled {
 		return
 	}
 	clear(sc.order)
@@ -52,7 +55,7 @@ func (sc *scratch) release() {
 	clear(sc.ebuf)
 	clear(sc.hbuf)
 	sc.order, sc.pedges, sc.ebuf, sc.hbuf = sc.order[:0], sc.pedges[:0], sc.ebuf[:0], sc.hbuf[:0]
-	sc.level, sc.next = sc.level[:0], sc.next[:0]
+	sc.level, sc.next, sc.hashes, sc.keys, sc.names = sc.level[:0], sc.next[:0], sc.hashes[:0], sc.keys[:0], sc.names[:0]
 	sc.pos.reset()
 	sc.entries.reset()
 	scratchPool.Put(sc)
@@ -113,4 +116,22 @@ func (e *entrySet) reset() {
 		e.words[w] = 0
 	}
 	e.touched, e.list = e.touched[:0], e.list[:0]
+}
+
+// keyHashes lends render n words for its key hashes.
+func (s *session) keyHashes(n int) []uint64 {
+	if s.sc == nil {
+		return make([]uint64, n)
+	}
+	s.sc.hashes = slices.Grow(s.sc.hashes[:0], n)[:n]
+	return s.sc.hashes
+}
+
+// sortKeys lends sortLevel n words.
+func (s *session) sortKeys(n int) []uint64 {
+	if s.sc == nil {
+		return make([]uint64, n)
+	}
+	s.sc.keys = slices.Grow(s.sc.keys[:0], n)[:n]
+	return s.sc.keys
 }

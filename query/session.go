@@ -17,9 +17,10 @@ import (
 type pendingNode struct {
 	id    graph.ID
 	depth int
-	// name is the node's encoded name, learnt from an edge that reached
-	// it (nil: look it up when rendering).
-	name []byte
+	// nameOff and nameLen locate the node's encoded name, learnt from an
+	// edge that reached it, in session.names (nameLen 0: look it up when
+	// rendering; bigName: in session.bigNames).
+	nameOff, nameLen uint32
 	// index is the smallest index of the answer's edges that touch the
 	// node: an entry that asserts it (edges are asserted with their
 	// nodes). hasIndex is false for a node no edge touches.
@@ -112,15 +113,55 @@ func (s *session) add(id graph.ID, depth int, name []byte) int32 {
 		if depth < n.depth {
 			n.depth = depth
 		}
-		if n.name == nil {
-			n.name = name
+		if n.nameLen == 0 && len(name) > 0 {
+			s.keepName(i, name)
 		}
 		return i
 	}
 	i := int32(len(s.order))
-	s.order = append(s.order, pendingNode{id: id, depth: depth, name: name})
+	s.order = append(s.order, pendingNode{id: id, depth: depth})
 	s.pos.insert(s.order, h, i)
+	if len(name) > 0 {
+		s.keepName(i, name)
+	}
 	return i
+}
+
+// bigName marks a name kept in session.bigNames.
+const bigName = ^uint32(0)
+
+// maxNames bounds session.names (offsets are 32 bits); a variable for
+// the tests.
+var maxNames = uint64(bigName)
+
+// keepName copies the encoded name of the node at position i into
+// session.names: rendering then reads the names front to back, not from
+// wherever the adjacency lists that named the nodes lie.
+func (s *session) keepName(i int32, name []byte) {
+	n := &s.order[i]
+	if uint64(len(s.names))+uint64(len(name)) >= maxNames {
+		if s.bigNames == nil {
+			s.bigNames = map[int32][]byte{}
+		}
+		s.bigNames[i] = bytes.Clone(name)
+		n.nameLen = bigName
+		return
+	}
+	n.nameOff, n.nameLen = uint32(len(s.names)), uint32(len(name))
+	s.names = append(s.names, name...)
+}
+
+// nameOf returns the encoded name of the node at position i (nil: not
+// learnt).
+func (s *session) nameOf(i int) []byte {
+	n := &s.order[i]
+	switch n.nameLen {
+	case 0:
+		return nil
+	case bigName:
+		return s.bigNames[int32(i)]
+	}
+	return s.names[n.nameOff : n.nameOff+n.nameLen]
 }
 
 // idHash is 64 bits of a node id (ids are SHA-256 prefixes after their
@@ -257,42 +298,37 @@ func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
 	return n, nil
 }
 
-// keySet is the set of the node keys of an answer being rendered. Keys
-// are almost always distinct (two nodes render alike only when their
-// name parts hold ':'), so it starts as a set of 64-bit hashes, and turns
-// into a set of the strings only when a hash repeats.
-type keySet struct {
-	seed   maphash.Seed
-	hashes map[uint64]struct{}
-	strs   map[string]struct{}
-}
-
-func newKeySet(n int) *keySet {
-	return &keySet{seed: maphash.MakeSeed(), hashes: make(map[uint64]struct{}, n)}
-}
-
-// has reports whether key is in the set; added lists the keys added so
-// far, in case the set must turn into a set of strings.
-func (k *keySet) has(key string, added []string) bool {
-	if k.strs == nil {
-		if _, ok := k.hashes[maphash.String(k.seed, key)]; !ok {
+// uniqueKeys reports whether the 64-bit hashes of an answer's node keys
+// are distinct (it sorts them). Keys almost always are — two nodes render
+// alike only when their name parts hold ':' — so render checks them all
+// at once, sequentially, instead of looking each one up in a set.
+func uniqueKeys(hashes []uint64) bool {
+	slices.Sort(hashes)
+	for i := 1; i < len(hashes); i++ {
+		if hashes[i] == hashes[i-1] {
 			return false
 		}
-		k.strs = make(map[string]struct{}, len(added)+1)
-		for _, a := range added {
-			k.strs[a] = struct{}{}
-		}
 	}
-	_, ok := k.strs[key]
-	return ok
+	return true
 }
 
-func (k *keySet) add(key string) {
-	if k.strs != nil {
-		k.strs[key] = struct{}{}
-		return
+// renameRepeats gives each key that repeats an earlier one (keys holds the
+// nodes' names, in order) the suffix #2, #3… that makes it unique.
+func renameRepeats(keys []string) {
+	used := make(map[string]struct{}, len(keys))
+	for i, name := range keys {
+		key := name
+		if _, dup := used[key]; dup {
+			for j := 2; ; j++ { // two nodes that render alike (names with ':')
+				key = fmt.Sprintf("%s#%d", name, j)
+				if _, dup := used[key]; !dup {
+					break
+				}
+			}
+		}
+		used[key] = struct{}{}
+		keys[i] = key
 	}
-	k.hashes[maphash.String(k.seed, key)] = struct{}{}
 }
 
 // render names the recorded nodes — from the names their edges carried,
@@ -303,7 +339,7 @@ func (k *keySet) add(key string) {
 func (s *session) render() error {
 	var ids []graph.ID
 	for _, n := range s.order {
-		if _, ok := s.infos[n.id]; !ok && (n.name == nil || !n.hasIndex) {
+		if _, ok := s.infos[n.id]; !ok && (n.nameLen == 0 || !n.hasIndex) {
 			ids = append(ids, n.id)
 		}
 	}
@@ -316,7 +352,8 @@ func (s *session) render() error {
 		}
 	}
 	keys := make([]string, len(s.order))
-	used := newKeySet(len(s.order))
+	hashes := s.keyHashes(len(s.order))
+	seed := maphash.MakeSeed()
 	s.ans.Nodes = make([]answer.Node, 0, len(s.order))
 	var names graph.NameArena
 	for i, pn := range s.order {
@@ -326,24 +363,21 @@ func (s *session) render() error {
 			name = n.Name()
 		} else {
 			var err error
-			if n, name, err = names.DecodeNamed(pn.id, pn.name); err != nil {
+			if n, name, err = names.DecodeNamed(pn.id, s.nameOf(i)); err != nil {
 				return fmt.Errorf("%w: %v", ledger.ErrCorrupt, err)
 			}
 			n.Index = pn.index
 		}
-		key := name
-		if used.has(key, keys[:i]) {
-			for j := 2; ; j++ { // two nodes that render alike (names with ':')
-				key = fmt.Sprintf("%s#%d", name, j)
-				if !used.has(key, keys[:i]) {
-					break
-				}
-			}
-		}
-		used.add(key)
-		keys[i] = key
-		s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: key, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: pn.depth})
+		keys[i] = name
+		hashes[i] = maphash.String(seed, name)
+		s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: name, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: pn.depth})
 		s.rests(n.Index)
+	}
+	if !uniqueKeys(hashes) {
+		renameRepeats(keys)
+		for i := range keys {
+			s.ans.Nodes[i].Key = keys[i]
+		}
 	}
 	keyAt := func(i int32) string {
 		if i < 0 {

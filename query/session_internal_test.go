@@ -155,3 +155,71 @@ func TestPosTableGrows(t *testing.T) {
 		}
 	}
 }
+
+// TestSortLevel: a level sorted by its 64-bit keys is in compareIDs
+// order, ids that share the key's bits included, with and without a
+// scratch.
+func TestSortLevel(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ids  func(i int) graph.ID
+		n    int
+	}{
+		{"distinct", func(i int) graph.ID { return graph.NodeID(graph.Dataset, "ns", string(rune('a'+i%26)), string(rune(i))) }, 3000},
+		{"shared prefixes", func(i int) graph.ID {
+			id := graph.NodeID(graph.Job, "ns", string(rune(i)))
+			copy(id[1:6], "same!") // 44 shared bits and more
+			id[6] = byte(i % 3)
+			return id
+		}, 500},
+		{"one", func(int) graph.ID { return graph.NodeID(graph.Run, "r") }, 1},
+		{"none", nil, 0},
+	} {
+		for _, sc := range []*scratch{nil, getScratch()} {
+			s := &session{sc: sc}
+			var level []levelItem
+			for i := 0; i < c.n; i++ {
+				level = append(level, levelItem{id: c.ids(i), depth: i, pos: int32(i)})
+			}
+			want := slices.Clone(level)
+			slices.SortFunc(want, func(a, b levelItem) int { return compareIDs(&a.id, &b.id) })
+			got, spare := s.sortLevel(level, nil)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: not in id order", c.name)
+			}
+			if len(spare) != 0 {
+				t.Errorf("%s: spare has %d items", c.name, len(spare))
+			}
+		}
+	}
+}
+
+// TestSessionNames: names are kept in the session's buffer, those past
+// its bound beside it, and a node first added without a name learns it
+// later.
+func TestSessionNames(t *testing.T) {
+	defer func(m uint64) { maxNames = m }(maxNames)
+	maxNames = 20
+	s := &session{}
+	var want [][]byte
+	for i := 0; i < 6; i++ {
+		id := graph.NodeID(graph.Dataset, "ns", string(rune('a'+i)))
+		name := graph.EncodeName(graph.Dataset, "ns", string(rune('a'+i)))
+		if i == 2 {
+			s.add(id, i, nil)
+			if s.nameOf(2) != nil {
+				t.Fatal("a node added without a name has one")
+			}
+		}
+		s.add(id, i, name)
+		want = append(want, name)
+	}
+	if len(s.bigNames) == 0 || len(s.names) > 20 {
+		t.Fatalf("%d bytes in the buffer, %d names beside it", len(s.names), len(s.bigNames))
+	}
+	for i, w := range want {
+		if got := s.nameOf(i); string(got) != string(w) {
+			t.Errorf("node %d: name %q, want %q", i, got, w)
+		}
+	}
+}

@@ -35,74 +35,91 @@ func refOf(e graph.Edge) edgeRef { return edgeRef{index: e.Index, rel: e.Rel, at
 
 func isProcess(k graph.Kind) bool { return k == graph.Job || k == graph.Run }
 
-// neighbors appends to hops the nodes one step up- or downstream of id, in
-// data-flow terms: datasets and jobs (dataset level), dataset versions and
-// runs (run level), columns (column level; a column's downstream also
-// reaches the datasets it affects as a whole, which continue at dataset
-// level).
+// listSpec is one adjacency list a traversal step reads: the edges of
+// rel leaving the node (out) or entering it; the node is the data-flow
+// source of the edges when idIsFrom; arel is the answer relation.
+type listSpec struct {
+	out      bool
+	rel      graph.Rel
+	idIsFrom bool
+	arel     string
+}
+
+// stepLists[down][kind] are the lists a step from a node of that kind
+// reads, in data-flow terms: datasets and jobs (dataset level), dataset
+// versions and runs (run level), columns (column level; a column's
+// downstream also reaches the datasets it affects as a whole, which
+// continue at dataset level).
+var stepLists = func() (t [2][256][]listSpec) {
+	up, down := &t[0], &t[1]
+	down[graph.Dataset] = []listSpec{{false, graph.JobReads, true, answer.RelInput}}
+	up[graph.Dataset] = []listSpec{{false, graph.JobWrites, false, answer.RelOutput}}
+	down[graph.Job] = []listSpec{{true, graph.JobWrites, true, answer.RelOutput}}
+	up[graph.Job] = []listSpec{{true, graph.JobReads, false, answer.RelInput}}
+	down[graph.Run] = []listSpec{{true, graph.Wrote, true, answer.RelOutput}}
+	up[graph.Run] = []listSpec{{true, graph.Read, false, answer.RelInput}}
+	down[graph.DatasetVersion] = []listSpec{{false, graph.Read, true, answer.RelInput}}
+	up[graph.DatasetVersion] = []listSpec{{false, graph.Wrote, false, answer.RelOutput}}
+	down[graph.Column] = []listSpec{{false, graph.DerivedFrom, true, answer.RelDerives}, {false, graph.Affects, true, answer.RelAffects}}
+	up[graph.Column] = []listSpec{{true, graph.DerivedFrom, false, answer.RelDerives}}
+	return t
+}()
+
+func lists(id graph.ID, down bool) []listSpec {
+	d := 0
+	if down {
+		d = 1
+	}
+	return stepLists[d][id.Kind()]
+}
+
+// neighbors appends to hops the nodes one step up- or downstream of id
+// (stepLists).
 func (s *session) neighbors(hops []hop, id graph.ID, down bool) ([]hop, error) {
 	var err error
-	// scan reads one adjacency list: out says Out (the other end is
-	// e.Dst) or In (e.Src); the queried node is the data-flow source when
-	// idIsFrom.
-	scan := func(out bool, rel graph.Rel, idIsFrom bool, arel string) {
-		if err != nil {
-			return
-		}
-		if out {
-			s.ebuf, err = s.r.AppendOut(s.ebuf[:0], id, rel)
+	for _, l := range lists(id, down) {
+		if l.out {
+			s.ebuf, err = s.r.AppendOut(s.ebuf[:0], id, l.rel)
 		} else {
-			s.ebuf, err = s.r.AppendIn(s.ebuf[:0], id, rel)
+			s.ebuf, err = s.r.AppendIn(s.ebuf[:0], id, l.rel)
+		}
+		if err != nil {
+			return hops, err
 		}
 		for _, e := range s.ebuf {
 			n := e.Dst
-			if !out {
+			if !l.out {
 				n = e.Src
 			}
 			if s.namespaces != nil && !s.inNamespaces(e.Name) {
 				continue
 			}
-			h := hop{next: n, from: n, to: id, rel: arel, ref: refOf(e), name: e.Name}
-			if idIsFrom {
+			h := hop{next: n, from: n, to: id, rel: l.arel, ref: refOf(e), name: e.Name}
+			if l.idIsFrom {
 				h.from, h.to = id, n
 			}
 			hops = append(hops, h)
 		}
 	}
-	switch id.Kind() {
-	case graph.Dataset:
-		if down {
-			scan(false, graph.JobReads, true, answer.RelInput)
-		} else {
-			scan(false, graph.JobWrites, false, answer.RelOutput)
-		}
-	case graph.Job:
-		if down {
-			scan(true, graph.JobWrites, true, answer.RelOutput)
-		} else {
-			scan(true, graph.JobReads, false, answer.RelInput)
-		}
-	case graph.Run:
-		if down {
-			scan(true, graph.Wrote, true, answer.RelOutput)
-		} else {
-			scan(true, graph.Read, false, answer.RelInput)
-		}
-	case graph.DatasetVersion:
-		if down {
-			scan(false, graph.Read, true, answer.RelInput)
-		} else {
-			scan(false, graph.Wrote, false, answer.RelOutput)
-		}
-	case graph.Column:
-		if down {
-			scan(false, graph.DerivedFrom, true, answer.RelDerives)
-			scan(false, graph.Affects, true, answer.RelAffects)
-		} else {
-			scan(true, graph.DerivedFrom, false, answer.RelDerives)
+	return hops, nil
+}
+
+// warmLevel prepares reading the lists of the level's nodes
+// (graph.Reader.Warm).
+func (s *session) warmLevel(level []levelItem, down bool) {
+	var keys [graph.WarmBatch]graph.ListKey
+	n := 0
+	for _, it := range level {
+		for _, l := range lists(it.id, down) {
+			if n == len(keys) {
+				s.r.Warm(keys[:n])
+				n = 0
+			}
+			keys[n] = graph.ListKey{ID: it.id, Out: l.out, Rel: l.rel}
+			n++
 		}
 	}
-	return hops, err
+	s.r.Warm(keys[:n])
 }
 
 // inNamespaces reports whether the node with the encoded name is inside
@@ -150,9 +167,12 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 		s.order[i].walk = s.walks
 	}
 	for len(level) > 0 {
-		slices.SortFunc(level, func(a, b levelItem) int { return compareIDs(&a.id, &b.id) })
+		level, nextLevel = s.sortLevel(level, nextLevel[:0])
 		nextLevel = nextLevel[:0]
-		for _, it := range level {
+		for j, it := range level {
+			if j%graph.WarmBatch == 0 {
+				s.warmLevel(level[j:min(j+graph.WarmBatch, len(level))], down)
+			}
 			if err := s.canceled(); err != nil {
 				return err
 			}
@@ -177,6 +197,7 @@ func (s *session) traverse(start graph.ID, down bool, maxDepth int) error {
 				return err
 			}
 			s.hbuf = hops
+			s.pos.warmHops(hops)
 			next := it.depth
 			if !process {
 				next++
@@ -229,6 +250,41 @@ func (s *session) keepLevelBufs(a, b []levelItem) {
 		s.sc.level, s.sc.next = a[:0], b[:0]
 	}
 }
+
+// sortLevel orders level by id (compareIDs), into buf; it returns the
+// sorted level and level's memory for reuse. It sorts 64-bit words — the
+// first sortKeyBits bits of the id over the item's position — with the
+// compiler's comparison instead of a function call per comparison, then
+// orders the rare runs whose ids share those bits by their full ids.
+func (s *session) sortLevel(level, buf []levelItem) (sorted, spare []levelItem) {
+	if len(level) >= 1<<sortPosBits {
+		slices.SortFunc(level, func(a, b levelItem) int { return compareIDs(&a.id, &b.id) })
+		return level, buf
+	}
+	keys := s.sortKeys(len(level))
+	for i := range level {
+		keys[i] = binary.BigEndian.Uint64(level[i].id[:8])>>sortPosBits<<sortPosBits | uint64(i)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		buf = append(buf, level[k&(1<<sortPosBits-1)])
+	}
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j]>>sortPosBits == keys[i]>>sortPosBits {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(buf[i:j], func(a, b levelItem) int { return compareIDs(&a.id, &b.id) })
+		}
+		i = j
+	}
+	return buf, level[:0]
+}
+
+// sortPosBits is the bits of a sort key that hold the item's position:
+// levels of up to 2^20 nodes (more than MaxBudget) sort by key.
+const sortPosBits = 20
 
 // compareIDs orders ids as bytes.Compare does, eight bytes at a time.
 func compareIDs(a, b *graph.ID) int {
