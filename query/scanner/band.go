@@ -112,7 +112,7 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 	}
 	half := 0.0
 	if len(dev) > 0 {
-		half = o.K * madScale * median(dev) * math.Abs(med) * math.Sqrt(1+math.Pi/2/float64(n))
+		half = o.K * madScale * medianSelect(dev) * math.Abs(med) * math.Sqrt(1+math.Pi/2/float64(n))
 	}
 	if f := o.MinRelWidth * math.Abs(med); half < f {
 		half = f
@@ -137,13 +137,21 @@ type bandScratch struct {
 var bandScratchPool = sync.Pool{New: func() any { return new(bandScratch) }}
 
 // sortRanks sets sc.sorted to the values of g in ascending order and
-// sc.rank[i] to the position of g[i] among them.
+// sc.rank[i] to the position of g[i] among them (ties in g's order).
 func (sc *bandScratch) sortRanks(g []bandPoint) {
 	sc.idx = sc.idx[:0]
 	for i := range g {
 		sc.idx = append(sc.idx, i)
 	}
-	slices.SortStableFunc(sc.idx, func(a, b int) int { return cmp.Compare(g[a].v, g[b].v) })
+	// A stable insertion sort: groups hold at most Window points.
+	for i := 1; i < len(sc.idx); i++ {
+		x := sc.idx[i]
+		j := i
+		for ; j > 0 && cmp.Less(g[x].v, g[sc.idx[j-1]].v); j-- {
+			sc.idx[j] = sc.idx[j-1]
+		}
+		sc.idx[j] = x
+	}
 	sc.sorted = sc.sorted[:0]
 	sc.rank = slices.Grow(sc.rank[:0], len(g))[:len(g)]
 	for r, i := range sc.idx {
@@ -184,6 +192,62 @@ func median(vals []float64) float64 {
 		return vals[n/2]
 	}
 	return (vals[n/2-1] + vals[n/2]) / 2
+}
+
+// medianSelect is median(vals) by selection instead of sorting (vals is
+// reordered): the same order statistics, so the same value bit for bit
+// when equal values have equal bits (no -0 beside 0: band passes
+// absolute relative deviations).
+func medianSelect(vals []float64) float64 {
+	n := len(vals)
+	k := n / 2
+	selectNth(vals, k)
+	if n%2 == 1 {
+		return vals[k]
+	}
+	lo := vals[0] // the largest of vals[:k]: the lower middle value
+	for _, v := range vals[1:k] {
+		if cmp.Less(lo, v) {
+			lo = v
+		}
+	}
+	return (lo + vals[k]) / 2
+}
+
+// selectNth reorders v so that v[k] is the value sorting would put there,
+// with no larger value before it and no smaller after (cmp.Less order).
+func selectNth(v []float64, k int) {
+	lo, hi := 0, len(v)-1
+	for hi > lo {
+		// Median-of-three pivot, moved to hi; Lomuto partition.
+		mid := lo + (hi-lo)/2
+		if cmp.Less(v[mid], v[lo]) {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if cmp.Less(v[hi], v[lo]) {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if cmp.Less(v[mid], v[hi]) {
+			v[mid], v[hi] = v[hi], v[mid]
+		}
+		p := v[hi]
+		i := lo
+		for j := lo; j < hi; j++ {
+			if cmp.Less(v[j], p) {
+				v[i], v[j] = v[j], v[i]
+				i++
+			}
+		}
+		v[i], v[hi] = v[hi], v[i]
+		switch {
+		case k < i:
+			hi = i - 1
+		case k > i:
+			lo = i + 1
+		default:
+			return
+		}
+	}
 }
 
 // outside reports whether v is outside b.

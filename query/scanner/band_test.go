@@ -3,6 +3,7 @@ package scanner
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -105,6 +106,30 @@ func TestBandMatchesSortingReference(t *testing.T) {
 					t.Fatalf("options %+v, trial %d, weekday %d: band %+v %v, by sorting %+v %v", o, trial, wd, got, gok, want, wok)
 				}
 			}
+		}
+	}
+}
+
+// TestMedianSelect: selection gives median's value, bit for bit, on what
+// band gives it (relative deviations: not negative), with ties, zeros,
+// infinities and NaNs among the values.
+func TestMedianSelect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	special := []float64{0, math.Inf(1), math.NaN(), 1, 1, 2}
+	for trial := range 3000 {
+		n := 1 + rng.IntN(60)
+		vals := make([]float64, n)
+		for i := range vals {
+			if rng.IntN(4) == 0 {
+				vals[i] = special[rng.IntN(len(special))]
+			} else {
+				vals[i] = math.Abs(math.Round(rng.NormFloat64() * 10))
+			}
+		}
+		want := median(slices.Clone(vals))
+		got := medianSelect(slices.Clone(vals))
+		if math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want)) {
+			t.Fatalf("trial %d: %v: medianSelect %v, median %v", trial, vals, got, want)
 		}
 	}
 }
