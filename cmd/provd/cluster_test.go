@@ -590,8 +590,10 @@ func TestClusterBootstrapPeers(t *testing.T) {
 		}
 		peers += n.id + "=" + n.raftAddr + "=" + n.grpc
 	}
+	admin := map[string]string{}
 	for _, n := range e.nodes {
-		n.start(t, true, "--bootstrap", "--peers", peers)
+		admin[n.id] = freeAddr(t)
+		n.start(t, true, "--bootstrap", "--peers", peers, "--admin-addr", admin[n.id])
 	}
 	st := e.waitMembers(3)
 	for _, m := range st.GetMembers() {
@@ -618,4 +620,34 @@ func TestClusterBootstrapPeers(t *testing.T) {
 		acks[resp.GetIndex()] = [32]byte(resp.GetLeafHash())
 	}
 	e.converge(3, acks)
+
+	// The leader reports each follower's replication lag; followers none.
+	leader := e.waitMembers(3).GetLeader().GetId()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := scrape(t, "http://"+admin[leader]+"/metrics")
+		n := 0
+		for _, f := range e.nodes {
+			if v, ok := got[`provledger_raft_replication_lag_entries{peer="`+f.id+`"}`]; ok && f.id != leader && v < 1000 {
+				n++
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader %s: replication lag of %d followers reported after 20 s, want 2", leader, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, f := range e.nodes {
+		if f.id == leader {
+			continue
+		}
+		for series := range scrape(t, "http://"+admin[f.id]+"/metrics") {
+			if strings.HasPrefix(series, "provledger_raft_replication_lag_entries") && e.waitMembers(3).GetLeader().GetId() != f.id {
+				t.Errorf("follower %s reports %s", f.id, series)
+			}
+		}
+	}
 }
