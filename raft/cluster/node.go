@@ -38,6 +38,7 @@ const (
 	DefaultTrailingLogs      = 2048
 	DefaultSnapshotRetain    = 2
 	DefaultTransportTimeout  = 10 * time.Second
+	DefaultLogCache          = 32
 	// DefaultTimeout is the heartbeat, election and leader lease timeout
 	// when Config leaves them zero (hashicorp/raft's own defaults are 1 s,
 	// 1 s and 500 ms). A follower checks for the leader's contact on a
@@ -112,6 +113,13 @@ type Config struct {
 	MaxAppendEntries int
 	// Store configures the Badger log store.
 	Store badgerstore.Options
+	// LogCache is the number of most recent Raft log entries kept in
+	// memory in front of the log store (raft.LogCache), so that the
+	// leader replicating them and a follower applying them do not read
+	// back and decode what was just written. Default DefaultLogCache (32
+	// batches: ~1 MiB at ~30 entries per batch, at most 32 ×
+	// MaxCommandBytes); negative turns it off.
+	LogCache int
 	// RaftConfig, if set, may adjust the raft.Config before the node starts.
 	RaftConfig func(*raft.Config)
 	// Logger receives the node's and raft's logs. Default slog.Default().
@@ -277,7 +285,15 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.RaftConfig != nil {
 		cfg.RaftConfig(rc)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans); err != nil {
+	var logs raft.LogStore = n.store
+	if size := cmpOr(cfg.LogCache, DefaultLogCache); size > 0 {
+		// The cache passes IsMonotonic through, not CommitTrackingLogStore:
+		// fine while RestoreCommittedLogs stays off (see above).
+		if logs, err = raft.NewLogCache(size, n.store); err != nil {
+			return nil, fmt.Errorf("cluster: log cache: %w", err)
+		}
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.store, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	ok = true
