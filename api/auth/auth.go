@@ -30,7 +30,6 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
-	"github.com/provledger/provledger/crypto/policy"
 )
 
 // Sentinel errors of Authorize and Authenticate (the interceptors turn
@@ -294,8 +293,9 @@ func rolesString(p *Principal) string {
 // payload type and every signature's key id. (Every signature must verify
 // with the key its key id names, which the Ledger service checks next, so
 // the key ids checked here are the real signers of an accepted append.)
-// A policy entry needs the admin role (and, checked by the service, an
-// admin key's signature): an appender cannot change policy.
+// A policy or redaction entry needs the admin role (and, checked by the
+// service and the ledger, an admin key's signature): an appender cannot
+// change policy nor erase entries (adminEntries, policy.go).
 func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRequest) error {
 	if err := a.Allow(p, ClassAppend); err != nil {
 		return err
@@ -316,8 +316,8 @@ func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRe
 			keyIDs = append(keyIDs, s.GetKeyid())
 		}
 	case *provledgerpb.AppendRequest_DsseJson:
-		if len(p.PayloadTypes) == 0 && len(p.Keys) == 0 && !mayBePolicy(b.DsseJson) {
-			return nil // not a policy entry, and nothing else to check
+		if len(p.PayloadTypes) == 0 && len(p.Keys) == 0 && !mayBeAdminEntry(b.DsseJson) {
+			return nil // not an admin entry, and nothing else to check
 		}
 		env, err := envelope.Parse(b.DsseJson)
 		if err != nil {
@@ -330,8 +330,8 @@ func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRe
 	default:
 		return nil // no envelope: the service rejects it
 	}
-	if ptype == policy.PayloadType {
-		return fmt.Errorf("%w: %q (roles %s) may not append a policy entry: that needs the admin role (and an admin key's signature); ask a policy admin (prov policy apply)", ErrForbidden, p.Name, rolesString(p))
+	if ae, ok := adminEntries[ptype]; ok {
+		return fmt.Errorf("%w: %q (roles %s) may not append a %s entry: that needs the admin role (and an admin key's signature); %s", ErrForbidden, p.Name, rolesString(p), ae.kind, ae.ask)
 	}
 	if !p.mayAppendType(ptype) {
 		return fmt.Errorf("%w: %q may not append payload type %q (it may append %s)", ErrForbidden, p.Name, ptype, strings.Join(p.PayloadTypes, ", "))

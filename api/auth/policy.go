@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/provledger/provledger/crypto/policy"
+	"github.com/provledger/provledger/ledger/redaction"
 )
 
 // Roles in the policy (docs/security.md, "Roles in the policy"): when the
@@ -114,10 +115,31 @@ func (a *Authenticator) derived(st *policy.State, g *policy.IdentityGrant, file 
 	return p
 }
 
-// mayBePolicy reports whether a DSSE envelope in JSON could have the
-// policy payload type: false only when it cannot (the type's text does
-// not occur, and no \u escape could spell it), so appends need not be
-// parsed here to find out.
-func mayBePolicy(dsse []byte) bool {
-	return bytes.Contains(dsse, []byte("policy+json")) || bytes.Contains(dsse, []byte(`\u`))
+// adminEntries are the payload types only a caller with the admin role
+// may append, whatever its namespace grant, because the entry changes
+// what the log enforces (a policy entry) or deletes what it holds (a
+// redaction entry); the service and the ledger then check that an admin
+// key signed it. One rule for both (AuthorizeAppend): an appender cannot
+// change policy nor erase entries. The value names the entry and says
+// whom to ask.
+var adminEntries = map[string]struct{ kind, ask string }{
+	policy.PayloadType:    {"policy", "ask a policy admin (prov policy apply)"},
+	redaction.PayloadType: {"redaction", "ask an admin to redact it (prov redact)"},
+}
+
+// adminEntryMarkers are byte strings one of which a DSSE envelope in JSON
+// holds if its payload type is one of adminEntries: the end of each type,
+// and the start of a \u escape that could spell any of them.
+var adminEntryMarkers = [][]byte{[]byte("policy+json"), []byte("redaction+json"), []byte(`\u`)}
+
+// mayBeAdminEntry reports whether a DSSE envelope in JSON could have one
+// of the adminEntries payload types: false only when it cannot, so
+// appends need not be parsed here to find out.
+func mayBeAdminEntry(dsse []byte) bool {
+	for _, m := range adminEntryMarkers {
+		if bytes.Contains(dsse, m) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/policy"
+	"github.com/provledger/provledger/ledger/redaction"
 )
 
 // testPolicy returns the State of a policy document with identities.
@@ -33,7 +34,8 @@ func testPolicy(t *testing.T, index uint64, doc string) *policy.State {
 // force decide what the callers they name may do (the tokens file only
 // authenticates them); callers the policy does not name keep their tokens
 // file grant; a policy change applies to the next request; an appender
-// cannot append a policy entry, however the envelope spells its type.
+// cannot append a policy or a redaction entry, however the envelope
+// spells its type.
 func TestPolicyRoles(t *testing.T) {
 	e, a := startAuthed(t, false)
 	otherKey := apitest.KeyID(apitest.OtherKey).String()
@@ -52,15 +54,29 @@ identities:
 	appendTo := func(ns string) func(ctx context.Context) error {
 		return func(ctx context.Context) error { _, err := lc.Append(ctx, nsRequest(next(), ns)); return err }
 	}
-	policyEntry := func(escape bool) func(ctx context.Context) error {
+	// adminEntry appends an entry of an admin-only payload type (policy,
+	// redaction) to team-c as DSSE JSON, its type escaped if asked.
+	adminEntry := func(ptype string, escape bool) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			env := apitest.Sign(policy.PayloadType, []byte(`{"policyVersion":1}`), apitest.TrustedKey)
+			env := apitest.Sign(ptype, []byte(`{"policyVersion":1}`), apitest.TrustedKey)
 			de := &envelope.Envelope{PayloadType: env.PayloadType, Payload: env.Payload, Signatures: []envelope.Signature{{KeyID: env.Signatures[0].Keyid, Sig: env.Signatures[0].Sig}}}
 			b := de.Marshal()
 			if escape {
-				b = bytes.Replace(b, []byte("policy+json"), []byte(`policy\u002bjson`), 1)
+				b = bytes.Replace(b, []byte(ptype), []byte(strings.Replace(ptype, "+", `\u002b`, 1)), 1)
+				if bytes.Contains(b, []byte(ptype)) {
+					t.Fatalf("the escaped envelope still spells %s: %s", ptype, b)
+				}
 			}
 			_, err := lc.Append(ctx, &provledgerpb.AppendRequest{Namespace: "team-c", Body: &provledgerpb.AppendRequest_DsseJson{DsseJson: b}})
+			return err
+		}
+	}
+	// envelopeEntry appends an entry of payload type ptype to ns as a
+	// protobuf envelope.
+	envelopeEntry := func(ns, ptype string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			env := apitest.Sign(ptype, []byte(`{"policyVersion":1}`), apitest.TrustedKey)
+			_, err := lc.Append(ctx, &provledgerpb.AppendRequest{Namespace: ns, Body: &provledgerpb.AppendRequest_Envelope{Envelope: env}})
 			return err
 		}
 	}
@@ -84,13 +100,12 @@ identities:
 		{"typed: reader by policy", "typed", read, codes.OK, ""},
 		{"typed: type not granted", "typed", appendTo("team-a"), codes.PermissionDenied, "may not append payload type"},
 		{"keyed: key not granted by the policy", "keyed", appendTo("team-a"), codes.PermissionDenied, "identities[].keys of the policy in force (policy entry 4)"},
-		{"appender: policy entry", "team-a", policyEntry(false), codes.PermissionDenied, "needs the admin role"},
-		{"appender: policy entry with an escaped type", "team-a", policyEntry(true), codes.PermissionDenied, "needs the admin role"},
-		{"team-b: policy entry without a policy grant", "team-b", func(ctx context.Context) error {
-			env := apitest.Sign(policy.PayloadType, []byte(`{"policyVersion":1}`), apitest.TrustedKey)
-			_, err := lc.Append(ctx, &provledgerpb.AppendRequest{Namespace: "team-b", Body: &provledgerpb.AppendRequest_Envelope{Envelope: env}})
-			return err
-		}, codes.PermissionDenied, "needs the admin role"},
+		{"appender: policy entry", "team-a", adminEntry(policy.PayloadType, false), codes.PermissionDenied, "may not append a policy entry: that needs the admin role"},
+		{"appender: policy entry with an escaped type", "team-a", adminEntry(policy.PayloadType, true), codes.PermissionDenied, "may not append a policy entry: that needs the admin role"},
+		{"appender: redaction entry", "team-a", adminEntry(redaction.PayloadType, false), codes.PermissionDenied, "may not append a redaction entry: that needs the admin role"},
+		{"appender: redaction entry with an escaped type", "team-a", adminEntry(redaction.PayloadType, true), codes.PermissionDenied, "may not append a redaction entry: that needs the admin role"},
+		{"team-b: policy entry without a policy grant", "team-b", envelopeEntry("team-b", policy.PayloadType), codes.PermissionDenied, "may not append a policy entry: that needs the admin role"},
+		{"team-b: redaction entry without a policy grant", "team-b", envelopeEntry("team-b", redaction.PayloadType), codes.PermissionDenied, "may not append a redaction entry: that needs the admin role"},
 	}
 	for _, st := range steps {
 		err := st.call(withToken(st.token))

@@ -46,9 +46,41 @@ func newPolicyTestKey(t *testing.T, name string) policyTestKey {
 	return policyTestKey{priv: priv, id: id, pem: string(pem)}
 }
 
-// indent indents a PEM block for a YAML literal.
-func indent(s string) string {
-	return "      " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n      ")
+// policyFileKey is a key of a test policy file: its name, whether it is
+// an admin key, and what it may sign (nil: everything).
+type policyFileKey struct {
+	name               string
+	key                policyTestKey
+	admin              bool
+	namespaces, ptypes []string
+}
+
+// writePolicyFile writes a replace: true policy granting keys, followed
+// by the YAML of extra (e.g. identities), to dir/policy.yaml and returns
+// its path.
+func writePolicyFile(t *testing.T, dir string, keys []policyFileKey, extra string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("policyVersion: 1\nreplace: true\nkeys:\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  - name: %s\n", k.name)
+		if k.admin {
+			b.WriteString("    admin: true\n")
+		}
+		if k.namespaces != nil {
+			fmt.Fprintf(&b, "    namespaces: [%s]\n", strings.Join(k.namespaces, ", "))
+		}
+		if k.ptypes != nil {
+			fmt.Fprintf(&b, "    payloadTypes: [%s]\n", strings.Join(k.ptypes, ", "))
+		}
+		b.WriteString("    publicKey: |\n      " + strings.ReplaceAll(strings.TrimSpace(k.key.pem), "\n", "\n      ") + "\n")
+	}
+	b.WriteString(extra)
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 func policyRequest(t *testing.T, ns, typ, body string, k policyTestKey) *provledgerpb.AppendRequest {
@@ -71,27 +103,11 @@ func policyRequest(t *testing.T, ns, typ, body string, k policyTestKey) *provled
 func TestPolicyBootstrapAndRestart(t *testing.T) {
 	admin, teamA, teamB := newPolicyTestKey(t, "admin"), newPolicyTestKey(t, "team-a"), newPolicyTestKey(t, "team-b")
 	dir := t.TempDir()
-	file := filepath.Join(dir, "policy.yaml")
-	doc := fmt.Sprintf(`policyVersion: 1
-replace: true
-keys:
-  - name: admin
-    admin: true
-    namespaces: [provledger.policy]
-    publicKey: |
-%s
-  - name: team-a
-    namespaces: [team-a]
-    publicKey: |
-%s
-  - name: team-b
-    namespaces: [team-b]
-    publicKey: |
-%s
-`, indent(admin.pem), indent(teamA.pem), indent(teamB.pem))
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writePolicyFile(t, dir, []policyFileKey{
+		{name: "admin", key: admin, admin: true, namespaces: []string{"provledger.policy"}},
+		{name: "team-a", key: teamA, namespaces: []string{"team-a"}},
+		{name: "team-b", key: teamB, namespaces: []string{"team-b"}},
+	}, "")
 	data := filepath.Join(dir, "data")
 	args := []string{"--origin", "test.provledger/policy", "--policy", file, "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}
 	const typ = "application/vnd.in-toto+json"
@@ -156,36 +172,21 @@ keys:
 // token for namespace A cannot append to B although its tokens line
 // allows it; an appender cannot change policy; a policy entry needs both
 // the admin role and an admin key), and the policy's admin keys may
-// redact (no --admin-keys) when granted the redaction payload type; an
-// admin key without that grant is refused, naming the type.
+// redact (no --admin-keys) when granted the redaction payload type and
+// sent by a caller with the admin role; an admin key without that grant
+// is refused, naming the type, and so is an appender's redaction signed
+// by an admin key, naming the role.
 func TestPolicyRolesAndRedaction(t *testing.T) {
 	admin, admin2, teamA := newPolicyTestKey(t, "admin"), newPolicyTestKey(t, "admin2"), newPolicyTestKey(t, "team-a")
 	dir := t.TempDir()
-	file := filepath.Join(dir, "policy.yaml")
-	doc := fmt.Sprintf(`policyVersion: 1
-replace: true
-keys:
-  - name: admin
-    admin: true
-    payloadTypes: [%s, %s]
-    publicKey: |
-%s
-  - name: policy-only-admin
-    admin: true
-    payloadTypes: [%s]
-    publicKey: |
-%s
-  - name: team-a
-    namespaces: [team-a, team-b]
-    publicKey: |
-%s
-identities:
+	file := writePolicyFile(t, dir, []policyFileKey{
+		{name: "admin", key: admin, admin: true, ptypes: []string{policy.PayloadType, redaction.PayloadType}},
+		{name: "policy-only-admin", key: admin2, admin: true, ptypes: []string{policy.PayloadType}},
+		{name: "team-a", key: teamA, namespaces: []string{"team-a", "team-b"}},
+	}, `identities:
   - {name: team-a, roles: [appender], namespaces: [team-a]}
   - {name: ops, roles: [admin]}
-`, policy.PayloadType, redaction.PayloadType, indent(admin.pem), policy.PayloadType, indent(admin2.pem), indent(teamA.pem))
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	tokens := filepath.Join(dir, "tokens")
 	lines := "team-a " + auth.HashToken("tok-a") + " roles=appender ns=team-a,team-b\nops " + auth.HashToken("tok-ops") + " roles=appender ns=ops\n"
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
@@ -197,8 +198,10 @@ identities:
 	const typ = "application/vnd.in-toto+json"
 	addJob := `{"policyVersion": 1, "jobs": [{"namespace": "team-a", "name": "etl", "approvedVersions": ["abc1234"]}]}`
 	var redactBody []byte
-	redact := func(k policyTestKey) *provledgerpb.AppendRequest {
-		return policyRequest(t, "admin", redaction.PayloadType, string(redactBody), k)
+	redact := func(ns string, k policyTestKey) func() *provledgerpb.AppendRequest {
+		return func() *provledgerpb.AppendRequest {
+			return policyRequest(t, ns, redaction.PayloadType, string(redactBody), k)
+		}
 	}
 	steps := []struct {
 		name, token string
@@ -217,8 +220,9 @@ identities:
 		{"admin role and admin key", "tok-ops", func() *provledgerpb.AppendRequest {
 			return policyRequest(t, "provledger.policy", policy.PayloadType, addJob, admin)
 		}, codes.OK, ""},
-		{"redaction by an admin key not granted it", "tok-ops", func() *provledgerpb.AppendRequest { return redact(admin2) }, codes.PermissionDenied, "granted payload types " + policy.PayloadType + " only"},
-		{"redaction by an admin key granted it", "tok-ops", func() *provledgerpb.AppendRequest { return redact(admin) }, codes.OK, ""},
+		{"redaction by an appender (in its namespace, signed by an admin key granted it)", "tok-a", redact("team-a", admin), codes.PermissionDenied, `"team-a" (roles appender) may not append a redaction entry: that needs the admin role`},
+		{"redaction by an admin key not granted it", "tok-ops", redact("admin", admin2), codes.PermissionDenied, "granted payload types " + policy.PayloadType + " only"},
+		{"redaction by an admin key granted it", "tok-ops", redact("admin", admin), codes.OK, ""},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
