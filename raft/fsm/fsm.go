@@ -132,7 +132,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 			for i := range c.Batch.Entries {
 				c.Batch.Entries[i].Prepared = p[i]
 			}
-		} else {
+		} else if l.Index > f.log.AppliedIndex() { // not a replay the ledger skips
 			f.prepare(c.Batch.Entries)
 		}
 		a, err := f.log.Apply(c.Batch, ledger.ApplyOptions{RaftIndex: l.Index})

@@ -162,3 +162,26 @@ func TestStashedBatchNotPreparedAgain(t *testing.T) {
 		t.Errorf("indexed Prepared = %v, want [stashed <nil>]", ix.prepared)
 	}
 }
+
+// A batch the ledger already applied (a replay after a restart) is
+// skipped by the ledger: its payloads are not parsed for nothing.
+func TestReplayNotPrepared(t *testing.T) {
+	l, ix := openPreparingLog(t, 0)
+	f := newFSM(t, l, fsm.Options{PrepareWorkers: 2})
+	data, err := fsm.EncodeBatch(ledger.Batch{Time: time.UnixMilli(1_700_000_000_000), Entries: []ledger.Entry{entryOf(preparedType, dsse("a"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApplied(t, f.Apply(&raft.Log{Index: 5, Term: 1, Type: raft.LogCommand, Data: data}))
+	if n := ix.calls.Load(); n != 1 {
+		t.Fatalf("Prepare called %d times for a new batch, want 1", n)
+	}
+	for _, idx := range []uint64{4, 5} {
+		if a := mustApplied(t, f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: data})); !a.Skipped {
+			t.Fatalf("raft index %d applied again: %+v", idx, a)
+		}
+	}
+	if n := ix.calls.Load(); n != 1 {
+		t.Errorf("Prepare called %d times in all, want 1 (replays are not prepared)", n)
+	}
+}
