@@ -146,6 +146,7 @@ func startNode(ctx context.Context, c *config, stdout, stderr io.Writer) (*node,
 	if err := pol.bootstrap(ctx, c, seq, priv, lg); err != nil { // --policy, at the first start
 		return nil, err
 	}
+	pol.warnUnenforcedIdentities(ctx, g.auth != nil, lg) // policy.go: identities without --auth-tokens
 	svc := service.Config{
 		Log:                 l,
 		Sequencer:           pol.sequencer(seq),

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -118,6 +119,57 @@ func (np *nodePolicy) bindAuth(a *auth.Authenticator) {
 	if a != nil {
 		a.SetPolicy(np.index.Current)
 	}
+}
+
+// msgIdentitiesNotEnforced is the warning of a node whose policy names
+// identities while authentication is off (warnUnenforcedIdentities).
+const msgIdentitiesNotEnforced = "POLICY IDENTITIES NOT ENFORCED: the policy in force names identities (the roles of the node's callers), but authentication is off, so every caller may call every RPC whatever the identities say; turn authentication on with --auth-tokens FILE (PROVLEDGER_AUTH_TOKENS; one line per identity's token: provd token new NAME), and --tls-client-ca for identities that authenticate by client certificate"
+
+// warnUnenforcedIdentities logs msgIdentitiesNotEnforced when
+// authentication is off (authOn false: no --auth-tokens, so there is no
+// authenticator to bind the identities to) and the policy in force names
+// identities: once at start (before the node serves), and again for each
+// policy entry applied later after which the policy still names
+// identities, until ctx (the node's signal context) ends.
+func (np *nodePolicy) warnUnenforcedIdentities(ctx context.Context, authOn bool, lg *slog.Logger) {
+	if authOn {
+		return
+	}
+	w := &identitiesWarner{log: lg}
+	latest := func() *policy.State { return np.index.At(math.MaxUint64) } // including entries not yet in a checkpoint
+	w.check(latest())
+	go func() {
+		for {
+			changed := np.index.Changed() // before reading the state: no change is missed
+			w.check(latest())
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}()
+}
+
+// identitiesWarner warns once per policy entry after which the policy
+// names identities (the State of that entry).
+type identitiesWarner struct {
+	log    *slog.Logger
+	warned bool
+	last   uint64 // the policy entry last warned about
+}
+
+func (w *identitiesWarner) check(st *policy.State) {
+	if !st.HasIdentities() || (w.warned && w.last == st.Index()) {
+		return
+	}
+	w.warned, w.last = true, st.Index()
+	ids := st.Identities()
+	names := make([]string, len(ids))
+	for i, g := range ids {
+		names[i] = g.Name
+	}
+	w.log.Warn(msgIdentitiesNotEnforced, "policy_entry", st.Index(), "identities", names)
 }
 
 // sequencer wraps the node's sequencer for the Ledger service: appends are

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +250,91 @@ func TestPolicyRolesAndRedaction(t *testing.T) {
 	}
 	if e.RedactedBy == nil || e.GetRedactedBy() != 3 || len(e.GetEnvelopeJson()) != 0 {
 		t.Errorf("entry 1 after the redaction: redacted by %v, envelope %d bytes; want redacted by entry 3", e.RedactedBy, len(e.GetEnvelopeJson()))
+	}
+}
+
+// unenforcedWarnings returns the policy entries named by the node's
+// msgIdentitiesNotEnforced warnings in its JSON log, in order.
+func unenforcedWarnings(t *testing.T, log string) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct {
+			Level, Msg  string
+			PolicyEntry *uint64 `json:"policy_entry"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != msgIdentitiesNotEnforced {
+			continue
+		}
+		if rec.Level != "WARN" || rec.PolicyEntry == nil {
+			t.Fatalf("warning without level WARN or policy_entry: %s", line)
+		}
+		out = append(out, *rec.PolicyEntry)
+	}
+	return out
+}
+
+// TestPolicyIdentitiesWithoutAuth: a node whose policy names identities
+// while authentication is off (no --auth-tokens) warns at start that they
+// are not enforced and how to turn authentication on, and again when a
+// policy entry that names identities is applied; with --auth-tokens, or
+// with a policy without identities, it does not warn.
+func TestPolicyIdentitiesWithoutAuth(t *testing.T) {
+	admin := newPolicyTestKey(t, "admin")
+	const identities = "identities:\n  - {name: team-a, roles: [appender], namespaces: [team-a]}\n"
+	for _, tc := range []struct {
+		name       string
+		identities string
+		authTokens bool
+		want       []uint64 // the policy entries warned about at start
+	}{
+		{"identities, auth off", identities, false, []uint64{0}},
+		{"identities, --auth-tokens", identities, true, nil},
+		{"no identities, auth off", "", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := writePolicyFile(t, dir, []policyFileKey{{name: "admin", key: admin, admin: true}}, tc.identities)
+			args := []string{"--origin", "test.provledger/policy-warn", "--policy", file, "--data", filepath.Join(dir, "data"),
+				"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "", "--log-level", "warn", "--log-format", "json"}
+			if tc.authTokens {
+				tokens := filepath.Join(dir, "tokens")
+				if err := os.WriteFile(tokens, []byte("ops "+auth.HashToken("tok-ops")+" roles=admin\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--auth-tokens", tokens)
+			}
+			n := startRun(t, args...)
+			// The start-time warning is logged before the node serves.
+			got := unenforcedWarnings(t, n.stderr.String())
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("warnings at start about policy entries %v, want %v; log:\n%s", got, tc.want, &n.stderr)
+			}
+			if tc.want == nil {
+				return
+			}
+			for _, hint := range []string{"--auth-tokens FILE", "PROVLEDGER_AUTH_TOKENS", "--tls-client-ca", `"identities":["team-a"]`} {
+				if !strings.Contains(n.stderr.String(), hint) {
+					t.Errorf("the warning does not say %s:\n%s", hint, &n.stderr)
+				}
+			}
+			// An amendment that names another identity is applied: warned
+			// about too (by the node's watcher, once the index has it).
+			amend := `{"policyVersion": 1, "identities": [{"name": "ci", "roles": ["appender"], "namespaces": ["ci"]}]}`
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r, err := n.dial(t).Append(ctx, policyRequest(t, "provledger.policy", policy.PayloadType, amend, admin))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []uint64{0, r.GetIndex()}
+			for !slices.Equal(unenforcedWarnings(t, n.stderr.String()), want) {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("warnings about policy entries %v, want %v; log:\n%s", unenforcedWarnings(t, n.stderr.String()), want, &n.stderr)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		})
 	}
 }
