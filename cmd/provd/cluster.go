@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/provledger/provledger/api/clusterservice"
 	"github.com/provledger/provledger/api/forward"
@@ -439,6 +441,12 @@ func (r *raftSequencer) register(ctx context.Context, c *config) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err = provledgerpb.NewClusterClient(conn).Join(cctx, req)
 		cancel()
+		if c := status.Code(err); c == codes.AlreadyExists || c == codes.InvalidArgument {
+			// Refused for good (this node's id or address clashes with
+			// another member's, or is malformed): retrying cannot help.
+			r.stopWith(fmt.Errorf("cluster join through %s refused: %s", to, status.Convert(err).Message()))
+			return
+		}
 		if err != nil {
 			r.lg.Warn("cluster join: retrying", "to", to, "err", err)
 			continue

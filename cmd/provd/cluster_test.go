@@ -100,33 +100,10 @@ type clusterEnv struct {
 
 func newClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
-	priv, err := keys.Generate("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := keys.MarshalPrivatePEM(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := checkpoint.NewVerifier(devOrigin, priv.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pem, v := sharedLogKey(t)
 	e := &clusterEnv{t: t, v: v}
 	for i := range 3 {
-		n := &cnode{id: fmt.Sprintf("n%d", i+1), data: t.TempDir(), grpc: freeAddr(t), http: freeAddr(t), raftAddr: freeAddr(t)}
-		// The shared log key in each data directory, where provd looks
-		// for it by default: restarts need no --log-key.
-		if err := os.WriteFile(filepath.Join(n.data, "log.key"), pem, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		n.conn, err = grpc.NewClient(n.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.conn.Close() })
-		n.ledger, n.clus = provledgerpb.NewLedgerClient(n.conn), provledgerpb.NewClusterClient(n.conn)
-		e.nodes = append(e.nodes, n)
+		e.nodes = append(e.nodes, newCnode(t, fmt.Sprintf("n%d", i+1), pem))
 	}
 	e.nodes[0].start(t, true, "--bootstrap")
 	for _, n := range e.nodes[1:] {
@@ -134,6 +111,40 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 	}
 	e.waitMembers(3)
 	return e
+}
+
+// sharedLogKey makes the log key every node of a test cluster signs with.
+func sharedLogKey(t *testing.T) (pem []byte, v note.Verifier) {
+	t.Helper()
+	priv, err := keys.Generate("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pem, err = keys.MarshalPrivatePEM(priv); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = checkpoint.NewVerifier(devOrigin, priv.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	return pem, v
+}
+
+// newCnode makes node id's data directory, holding the shared log key
+// where provd looks for it by default (restarts need no --log-key), free
+// addresses, and clients of its API; start runs it.
+func newCnode(t *testing.T, id string, pem []byte) *cnode {
+	t.Helper()
+	n := &cnode{id: id, data: t.TempDir(), grpc: freeAddr(t), http: freeAddr(t), raftAddr: freeAddr(t)}
+	if err := os.WriteFile(filepath.Join(n.data, "log.key"), pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if n.conn, err = grpc.NewClient(n.grpc, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.conn.Close() })
+	n.ledger, n.clus = provledgerpb.NewLedgerClient(n.conn), provledgerpb.NewClusterClient(n.conn)
+	return n
 }
 
 // waitMembers waits until a running node reports a leader and want
@@ -562,28 +573,11 @@ func slicesContain(s []string, v string) bool {
 // through every node are acknowledged.
 func TestClusterBootstrapPeers(t *testing.T) {
 	e := &clusterEnv{t: t}
-	priv, err := keys.Generate("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := keys.MarshalPrivatePEM(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.v, err = checkpoint.NewVerifier(devOrigin, priv.Public().(ed25519.PublicKey)); err != nil {
-		t.Fatal(err)
-	}
+	pem, v := sharedLogKey(t)
+	e.v = v
 	peers := ""
 	for i := range 3 {
-		n := &cnode{id: fmt.Sprintf("p%d", i+1), data: t.TempDir(), grpc: freeAddr(t), http: freeAddr(t), raftAddr: freeAddr(t)}
-		if err := os.WriteFile(filepath.Join(n.data, "log.key"), pem, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if n.conn, err = grpc.NewClient(n.grpc, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.conn.Close() })
-		n.ledger, n.clus = provledgerpb.NewLedgerClient(n.conn), provledgerpb.NewClusterClient(n.conn)
+		n := newCnode(t, fmt.Sprintf("p%d", i+1), pem)
 		e.nodes = append(e.nodes, n)
 		if peers != "" {
 			peers += ","
@@ -649,5 +643,46 @@ func TestClusterBootstrapPeers(t *testing.T) {
 				t.Errorf("follower %s reports %s", f.id, series)
 			}
 		}
+	}
+}
+
+// TestClusterJoinRefused: a node whose --join the leader refuses for good
+// (its --node-id is a member's at another Raft address) stops with the
+// leader's reason instead of retrying for ever; the cluster is unchanged.
+func TestClusterJoinRefused(t *testing.T) {
+	pem, _ := sharedLogKey(t)
+	n1 := newCnode(t, "n1", pem)
+	n1.start(t, true, "--bootstrap")
+	clash := newCnode(t, "n1", pem) // same id, its own addresses
+	args := []string{"--dev", "--data", clash.data, "--node-id", clash.id, "--log-level", "warn", "--admin-addr", "",
+		"--grpc-addr", clash.grpc, "--http-addr", clash.http, "--raft-addr", clash.raftAddr, "--join", n1.grpc}
+	var stderr syncBuffer
+	cmd := exec.Command(provdBinary(t), args...)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("provd with a clashing --node-id exited 0; stderr:\n%s", stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("provd with a clashing --node-id still runs after 60 s; stderr:\n%s", stderr.String())
+	}
+	for _, want := range []string{"cluster join through " + n1.grpc + " refused", "n1 is already a member at raft address " + n1.raftAddr} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := n1.clus.Status(ctx, &provledgerpb.ClusterStatusRequest{})
+	if err != nil || len(st.GetMembers()) != 1 || st.GetMembers()[0].GetRaftAddress() != n1.raftAddr {
+		t.Fatalf("members after the refused join: %v, %v", st.GetMembers(), err)
 	}
 }
