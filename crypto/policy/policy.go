@@ -171,6 +171,20 @@ type Thresholds struct {
 	// may be behind or ahead of its integration time.
 	MaxClockLag  string `json:"maxClockLag,omitempty"`
 	MaxClockLead string `json:"maxClockLead,omitempty"`
+	// VolumeWindow and CostWindow are the number of past points of a
+	// weekday (or of the series) a band's centre is taken from (1..1000);
+	// VolumeMinPoints and CostMinPoints the points a band needs before it
+	// judges (1..1000, at most the window in force).
+	VolumeWindow    int `json:"volumeWindow,omitempty"`
+	VolumeMinPoints int `json:"volumeMinPoints,omitempty"`
+	CostWindow      int `json:"costWindow,omitempty"`
+	CostMinPoints   int `json:"costMinPoints,omitempty"`
+	// RunWindow is a Go duration: how long a started run may take to
+	// complete, fail or abort.
+	RunWindow string `json:"runWindow,omitempty"`
+	// FreshnessGrace is a Go duration added to a dataset's learned
+	// freshness limit.
+	FreshnessGrace string `json:"freshnessGrace,omitempty"`
 }
 
 // Merge returns t with the members that are set in o replaced by o's:
@@ -193,6 +207,17 @@ func (t Thresholds) Merge(o Thresholds) Thresholds {
 	}
 	if o.MaxClockLead != "" {
 		t.MaxClockLead = o.MaxClockLead
+	}
+	for _, m := range []struct{ to, from *int }{{&t.VolumeWindow, &o.VolumeWindow}, {&t.VolumeMinPoints, &o.VolumeMinPoints}, {&t.CostWindow, &o.CostWindow}, {&t.CostMinPoints, &o.CostMinPoints}} {
+		if *m.from != 0 {
+			*m.to = *m.from
+		}
+	}
+	if o.RunWindow != "" {
+		t.RunWindow = o.RunWindow
+	}
+	if o.FreshnessGrace != "" {
+		t.FreshnessGrace = o.FreshnessGrace
 	}
 	return t
 }

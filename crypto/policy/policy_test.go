@@ -130,6 +130,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad commit", `{"policyVersion": 1, "source": {"gitCommit": "HEAD"}}`, "source.gitCommit"},
 		{"bad threshold", `{"policyVersion": 1, "scanner": {"freshnessFactor": 0.5}}`, "scanner.freshnessFactor"},
 		{"bad lag", `{"policyVersion": 1, "scanner": {"maxClockLag": "-1h"}}`, "scanner.maxClockLag"},
+		{"bad window", `{"policyVersion": 1, "scanner": {"volumeWindow": 1001}}`, "scanner.volumeWindow"},
+		{"negative min points", `{"policyVersion": 1, "scanner": {"costMinPoints": -1}}`, "scanner.costMinPoints"},
+		{"min points above window", `{"policyVersion": 1, "scanner": {"costWindow": 3, "costMinPoints": 4}}`, "must not exceed its window"},
+		{"bad run window", `{"policyVersion": 1, "scanner": {"runWindow": "soon"}}`, "scanner.runWindow"},
 		{"trailing", `{"policyVersion": 1} {}`, "trailing"},
 		{"too large", big, "at most"},
 	} {

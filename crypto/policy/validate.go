@@ -117,7 +117,18 @@ func (t *Thresholds) validate() error {
 			return fmt.Errorf("%w: scanner.%s: %v must be positive and at least %v", ErrBadPolicy, f.name, f.v, f.min)
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"maxClockLag", t.MaxClockLag}, {"maxClockLead", t.MaxClockLead}} {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"volumeWindow", t.VolumeWindow}, {"volumeMinPoints", t.VolumeMinPoints}, {"costWindow", t.CostWindow}, {"costMinPoints", t.CostMinPoints}} {
+		if f.v < 0 || f.v > 1000 {
+			return fmt.Errorf("%w: scanner.%s: %d must be 1..1000", ErrBadPolicy, f.name, f.v)
+		}
+	}
+	if t.VolumeWindow != 0 && t.VolumeMinPoints > t.VolumeWindow || t.CostWindow != 0 && t.CostMinPoints > t.CostWindow {
+		return fmt.Errorf("%w: scanner: a band's minPoints (volume %d, cost %d) must not exceed its window (volume %d, cost %d)", ErrBadPolicy, t.VolumeMinPoints, t.CostMinPoints, t.VolumeWindow, t.CostWindow)
+	}
+	for _, f := range []struct{ name, v string }{{"maxClockLag", t.MaxClockLag}, {"maxClockLead", t.MaxClockLead}, {"runWindow", t.RunWindow}, {"freshnessGrace", t.FreshnessGrace}} {
 		if f.v == "" {
 			continue
 		}
