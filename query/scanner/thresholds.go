@@ -34,7 +34,8 @@ func (s *Scanner) foldThresholds(p *Policy) {
 	}
 	o, err := withThresholds(s.base, t)
 	if err != nil {
-		// Validated policies parse; keep the thresholds in force.
+		// A band's minPoints above its window (set against the Options'
+		// value): the entry's thresholds are ignored, deterministically.
 		s.opts.Logger.Warn("scanner: policy thresholds ignored", "err", err)
 		return
 	}
@@ -81,11 +82,22 @@ func withThresholds(o Options, t policy.Thresholds) (Options, error) {
 	if t.CostMinDaily != 0 {
 		o.Cost.MinDaily = t.CostMinDaily
 	}
+	for _, m := range []struct{ to, from *int }{
+		{&o.Volume.Band.Window, &t.VolumeWindow}, {&o.Volume.Band.MinPoints, &t.VolumeMinPoints},
+		{&o.Cost.Band.Window, &t.CostWindow}, {&o.Cost.Band.MinPoints, &t.CostMinPoints},
+	} {
+		if *m.from != 0 {
+			*m.to = *m.from
+		}
+	}
 	for _, d := range []struct {
 		name string
 		v    string
 		to   *time.Duration
-	}{{"maxClockLag", t.MaxClockLag, &o.Time.MaxLag}, {"maxClockLead", t.MaxClockLead, &o.Time.MaxLead}} {
+	}{
+		{"maxClockLag", t.MaxClockLag, &o.Time.MaxLag}, {"maxClockLead", t.MaxClockLead, &o.Time.MaxLead},
+		{"runWindow", t.RunWindow, &o.Lineage.RunWindow}, {"freshnessGrace", t.FreshnessGrace, &o.Freshness.Grace},
+	} {
 		if d.v == "" {
 			continue
 		}
@@ -94,6 +106,14 @@ func withThresholds(o Options, t policy.Thresholds) (Options, error) {
 			return o, fmt.Errorf("threshold %s: %q is not a positive duration", d.name, d.v)
 		}
 		*d.to = v
+	}
+	// A band's MinPoints may not exceed its Window: a policy may set one
+	// against the other's Options value.
+	if err := o.Volume.Band.Validate(); err != nil {
+		return o, fmt.Errorf("thresholds volumeWindow/volumeMinPoints: %w", err)
+	}
+	if err := o.Cost.Band.Validate(); err != nil {
+		return o, fmt.Errorf("thresholds costWindow/costMinPoints: %w", err)
 	}
 	return o, nil
 }

@@ -125,3 +125,63 @@ func TestPolicyThresholds(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyRunWindow: an hourly check judges runs by the run window of
+// the policy in force when it runs: a run 3 h old is not late before the
+// policy entry setting runWindow 2h and is reported at the first check
+// after it; without the entry nothing is late within 24 h.
+func TestPolicyRunWindow(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	sg, err := keys.NewSigner(testLogKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := keys.IDOf(testLogKey.Public())
+	entry := func(typ, ns, body string) ledger.Entry {
+		env, err := envelope.Sign(typ, []byte(body), sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ledger.Entry{Namespace: ns, PayloadType: typ, Envelope: env.Marshal(), Signers: [][32]byte{id}}
+	}
+	const ol = "application/vnd.openlineage.run-event+json"
+	start := func(run int, at time.Time) ledger.Entry {
+		return entry(ol, "team", fmt.Sprintf(`{"eventType":"START","eventTime":%q,"producer":"https://example.test","run":{"runId":"0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a%02d"},"job":{"namespace":"team","name":"j%d"},"inputs":[{"namespace":"s3://x","name":"in"}]}`, at.Format(time.RFC3339), run, run))
+	}
+	policyEntry := entry(policy.PayloadType, "provledger.policy", `{"policyVersion": 1, "scanner": {"runWindow": "2h"}}`)
+	batches := []ledger.Batch{
+		{Time: t0, Entries: []ledger.Entry{start(0, t0)}},                                                  // 0: run 0
+		{Time: t0.Add(3 * time.Hour), Entries: []ledger.Entry{start(1, t0.Add(3*time.Hour)), policyEntry}}, // 1: run 1 (run 0 is 3 h old: not late under 24h), 2: runWindow 2h
+		{Time: t0.Add(4 * time.Hour), Entries: []ledger.Entry{start(2, t0.Add(4*time.Hour))}},              // 3: check: run 0 late
+		{Time: t0.Add(7 * time.Hour), Entries: []ledger.Entry{start(3, t0.Add(7*time.Hour))}},              // 4: check: runs 1 and 2 late
+	}
+	for _, withPolicy := range []bool{true, false} {
+		l := openLogDir(t, filepath.Join(t.TempDir(), "ledger"))
+		for _, b := range batches {
+			if !withPolicy {
+				b.Entries = slices.DeleteFunc(slices.Clone(b.Entries), func(e ledger.Entry) bool { return e.PayloadType == policy.PayloadType })
+			}
+			if _, err := l.Apply(b, ledger.ApplyOptions{Sync: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, _ := newScanner(t, l, nil, func(o *scanner.Options) { o.Time.Disabled, o.GitOps.Disabled = true, true })
+		p, err := s.Scan(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range p.Findings {
+			if f.Finding.Kind == "lineage.runIncomplete" {
+				got = append(got, fmt.Sprintf("%s@%s", f.Finding.Subject[len(f.Finding.Subject)-2:], f.Finding.Time.Sub(t0)))
+			}
+		}
+		want := []string{"00@4h0m0s", "01@7h0m0s", "02@7h0m0s"}
+		if !withPolicy {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("policy %v: late runs %v, want %v", withPolicy, got, want)
+		}
+	}
+}
