@@ -23,6 +23,10 @@ import (
 	"github.com/provledger/provledger/crypto/keys"
 )
 
+// DefaultRaftTimeout is provd's default --raft-timeout (raft/cluster.DefaultTimeout),
+// which the cluster scenarios give their nodes unless told otherwise.
+const DefaultRaftTimeout = 500 * time.Millisecond
+
 // ClusterConfig is every setting of the cluster scenario: three provd
 // processes of one Raft cluster on loopback, steady append load, then the
 // leader SIGKILLed under load.
@@ -80,7 +84,7 @@ func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
 		Provd: "./bin/provd", DataRoot: os.TempDir(), Target: "leader", Clients: 64, BatchSize: 1,
 		Duration: 15 * time.Second, Warmup: 2 * time.Second, Size: 1024, Keys: 4,
-		Presign: 200_000, Failover: true, VerifyEvery: 100, RaftTimeout: 500 * time.Millisecond, // provd's default --raft-timeout
+		Presign: 200_000, Failover: true, VerifyEvery: 100, RaftTimeout: DefaultRaftTimeout,
 		Namespace: "provbench", PayloadType: "application/vnd.in-toto+json",
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/bench/suite"
@@ -71,9 +70,9 @@ func nodeArgs(pt AppendPoint) []string {
 	return []string{"--max-inflight-appends", itoa(max(128, 2*pt.Clients))}
 }
 
-// loadgenRaftTimeout is the cluster nodes' --raft-timeout (provbench
-// cluster's default).
-const loadgenRaftTimeout = time.Second
+// loadgenRaftTimeout is the cluster nodes' --raft-timeout: provd's default,
+// as provbench cluster uses.
+const loadgenRaftTimeout = loadgen.DefaultRaftTimeout
 
 // appendResult converts one cell's report.
 func appendResult(pt AppendPoint, rep *loadgen.AppendReport) suite.Result {
