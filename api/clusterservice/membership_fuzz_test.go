@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,17 +17,32 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 )
 
-// loopbackOnly is the fuzz cluster's Raft dialer for the Join probe: a
-// real dial of loopback IP addresses, and "unreachable" for any other
-// host, so that no fuzz input makes the test resolve names or leave the
-// machine.
-func loopbackOnly(ctx context.Context, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		return nil, errors.New("unreachable: the fuzz test dials loopback addresses only")
+// fuzzDialer is the fuzz cluster's Raft dialer for the Join probe: a
+// real dial of the addresses allowed (the cluster's own while it forms,
+// then the decoy only), and "unreachable" for any other, so that no fuzz
+// input makes the test resolve names, leave the machine, or add as a voter
+// a Raft node of another test or cluster that happens to listen on
+// loopback (its leader would send it entries).
+type fuzzDialer struct {
+	mu      sync.Mutex
+	allowed func(addr string) bool
+}
+
+func (d *fuzzDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	ok := d.allowed(addr)
+	d.mu.Unlock()
+	if !ok {
+		return nil, errors.New("unreachable: the fuzz test dials its own decoy address only")
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
+	var nd net.Dialer
+	return nd.DialContext(ctx, "tcp", addr)
+}
+
+func (d *fuzzDialer) allow(f func(addr string) bool) {
+	d.mu.Lock()
+	d.allowed = f
+	d.mu.Unlock()
 }
 
 // decoy is a TCP port that accepts connections and hangs up: reachable,
@@ -55,20 +71,29 @@ func decoy(t testing.TB) string {
 // no Internal or Unknown status, a message with every refusal, and a
 // refused request leaves the membership (ids, Raft and API addresses) as
 // it was. Requests that pass every check are rolled back so the next
-// input meets the same cluster: a voter added at a reachable address (a
-// decoy port, or anything listening on loopback) is removed again, an API
-// address changed by a member joining again is set back. Removing a
+// input meets the same cluster: a voter added at the one address the
+// probe reaches (a decoy port) or with force is removed again, an API
+// address changed by a member joining again is set back. A forced join
+// (no probe) of a well-formed address other than the cluster's own is
+// sent with the decoy's address instead. Removing a
 // running follower is the one valid change the fuzz test does not send
 // (TestMembershipChecks does): its rollback would be a re-join of a node
 // Raft has cut off.
 func FuzzClusterMembershipRPC(f *testing.F) {
-	ns := newCluster(f, 3, func(c *clusterservice.Config) {
-		c.DialRaft, c.ProbeTimeout = loopbackOnly, 300*time.Millisecond
+	fd := &fuzzDialer{}
+	fd.allow(func(addr string) bool { // while the cluster forms: its nodes
+		host, _, _ := net.SplitHostPort(addr)
+		return host == "127.0.0.1"
 	})
+	ns := newCluster(f, 3, func(c *clusterservice.Config) {
+		c.DialRaft, c.ProbeTimeout = fd.dial, 300*time.Millisecond
+	})
+	reachable := decoy(f)
+	fd.allow(func(addr string) bool { return addr == reachable })
 	before := members(f, ns)
-	live := map[string]bool{}
+	live, own := map[string]bool{}, map[string]bool{}
 	for _, tn := range ns {
-		live[tn.id] = true
+		live[tn.id], own[tn.node.RaftAddr()] = true, true
 	}
 	// Seeds with this run's addresses; testdata/fuzz holds static ones.
 	n2 := ns[1]
@@ -76,7 +101,7 @@ func FuzzClusterMembershipRPC(f *testing.F) {
 		w uint8
 		m proto.Message
 	}{
-		{0, &provledgerpb.JoinRequest{NodeId: "n4", RaftAddress: decoy(f), ApiAddress: "127.0.0.1:1"}},
+		{0, &provledgerpb.JoinRequest{NodeId: "n4", RaftAddress: reachable, ApiAddress: "127.0.0.1:1"}},
 		{2, &provledgerpb.JoinRequest{NodeId: "n5", RaftAddress: closedAddr(f), ApiAddress: "127.0.0.1:1", Force: true}},
 		{4, &provledgerpb.JoinRequest{NodeId: "n6", RaftAddress: closedAddr(f), ApiAddress: "127.0.0.1:1"}},
 		{2, &provledgerpb.JoinRequest{NodeId: n2.id, RaftAddress: n2.node.RaftAddr(), ApiAddress: "127.0.0.1:2"}},
@@ -104,6 +129,11 @@ func FuzzClusterMembershipRPC(f *testing.F) {
 			r := &provledgerpb.JoinRequest{}
 			if proto.Unmarshal(body, r) != nil {
 				return
+			}
+			if r.GetForce() && clusterservice.CheckAddress("raft_address", r.GetRaftAddress()) == nil && !own[r.GetRaftAddress()] {
+				// A forced voter is not probed: Raft would dial whatever
+				// it names (a name to resolve, another test's node).
+				r.RaftAddress = reachable
 			}
 			req = r
 			if _, err = via.Join(ctx, r); err == nil {
