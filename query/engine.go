@@ -255,6 +255,7 @@ type session struct {
 	pseenSlow map[slowKey]struct{}
 	paths     [][]graph.ID
 	infos     map[graph.ID]graph.NodeInfo
+	infoBits  uint64 // see infoBit
 	// names holds the encoded names of the nodes (pendingNode.nameOff);
 	// bigNames those that did not fit.
 	names    []byte

@@ -42,16 +42,35 @@ func saved(t *testing.T, a *answer.Answer) *answer.Answer {
 	return &out
 }
 
+// checkProven verifies a proven answer as prov verify-answer does, with
+// the pipeline's key: every entry proven, its content and signature
+// checked, against the log's latest checkpoint.
+func checkProven(t *testing.T, l *testlog.Log, a *answer.Answer) {
+	t.Helper()
+	if a.Proof == nil || len(a.Proof.Entries) != len(a.Entries) || len(a.Entries) == 0 {
+		t.Fatalf("proof %+v", a.Proof)
+	}
+	kr, err := keys.NewKeyring(testlog.SignerKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := answer.Verify(saved(t, a), logVerifier(t), answer.VerifyOptions{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != len(a.Entries) || rep.ContentChecked != len(a.Entries) || rep.SignaturesChecked != len(a.Entries) || len(rep.Unchecked) != 0 || rep.Facts == 0 {
+		t.Errorf("report %+v", rep)
+	}
+	if rep.Checkpoint.Size != l.Latest().Size {
+		t.Errorf("checkpoint size %d", rep.Checkpoint.Size)
+	}
+}
+
 // Every kind of answer, proven, verifies offline with the log key alone;
 // with the pipeline's key, the signatures too.
 func TestProveAndVerifyEveryQuery(t *testing.T) {
 	l, e := shop(t)
 	ctx := context.Background()
-	v := logVerifier(t)
-	kr, err := keys.NewKeyring(testlog.SignerKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
 	prove := query.Request{Prove: true}
 	amount := answer.Ref{Kind: "column", Parts: []string{"postgres://db.example.com:5432", "shop.public.orders", "amount"}}
 	run := func(name string, f func() (*answer.Answer, error)) {
@@ -60,19 +79,7 @@ func TestProveAndVerifyEveryQuery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.Proof == nil || len(a.Proof.Entries) != len(a.Entries) || len(a.Entries) == 0 {
-				t.Fatalf("proof %+v", a.Proof)
-			}
-			rep, err := answer.Verify(saved(t, a), v, answer.VerifyOptions{Keyring: kr})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.Entries != len(a.Entries) || rep.ContentChecked != len(a.Entries) || rep.SignaturesChecked != len(a.Entries) || len(rep.Unchecked) != 0 || rep.Facts == 0 {
-				t.Errorf("report %+v", rep)
-			}
-			if rep.Checkpoint.Size != l.Latest().Size {
-				t.Errorf("checkpoint size %d", rep.Checkpoint.Size)
-			}
+			checkProven(t, l, a)
 		})
 	}
 	run("upstream", func() (*answer.Answer, error) { return e.Upstream(ctx, revenue, prove) })

@@ -25,6 +25,7 @@ type scratch struct {
 	next    []levelItem
 	hashes  []uint64 // render's key hashes
 	keys    []uint64 // a level's sort keys
+	tmp     []uint64 // radixSort's second buffer
 	names   []byte   // the nodes' encoded names
 }
 
@@ -47,7 +48,7 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 // release clears what sc holds (nothing it returns to the pool points
 // into the adjacency cache or an answer) and returns it to the pool.
 func (sc *scratch) release() {
-	if cap(sc.order) > maxPooled || cap(sc.pedges) > maxPooled || len(sc.pos.slots) > 4*maxPooled || cap(sc.hashes) > maxPooled || cap(sc.keys) > maxPooled || cap(sc.names) > 64*maxPooled {
+	if cap(sc.order) > maxPooled || cap(sc.pedges) > maxPooled || len(sc.pos.slots) > 4*maxPooled || cap(sc.hashes) > maxPooled || cap(sc.keys) > maxPooled || cap(sc.tmp) > maxPooled || cap(sc.names) > 64*maxPooled {
 		return
 	}
 	clear(sc.order)
@@ -55,7 +56,7 @@ func (sc *scratch) release() {
 	clear(sc.ebuf)
 	clear(sc.hbuf)
 	sc.order, sc.pedges, sc.ebuf, sc.hbuf = sc.order[:0], sc.pedges[:0], sc.ebuf[:0], sc.hbuf[:0]
-	sc.level, sc.next, sc.hashes, sc.keys, sc.names = sc.level[:0], sc.next[:0], sc.hashes[:0], sc.keys[:0], sc.names[:0]
+	sc.level, sc.next, sc.hashes, sc.keys, sc.tmp, sc.names = sc.level[:0], sc.next[:0], sc.hashes[:0], sc.keys[:0], sc.tmp[:0], sc.names[:0]
 	sc.pos.reset()
 	sc.entries.reset()
 	scratchPool.Put(sc)
@@ -118,20 +119,16 @@ func (e *entrySet) reset() {
 	e.touched, e.list = e.touched[:0], e.list[:0]
 }
 
-// keyHashes lends render n words for its key hashes.
-func (s *session) keyHashes(n int) []uint64 {
+// scratch returns the session's scratch, a new one if it has none.
+func (s *session) scratch() *scratch {
 	if s.sc == nil {
-		return make([]uint64, n)
+		s.sc = &scratch{}
 	}
-	s.sc.hashes = slices.Grow(s.sc.hashes[:0], n)[:n]
-	return s.sc.hashes
+	return s.sc
 }
 
-// sortKeys lends sortLevel n words.
-func (s *session) sortKeys(n int) []uint64 {
-	if s.sc == nil {
-		return make([]uint64, n)
-	}
-	s.sc.keys = slices.Grow(s.sc.keys[:0], n)[:n]
-	return s.sc.keys
+// words lends n words of the scratch buffer *buf.
+func (s *session) words(buf *[]uint64, n int) []uint64 {
+	*buf = slices.Grow((*buf)[:0], n)[:n]
+	return *buf
 }

@@ -281,6 +281,10 @@ func (s *session) linkIdx(from, to graph.ID, rel string, idx uint64) {
 	s.link(from, to, rel, edgeRef{index: idx})
 }
 
+// infoBit is id's bit in session.infoBits, a one-word filter of the ids
+// in session.infos: render asks the map only about ids whose bit is set.
+func infoBit(id graph.ID) uint64 { return 1 << (idHash(id) & 63) }
+
 // info returns a node's stored name parts (cached), or ErrNotFound when
 // no entry below the answer's size asserts it.
 func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
@@ -295,6 +299,7 @@ func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
 		return n, fmt.Errorf("%w: no entry below size %d asserts that %s", ErrNotFound, s.r.Size(), id.Kind())
 	}
 	s.infos[id] = n
+	s.infoBits |= infoBit(id)
 	return n, nil
 }
 
@@ -302,8 +307,8 @@ func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
 // are distinct (it sorts them). Keys almost always are — two nodes render
 // alike only when their name parts hold ':' — so render checks them all
 // at once, sequentially, instead of looking each one up in a set.
-func uniqueKeys(hashes []uint64) bool {
-	slices.Sort(hashes)
+func uniqueKeys(hashes, tmp []uint64) bool {
+	hashes = radixSort(hashes, tmp)
 	for i := 1; i < len(hashes); i++ {
 		if hashes[i] == hashes[i-1] {
 			return false
@@ -339,7 +344,10 @@ func renameRepeats(keys []string) {
 func (s *session) render() error {
 	var ids []graph.ID
 	for _, n := range s.order {
-		if _, ok := s.infos[n.id]; !ok && (n.nameLen == 0 || !n.hasIndex) {
+		if n.nameLen != 0 && n.hasIndex {
+			continue
+		}
+		if _, ok := s.infos[n.id]; !ok {
 			ids = append(ids, n.id)
 		}
 	}
@@ -351,13 +359,16 @@ func (s *session) render() error {
 			return fmt.Errorf("%w: the lineage index names node %x, which it does not hold: %v", ledger.ErrCorrupt, id[:], err)
 		}
 	}
-	keys := make([]string, len(s.order))
-	hashes := s.keyHashes(len(s.order))
+	hashes := s.words(&s.scratch().hashes, len(s.order))
 	seed := maphash.MakeSeed()
 	s.ans.Nodes = make([]answer.Node, 0, len(s.order))
 	var names graph.NameArena
 	for i, pn := range s.order {
-		n, ok := s.infos[pn.id]
+		var n graph.NodeInfo
+		ok := false
+		if s.infoBits&infoBit(pn.id) != 0 {
+			n, ok = s.infos[pn.id]
+		}
 		var name string
 		if ok {
 			name = n.Name()
@@ -368,12 +379,15 @@ func (s *session) render() error {
 			}
 			n.Index = pn.index
 		}
-		keys[i] = name
 		hashes[i] = maphash.String(seed, name)
 		s.ans.Nodes = append(s.ans.Nodes, answer.Node{Key: name, Ref: answer.Ref{Kind: n.Kind.String(), Parts: n.Parts}, Index: n.Index, Depth: pn.depth})
 		s.rests(n.Index)
 	}
-	if !uniqueKeys(hashes) {
+	if !uniqueKeys(hashes, s.words(&s.scratch().tmp, len(hashes))) {
+		keys := make([]string, len(s.ans.Nodes))
+		for i := range keys {
+			keys[i] = s.ans.Nodes[i].Key
+		}
 		renameRepeats(keys)
 		for i := range keys {
 			s.ans.Nodes[i].Key = keys[i]
@@ -383,7 +397,7 @@ func (s *session) render() error {
 		if i < 0 {
 			return ""
 		}
-		return keys[i]
+		return s.ans.Nodes[i].Key
 	}
 	if len(s.pedges) > 0 {
 		s.ans.Edges = make([]answer.Edge, 0, len(s.pedges))

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -221,5 +222,36 @@ func TestSessionNames(t *testing.T) {
 		if got := s.nameOf(i); string(got) != string(w) {
 			t.Errorf("node %d: name %q, want %q", i, got, w)
 		}
+	}
+}
+
+// TestRadixSort: radixSort orders like slices.Sort, keys that share
+// bytes, repeat or are few included.
+func TestRadixSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct {
+		name string
+		n    int
+		gen  func() uint64
+	}{
+		{"random", 5000, rng.Uint64},
+		{"a shared top byte", 3000, func() uint64 { return 0x44<<56 | rng.Uint64()>>8 }},
+		{"repeats", 2000, func() uint64 { return rng.Uint64N(50) << 20 }},
+		{"few", 10, rng.Uint64},
+		{"all alike", 100, func() uint64 { return 7 }},
+		{"none", 0, rng.Uint64},
+	} {
+		keys := make([]uint64, c.n)
+		for i := range keys {
+			keys[i] = c.gen()
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		if got := radixSort(keys, make([]uint64, c.n)); !slices.Equal(got, want) {
+			t.Errorf("%s: not sorted", c.name)
+		}
+	}
+	if !uniqueKeys([]uint64{3, 1, 2}, make([]uint64, 3)) || uniqueKeys([]uint64{3, 1, 3}, make([]uint64, 3)) {
+		t.Error("uniqueKeys")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/query"
 	"github.com/provledger/provledger/query/answer"
 	"github.com/provledger/provledger/query/graph"
@@ -278,11 +277,6 @@ func TestStaticCyclePaths(t *testing.T) {
 func TestStaticProveAndVerify(t *testing.T) {
 	l, e := shopAndStatic(t)
 	ctx := context.Background()
-	v := logVerifier(t)
-	kr, err := keys.NewKeyring(testlog.SignerKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
 	prove := query.Request{Prove: true}
 	rev := answer.Ref{Kind: "column", Parts: []string{"snowflake://acme.eu-west-1", "ANALYTICS.PUBLIC.DAILY_REVENUE", "revenue"}}
 	for _, c := range []struct {
@@ -312,16 +306,7 @@ func TestStaticProveAndVerify(t *testing.T) {
 			if !static {
 				t.Fatalf("the answer rests on no static event: %v", a.Entries)
 			}
-			rep, err := answer.Verify(saved(t, a), v, answer.VerifyOptions{Keyring: kr})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.ContentChecked != len(a.Entries) || rep.SignaturesChecked != len(a.Entries) || len(rep.Unchecked) != 0 || rep.Facts == 0 {
-				t.Errorf("report %+v", rep)
-			}
-			if rep.Checkpoint.Size != l.Latest().Size {
-				t.Errorf("checkpoint size %d", rep.Checkpoint.Size)
-			}
+			checkProven(t, l, a)
 		})
 	}
 	// A static edge attributed to an entry that does not assert it fails.
@@ -335,7 +320,7 @@ func TestStaticProveAndVerify(t *testing.T) {
 			a.Edges[i].Index = sForecastDS
 		}
 	}
-	if _, err := answer.Verify(a, v, answer.VerifyOptions{}); !errors.Is(err, answer.ErrVerify) {
+	if _, err := answer.Verify(a, logVerifier(t), answer.VerifyOptions{}); !errors.Is(err, answer.ErrVerify) {
 		t.Errorf("a job's output attributed to a DatasetEvent verified: %v", err)
 	}
 }

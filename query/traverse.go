@@ -261,11 +261,11 @@ func (s *session) sortLevel(level, buf []levelItem) (sorted, spare []levelItem) 
 		slices.SortFunc(level, func(a, b levelItem) int { return compareIDs(&a.id, &b.id) })
 		return level, buf
 	}
-	keys := s.sortKeys(len(level))
+	keys := s.words(&s.scratch().keys, len(level))
 	for i := range level {
 		keys[i] = binary.BigEndian.Uint64(level[i].id[:8])>>sortPosBits<<sortPosBits | uint64(i)
 	}
-	slices.Sort(keys)
+	keys = radixSort(keys, s.words(&s.scratch().tmp, len(keys)))
 	for _, k := range keys {
 		buf = append(buf, level[k&(1<<sortPosBits-1)])
 	}
