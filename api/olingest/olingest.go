@@ -13,7 +13,8 @@
 // read, hashed, from a tokens file in api/auth's format (see Tokens),
 // reloaded when it changes (checked at most once a second, before a
 // request is authenticated: Tokens.Refresh) and, where the node runs
-// Tokens.Watch, on SIGHUP. Each event is
+// Tokens.Watch, on SIGHUP; a token the policy in force names gets the
+// policy's grant (Config.Policy, policy.go). Each event is
 // checked with the same parser the lineage index uses, so a malformed
 // event is answered 400 with the JSON path of the bad field, and is never
 // appended. A good event is wrapped, byte for byte as received, in a DSSE
@@ -84,6 +85,10 @@ type Config struct {
 	// Tokens are the accepted bearer tokens (LoadTokensFile, NewTokens).
 	// Required.
 	Tokens *Tokens
+	// Policy, if set, is the policy in force: a token it names gets the
+	// grant of the policy's identity instead of its tokens file line
+	// (policy.go).
+	Policy PolicySource
 	// Limits bound one event (facet size, datasets, fields, names), as
 	// for the lineage index. Zero fields select the payload defaults.
 	Limits payload.Limits
@@ -237,6 +242,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusUnauthorized, "", "missing or unknown bearer token: send \"Authorization: Bearer <token>\" with a token the operator configured (provd --ingest-tokens)")
 		return
 	}
+	snd, err := h.sender(token)
+	if err != nil {
+		h.fail(w, http.StatusForbidden, "", err.Error())
+		return
+	}
 	name := token.name
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -255,10 +265,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if batch {
-		h.serveBatch(w, r, token, body)
+		h.serveBatch(w, r, snd, body)
 		return
 	}
-	res := h.appendEvents(r.Context(), token, [][]byte{body})[0]
+	res := h.appendEvents(r.Context(), snd, [][]byte{body})[0]
 	if res.Status != "ok" {
 		h.logger.Debug("event rejected", "token", name, "field", res.Field, "err", res.Error)
 		h.fail(w, res.httpStatus, res.Field, res.Error)
@@ -341,7 +351,7 @@ func SplitBatch(body []byte, max int) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, tok token, body []byte) {
+func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, tok sender, body []byte) {
 	elems, err := SplitBatch(body, h.cfg.MaxBatch)
 	if err != nil {
 		h.fail(w, http.StatusBadRequest, "", err.Error())
@@ -387,7 +397,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, tok token, 
 // appendEvents checks, signs and appends events sent by tok; the result
 // i answers events[i]. Good events are appended together (in chunks of
 // AppendChunk), whatever the bad ones.
-func (h *Handler) appendEvents(ctx context.Context, tok token, events [][]byte) []EventResult {
+func (h *Handler) appendEvents(ctx context.Context, tok sender, events [][]byte) []EventResult {
 	results := make([]EventResult, len(events))
 	var reqs []*provledgerpb.AppendRequest
 	var pos []int
@@ -398,9 +408,8 @@ func (h *Handler) appendEvents(ctx context.Context, tok token, events [][]byte) 
 			results[i].fail(err)
 			continue
 		}
-		if !tok.mayAppend(pt) {
-			results[i] = EventResult{Index: i, Status: "failed", httpStatus: http.StatusForbidden,
-				Error: fmt.Sprintf("token %q may not send %s events (its types= in the tokens file); ask the operator to add the type", tok.name, pt)}
+		if err := tok.allows(pt); err != nil {
+			results[i] = EventResult{Index: i, Status: "failed", httpStatus: http.StatusForbidden, Error: err.Error()}
 			continue
 		}
 		env, err := envelope.Sign(pt, ev, h.cfg.Signer)

@@ -87,7 +87,8 @@ type env struct {
 	handler *olingest.Handler
 }
 
-func start(t *testing.T, lim payload.Limits) *env {
+// start starts the env; opts change the handler's Config before New.
+func start(t *testing.T, lim payload.Limits, opts ...func(*olingest.Config)) *env {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	signer, err := checkpoint.NewSigner(origin, logKey)
@@ -134,7 +135,11 @@ func start(t *testing.T, lim payload.Limits) *env {
 		t.Fatal(err)
 	}
 	toks := tokens(t, tokensFile())
-	h, err := olingest.New(olingest.Config{Appender: srv.Service(), Signer: is, Tokens: toks, Limits: lim, MaxBatch: 10, AppendChunk: 3, Logger: logger})
+	hc := olingest.Config{Appender: srv.Service(), Signer: is, Tokens: toks, Limits: lim, MaxBatch: 10, AppendChunk: 3, Logger: logger}
+	for _, o := range opts {
+		o(&hc)
+	}
+	h, err := olingest.New(hc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,7 @@ func startIngest(ctx context.Context, c *config, srv *server.Server, keyring *ke
 		Appender:     srv.Service(),
 		Signer:       signer,
 		Tokens:       tokens,
+		Policy:       c.policy.identities(), // policy.go: a token the policy names gets its grant
 		Limits:       payload.Limits{MaxFacetSize: ic.maxFacetSize},
 		MaxEventSize: olingestMaxEvent(sc.MaxEnvelopeSize),
 		MaxBatch:     ic.maxBatch,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/provledger/provledger/api/auth"
+	"github.com/provledger/provledger/api/olingest"
 	"github.com/provledger/provledger/api/service"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/crypto/policy"
@@ -21,6 +22,17 @@ import (
 // policyNamespace is the namespace of the bootstrap policy entry (and the
 // one prov policy apply uses by default).
 const policyNamespace = "provledger.policy"
+
+// identities returns the policy in force for the ingest endpoint
+// (api/olingest.Config.Policy): a token the policy names gets the
+// identity's grant, as the gRPC callers do through bindAuth. Nil before
+// bootstrap has set the node's policy index.
+func (c *policyConfig) identities() olingest.PolicySource {
+	if c.index == nil {
+		return nil
+	}
+	return c.index.Current
+}
 
 // policyConfig is --policy.
 type policyConfig struct {

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/provledger/provledger/api/auth"
+	"github.com/provledger/provledger/api/olingest"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
@@ -336,5 +339,64 @@ func TestPolicyIdentitiesWithoutAuth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPolicyIngestIdentities: with --policy and --ingest-tokens, an
+// OpenLineage ingest token that the policy names gets the identity's
+// grant (its namespace is its name: refused when the identity is not
+// granted it, although its tokens line allows it), one the policy does
+// not name keeps its line, and the next policy entry counts from the next
+// request.
+func TestPolicyIngestIdentities(t *testing.T) {
+	admin, ingest := newPolicyTestKey(t, "admin"), newPolicyTestKey(t, "ingest")
+	dir := t.TempDir()
+	file := writePolicyFile(t, dir, []policyFileKey{
+		{name: "admin", key: admin, admin: true},
+		{name: "ingest", key: ingest, namespaces: []string{"airflow", "spark"}, ptypes: []string{"application/vnd.openlineage.*"}},
+	}, "identities:\n  - {name: airflow, roles: [appender], namespaces: [team-a]}\n")
+	keyPEM, err := keys.MarshalPrivatePEM(ingest.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, tokens := filepath.Join(dir, "ingest.key"), filepath.Join(dir, "tokens")
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokens, []byte("airflow "+auth.HashToken("tok-airflow")+"\nspark "+auth.HashToken("tok-spark")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startRun(t, "--origin", "test.provledger/policy-ingest", "--policy", file, "--ingest-tokens", tokens, "--ingest-key", keyFile,
+		"--data", filepath.Join(dir, "data"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "", "--log-level", "error")
+	amend := `{"policyVersion": 1, "identities": [{"name": "airflow", "roles": ["appender"], "namespaces": ["airflow"]}]}`
+	for i, st := range []struct {
+		name, token string
+		code        int
+		want        string
+	}{
+		{"named, namespace not granted", "tok-airflow", http.StatusForbidden, `the policy in force (policy entry 0) grants identity \"airflow\" namespaces team-a only`},
+		{"not named", "tok-spark", http.StatusOK, `"status":"ok"`},
+		{"named, after the policy grants its namespace", "tok-airflow", http.StatusOK, `"status":"ok"`},
+	} {
+		if strings.HasPrefix(st.name, "named, after") {
+			if _, err := n.dial(t).Append(context.Background(), policyRequest(t, "provledger.policy", policy.PayloadType, amend, admin)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		event := fmt.Sprintf(`{"eventType":"COMPLETE","eventTime":"2026-11-26T10:00:0%dZ","producer":"https://example.test","run":{"runId":"0193a6f2-7c1e-7d3a-9b2e-5f4c3d2e1a00"},"job":{"namespace":"etl","name":"daily"}}`, i)
+		req, err := http.NewRequest(http.MethodPost, "http://"+n.httpAddr+olingest.PathEvent, strings.NewReader(event))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+st.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != st.code || !strings.Contains(string(body), st.want) {
+			t.Errorf("%s: %d %s (%v); want %d mentioning %q", st.name, resp.StatusCode, body, err, st.code, st.want)
+		}
 	}
 }
