@@ -432,7 +432,11 @@ func BenchmarkLineage(b *testing.B) {
 		bs.figures[k.name+"_thread_cpu_p50_ms"] = float64(c50.Microseconds()) / 1000
 		bs.figures[k.name+"_thread_cpu_p99_ms"] = float64(c99.Microseconds()) / 1000
 		b.ReportMetric(float64(c99.Microseconds())/1000, k.name+"-cpu-p99-ms")
-		b.Logf("%-8s n=%d wall p50=%v p99=%v; thread CPU p50=%v p99=%v; %.1f ms process CPU per query, cut short %d/%d, %.0f nodes per answer; answers sha256 %x (with -lineage.digest)", k.name, len(ls), p50, p99, c50, c99, bs.figures[k.name+"_cpu_ms_per_query"], cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"], digest[k.name].Sum(nil)[:8])
+		sum := ""
+		if *benchDigest {
+			sum = fmt.Sprintf("; answers sha256 %x", digest[k.name].Sum(nil)[:8])
+		}
+		b.Logf("%-8s n=%d wall p50=%v p99=%v; thread CPU p50=%v p99=%v; %.1f ms process CPU per query, cut short %d/%d, %.0f nodes per answer%s", k.name, len(ls), p50, p99, c50, c99, bs.figures[k.name+"_cpu_ms_per_query"], cut[k.name], len(ls), bs.figures[k.name+"_mean_nodes"], sum)
 	}
 	if st := bs.ix.CacheStats(); true {
 		h, m := st.Hits-st0.Hits, st.Misses-st0.Misses
