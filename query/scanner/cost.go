@@ -19,7 +19,14 @@ const maxBucketEntries = 64
 const dayMs = 24 * hourMs
 
 // costSeriesKey is the state key of a series in one currency.
-func costSeriesKey(name, currency string) string { return name + " " + currency }
+func costSeriesKey(name, currency string) string {
+	return string(appendCostSeriesKey(nil, name, currency))
+}
+
+// appendCostSeriesKey appends costSeriesKey(name, currency) to b.
+func appendCostSeriesKey(b []byte, name, currency string) []byte {
+	return append(append(append(b, name...), ' '), currency...)
+}
 
 // share is a cost series a row counts in, with the part of the row's
 // amount that counts there.
@@ -85,8 +92,8 @@ func (s *Scanner) costs(it *item, now time.Time, rows []payload.CostRow) {
 		ym := r.ChargePeriodStart.UTC().Year()*100 + int(r.ChargePeriodStart.UTC().Month())
 		for _, sh := range s.seriesOf(r) {
 			name, amt := sh.name, amt*sh.part
-			key := costSeriesKey(name, r.BillingCurrency)
-			cs := s.cost.touch(key)
+			s.kb = appendCostSeriesKey(s.kb[:0], name, r.BillingCurrency)
+			cs := s.cost.touchBytes(s.kb)
 			switch {
 			case cs.Day == 0 && len(cs.Entries) == 0 && len(cs.Daily) == 0:
 				cs.Day = day
@@ -111,7 +118,7 @@ func (s *Scanner) costs(it *item, now time.Time, rows []payload.CostRow) {
 					cs.Month, cs.MonthSum = ym, 0
 				}
 				cs.MonthSum += amt
-				if bu := s.budgets.peek(key); bu != nil && cs.MonthSum > bu.Amount && cs.Flagged != ym {
+				if bu := s.budgets.peekBytes(s.kb); bu != nil && cs.MonthSum > bu.Amount && cs.Flagged != ym {
 					cs.Flagged = ym
 					obs := cs.MonthSum
 					s.emit(&Finding{Detector: "cost", Kind: "cost.budget", Severity: SeverityHigh,

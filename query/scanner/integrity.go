@@ -195,7 +195,7 @@ func (s *Scanner) applyPolicy(index uint64, p *Policy) {
 	}
 	for i := range p.Budgets {
 		b := &p.Budgets[i]
-		bu := s.budgets.touch(b.Series + " " + b.Currency)
+		bu := s.budgets.touch(costSeriesKey(b.Series, b.Currency))
 		bu.Amount, bu.Entry = b.Amount(), index
 	}
 	for i := range p.Datasets {

@@ -81,6 +81,14 @@ func (t *table[T, P]) peek(k string) *T {
 	return nil
 }
 
+// peekBytes is peek with the key in a buffer (not retained).
+func (t *table[T, P]) peekBytes(k []byte) *T {
+	if c := t.m[string(k)]; c != nil {
+		return &c.v
+	}
+	return nil
+}
+
 // touch returns the value for k, creating it, and marks it for writing.
 func (t *table[T, P]) touch(k string) *T {
 	c := t.m[k]
