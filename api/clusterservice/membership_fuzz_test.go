@@ -52,12 +52,21 @@ func decoy(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hangUp(t, ln, nil)
+}
+
+// hangUp accepts ln's connections until the test ends, runs first (if
+// set) on each, and closes it; it returns ln's address.
+func hangUp(t testing.TB, ln net.Listener, first func(net.Conn)) string {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if first != nil {
+				first(c)
 			}
 			c.Close()
 		}

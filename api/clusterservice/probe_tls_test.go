@@ -2,6 +2,7 @@ package clusterservice_test
 
 import (
 	"crypto/tls"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,23 +69,13 @@ func TestJoinProbeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stranger.Close() })
-	go func() {
-		for {
-			c, err := stranger.Accept()
-			if err != nil {
-				return
-			}
-			c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
+	strangerAddr := hangUp(t, stranger, func(c net.Conn) { c.(*tls.Conn).Handshake() })
 
 	before := members(t, ns)
 	ctx := ctxT(t, 30*time.Second)
 	for _, tc := range []struct{ name, addr, says string }{
 		{"plain TCP, no TLS", decoy(t), "node-to-node TLS"},
-		{"certificate of another CA", stranger.Addr().String(), "certificate"},
+		{"certificate of another CA", strangerAddr, "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ns[0].client.Join(ctx, &provledgerpb.JoinRequest{NodeId: "n2", RaftAddress: tc.addr, ApiAddress: tc.addr})
