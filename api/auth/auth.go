@@ -330,8 +330,8 @@ func (a *Authenticator) AuthorizeAppend(p *Principal, req *provledgerpb.AppendRe
 	default:
 		return nil // no envelope: the service rejects it
 	}
-	if ae, ok := adminEntries[ptype]; ok {
-		return fmt.Errorf("%w: %q (roles %s) may not append a %s entry: that needs the admin role (and an admin key's signature); %s", ErrForbidden, p.Name, rolesString(p), ae.kind, ae.ask)
+	if kind, ask, ok := adminEntryKind(ptype); ok {
+		return fmt.Errorf("%w: %q (roles %s) may not append a %s entry: that needs the admin role (and an admin key's signature); %s", ErrForbidden, p.Name, rolesString(p), kind, ask)
 	}
 	if !p.mayAppendType(ptype) {
 		return fmt.Errorf("%w: %q may not append payload type %q (it may append %s)", ErrForbidden, p.Name, ptype, strings.Join(p.PayloadTypes, ", "))

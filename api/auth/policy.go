@@ -120,26 +120,47 @@ func (a *Authenticator) derived(st *policy.State, g *policy.IdentityGrant, file 
 // what the log enforces (a policy entry) or deletes what it holds (a
 // redaction entry); the service and the ledger then check that an admin
 // key signed it. One rule for both (AuthorizeAppend): an appender cannot
-// change policy nor erase entries. The value names the entry and says
-// whom to ask.
-var adminEntries = map[string]struct{ kind, ask string }{
-	policy.PayloadType:    {"policy", "ask a policy admin (prov policy apply)"},
-	redaction.PayloadType: {"redaction", "ask an admin to redact it (prov redact)"},
+// change policy nor erase entries. kind names the entry, ask says whom to
+// ask.
+var adminEntries = []struct{ ptype, kind, ask string }{
+	{policy.PayloadType, "policy", "ask a policy admin (prov policy apply)"},
+	{redaction.PayloadType, "redaction", "ask an admin to redact it (prov redact)"},
 }
 
-// adminEntryMarkers are byte strings one of which a DSSE envelope in JSON
-// holds if its payload type is one of adminEntries: the end of each type,
-// and the start of a \u escape that could spell any of them.
-var adminEntryMarkers = [][]byte{[]byte("policy+json"), []byte("redaction+json"), []byte(`\u`)}
-
-// mayBeAdminEntry reports whether a DSSE envelope in JSON could have one
-// of the adminEntries payload types: false only when it cannot, so
-// appends need not be parsed here to find out.
-func mayBeAdminEntry(dsse []byte) bool {
-	for _, m := range adminEntryMarkers {
-		if bytes.Contains(dsse, m) {
-			return true
+// adminEntryKind returns the kind and whom to ask of payload type ptype
+// if it is one of adminEntries.
+func adminEntryKind(ptype string) (kind, ask string, ok bool) {
+	for _, e := range adminEntries {
+		if e.ptype == ptype {
+			return e.kind, e.ask, true
 		}
 	}
-	return false
+	return "", "", false
+}
+
+// jsonSuffix ends every adminEntries type (TestMayBeAdminEntry checks
+// it): mayBeAdminEntry finds each occurrence and looks at what precedes.
+var jsonSuffix = []byte("+json")
+
+// mayBeAdminEntry reports whether a DSSE envelope in JSON could have one
+// of the adminEntries payload types: false only when it cannot (no such
+// type ends where a "+json" of the body does, and no escape could spell
+// one), so appends need not be parsed here to find out. One memchr for
+// the escape and one scan for "+json" (a DSSE body holds it about once).
+func mayBeAdminEntry(dsse []byte) bool {
+	if bytes.IndexByte(dsse, '\\') >= 0 {
+		return true
+	}
+	for end := 0; ; {
+		i := bytes.Index(dsse[end:], jsonSuffix)
+		if i < 0 {
+			return false
+		}
+		end += i + len(jsonSuffix)
+		for _, e := range adminEntries {
+			if n := len(e.ptype); end >= n && string(dsse[end-n:end]) == e.ptype {
+				return true
+			}
+		}
+	}
 }

@@ -168,3 +168,37 @@ identities:
 		t.Errorf("stranger: %v", err)
 	}
 }
+
+// TestMayBeAdminEntry: the pre-check of DSSE JSON bodies says "maybe" for
+// every body whose payload type is an admin entry's, spelled plainly or
+// escaped, and "no" for other types.
+func TestMayBeAdminEntry(t *testing.T) {
+	body := func(ptype string) []byte {
+		env := apitest.Sign(ptype, []byte(`{"x":"application/vnd.provledger.policy"}`), apitest.TrustedKey)
+		de := &envelope.Envelope{PayloadType: env.PayloadType, Payload: env.Payload, Signatures: []envelope.Signature{{KeyID: env.Signatures[0].Keyid, Sig: env.Signatures[0].Sig}}}
+		return de.Marshal()
+	}
+	for _, e := range adminEntries {
+		if !bytes.HasSuffix([]byte(e.ptype), jsonSuffix) {
+			t.Errorf("admin entry type %s does not end with %s", e.ptype, jsonSuffix)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		dsse []byte
+		want bool
+	}{
+		{"policy", body(policy.PayloadType), true},
+		{"redaction", body(redaction.PayloadType), true},
+		{"escaped redaction", bytes.Replace(body(redaction.PayloadType), []byte("+json"), []byte(`\u002bjson`), 1), true},
+		{"in-toto", body("application/vnd.in-toto+json"), false},
+		{"a type ending like one", body("application/vnd.example.policy+json"), false},
+		{"no +json", body("application/octet-stream"), false},
+		{"empty", nil, false},
+		{"only the type", []byte(redaction.PayloadType), true},
+	} {
+		if got := mayBeAdminEntry(c.dsse); got != c.want {
+			t.Errorf("%s: %v, want %v (%s)", c.name, got, c.want, c.dsse)
+		}
+	}
+}
