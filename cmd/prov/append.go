@@ -21,11 +21,13 @@ import (
 
 // payloadTypes maps the --type shorthands to DSSE payload types.
 var payloadTypes = map[string]string{
-	"openlineage": "application/vnd.openlineage.run-event+json",
-	"in-toto":     "application/vnd.in-toto+json",
-	"cost":        "application/vnd.provledger.cost+json",
-	"finding":     "application/vnd.provledger.finding+json",
-	"policy":      "application/vnd.provledger.policy+json",
+	"openlineage":         "application/vnd.openlineage.run-event+json",
+	"openlineage-dataset": "application/vnd.openlineage.dataset-event+json",
+	"openlineage-job":     "application/vnd.openlineage.job-event+json",
+	"in-toto":             "application/vnd.in-toto+json",
+	"cost":                "application/vnd.provledger.cost+json",
+	"finding":             "application/vnd.provledger.finding+json",
+	"policy":              "application/vnd.provledger.policy+json",
 }
 
 // resolvePayloadType expands a shorthand; anything containing a '/' is
@@ -37,7 +39,7 @@ func resolvePayloadType(t string) (string, error) {
 	if strings.Contains(t, "/") {
 		return t, nil
 	}
-	return "", usagef("--type %q: not a payload type (type/subtype) nor one of the shorthands openlineage, in-toto, cost, finding, policy", t)
+	return "", usagef("--type %q: not a payload type (type/subtype) nor one of the shorthands openlineage, openlineage-dataset, openlineage-job, in-toto, cost, finding, policy", t)
 }
 
 func (a *app) appendCommand() *ffcli.Command {

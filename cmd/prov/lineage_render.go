@@ -104,7 +104,11 @@ func renderTable(w io.Writer, a *answer.Answer) error {
 	case a.Versions != nil || a.Query.Kind == "history":
 		fmt.Fprintln(tw, "\nVERSION\tRUN\tSTATE\tJOB\tCODE\tROWS\tBYTES\tFIELDS\tTIME\tENTRIES")
 		for _, v := range a.Versions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Version, v.RunID, dash(string(v.RunState)), v.Job.Namespace+"/"+v.Job.Name,
+			run, job := v.RunID, v.Job.Namespace+"/"+v.Job.Name
+			if run == "" { // a DatasetEvent's version: no run, no job
+				run, job = "(declared)", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Version, run, dash(string(v.RunState)), job,
 				dash(short(v.CodeVersion, 12)), num(v.RowCount), num(v.Bytes), len(v.Schema), v.EventTime.Format("2006-01-02T15:04:05Z07:00"), joinIdx(v.Indexes))
 		}
 		tw.Flush()

@@ -209,6 +209,22 @@ func TestLineageCLI(t *testing.T) {
 	if r := prov(t, "", "verify-answer", saved); r.code != exitUsage && r.code != exitOK {
 		t.Errorf("no log key: %d", r.code)
 	}
+	// Static lineage (a DatasetEvent and a JobEvent) appended with the
+	// shorthands: a declared version in the history, the job upstream.
+	for _, f := range []struct{ typ, file string }{
+		{"openlineage-dataset", "../../query/testdata/static/01-forecast.dataset.json"},
+		{"openlineage-job", "../../query/testdata/static/02-forecast.job.json"},
+	} {
+		mustProv(t, ts.args("append", "--key", filepath.Join(keyDir, "signer.key"), "--type", f.typ, "--namespace", "dbt-prod", "--receipts", filepath.Join(dir, "receipts"), f.file)...)
+	}
+	r = mustProv(t, ts.args("lineage", "history", "dataset", revNS, "ANALYTICS.PUBLIC.REVENUE_FORECAST")...)
+	if !strings.Contains(r.stdout, "(declared)") || !strings.Contains(r.stdout, "schema:") || !strings.Contains(r.stdout, "forecast NUMBER(18,2)") {
+		t.Errorf("history of a declared dataset:\n%s", r.stdout)
+	}
+	r = mustProv(t, ts.args("lineage", "upstream", "dataset", revNS, "ANALYTICS.PUBLIC.REVENUE_FORECAST", "--depth", "1", "--prove")...)
+	if !strings.Contains(r.stdout, "job:dbt-prod:analytics.revenue_forecast") || !strings.Contains(r.stdout, "verified: ") {
+		t.Errorf("upstream through a JobEvent:\n%s", r.stdout)
+	}
 }
 
 func TestCostCLI(t *testing.T) {
