@@ -373,3 +373,46 @@ func TestStaticIndexKeys(t *testing.T) {
 	}
 	_ = payload.TypeOpenLineageJob
 }
+
+// A JobEvent whose job reads and writes the same table, and two jobs
+// feeding each other: every traversal ends, nothing is cut short, and
+// paths stay simple.
+func TestStaticSelfLoops(t *testing.T) {
+	l := testlog.Open(t, graph.New(graph.Options{Logger: testlog.Logger}))
+	job := func(name, in, out string) testlog.Payload {
+		return testlog.Payload{Type: payload.TypeOpenLineageJob, Body: []byte(`{"eventTime":"2026-11-27T06:00:00Z","producer":"p","job":{"namespace":"ns","name":"` + name + `"},"inputs":[{"namespace":"wh","name":"` + in + `"}],"outputs":[{"namespace":"wh","name":"` + out + `"}]}`)}
+	}
+	l.Apply(t, job("dedup", "t", "t"), job("ab", "a", "b"), job("ba", "b", "a"), job("bt", "b", "t"))
+	e := query.New(l.Log)
+	ctx := context.Background()
+	ref := func(name string) answer.Ref { return answer.Ref{Kind: "dataset", Parts: []string{"wh", name}} }
+	for _, c := range []struct {
+		name string
+		ask  func() (*answer.Answer, error)
+		want []string
+	}{
+		{"impact of a", func() (*answer.Answer, error) { return e.Impact(ctx, ref("a"), query.Request{}) },
+			[]string{"dataset:wh:a", "dataset:wh:b", "dataset:wh:t", "job:ns:ab", "job:ns:ba", "job:ns:bt", "job:ns:dedup"}},
+		{"upstream of t", func() (*answer.Answer, error) { return e.Upstream(ctx, ref("t"), query.Request{Depth: 100}) },
+			[]string{"dataset:wh:a", "dataset:wh:b", "dataset:wh:t", "job:ns:ab", "job:ns:ba", "job:ns:bt", "job:ns:dedup"}},
+		{"downstream of t", func() (*answer.Answer, error) { return e.Downstream(ctx, ref("t"), query.Request{Depth: 100}) },
+			[]string{"dataset:wh:t", "job:ns:dedup"}},
+	} {
+		a, err := c.ask()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		checkEntries(t, a)
+		same(t, c.name, nodeKeys(a, "dataset", "job"), c.want)
+		if a.Truncated != nil {
+			t.Errorf("%s: cut short %+v", c.name, a.Truncated)
+		}
+	}
+	a, err := e.Paths(ctx, ref("a"), ref("t"), 0, query.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Paths) != 1 || strings.Join(a.Paths[0], " ") != "dataset:wh:a job:ns:ab dataset:wh:b job:ns:bt dataset:wh:t" {
+		t.Errorf("paths a → t: %v", a.Paths)
+	}
+}
