@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+
+	"github.com/provledger/provledger/crypto/envelope"
 )
 
 // FuzzHTTPMiddleware: whatever the path and Authorization header, a
@@ -62,6 +64,25 @@ func FuzzHTTPMiddleware(f *testing.F) {
 			if who == nil || !who.Has(c.role()) {
 				t.Fatalf("%q (class %v) reached as %v", path, c, who)
 			}
+		}
+	})
+}
+
+// FuzzMayBeAdminEntry: the pre-check never says "no" for a DSSE JSON body
+// that parses (envelope.Parse, as AuthorizeAppend parses it) with a policy
+// or redaction payload type, however the JSON spells it; an appender could
+// otherwise slip an admin entry past the role check.
+func FuzzMayBeAdminEntry(f *testing.F) {
+	f.Add([]byte(`{"payloadType":"application/vnd.provledger.redaction+json","payload":"e30=","signatures":[{"keyid":"k","sig":"c2ln"}]}`))
+	f.Add([]byte(`{"payloadType":"application/vnd.provledger.policy\u002bjson","payload":"e30=","signatures":[{"keyid":"k","sig":"c2ln"}]}`))
+	f.Add([]byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"k","sig":"c2ln"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := envelope.Parse(b)
+		if err != nil {
+			return
+		}
+		if _, _, admin := adminEntryKind(env.PayloadType); admin && !mayBeAdminEntry(b) {
+			t.Fatalf("an envelope of type %s passed the pre-check: %s", env.PayloadType, b)
 		}
 	})
 }
