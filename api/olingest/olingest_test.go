@@ -270,11 +270,38 @@ func scenario(t *testing.T, dir string) []shopFile {
 
 func ds(ns, name string) answer.Ref { return answer.Ref{Kind: "dataset", Parts: []string{ns, name}} }
 
-// questions are the queries both ingest paths must answer alike.
-var questions = []struct {
+// question is a query both ingest paths must answer alike.
+type question struct {
 	name string
 	ask  func(*query.Engine) (*answer.Answer, error)
-}{
+}
+
+// answerAlike asks each question of both engines and checks the answers
+// are byte for byte the same; it returns the second engine's answers.
+func answerAlike(t *testing.T, qg, qh *query.Engine, qs []question) []*answer.Answer {
+	t.Helper()
+	var out []*answer.Answer
+	for _, q := range qs {
+		ag, err := q.ask(qg)
+		if err != nil {
+			t.Fatalf("%s (gRPC): %v", q.name, err)
+		}
+		ah, err := q.ask(qh)
+		if err != nil {
+			t.Fatalf("%s (HTTP): %v", q.name, err)
+		}
+		jg, _ := json.Marshal(ag)
+		jh, _ := json.Marshal(ah)
+		if !bytes.Equal(jg, jh) {
+			t.Errorf("%s: the answers differ\ngRPC: %s\nHTTP: %s", q.name, jg, jh)
+		}
+		out = append(out, ah)
+	}
+	return out
+}
+
+// questions are the queries both ingest paths must answer alike.
+var questions = []question{
 	{"upstream revenue", func(q *query.Engine) (*answer.Answer, error) {
 		return q.Upstream(context.Background(), ds("snowflake://acme.eu-west-1", "ANALYTICS.PUBLIC.DAILY_REVENUE"), query.Request{})
 	}},
@@ -396,22 +423,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	qg, qh := query.New(viaGRPC.log), query.New(viaHTTP.log)
-	for _, q := range questions {
-		ag, err := q.ask(qg)
-		if err != nil {
-			t.Fatalf("%s (gRPC): %v", q.name, err)
-		}
-		ah, err := q.ask(qh)
-		if err != nil {
-			t.Fatalf("%s (HTTP): %v", q.name, err)
-		}
-		jg, _ := json.Marshal(ag)
-		jh, _ := json.Marshal(ah)
-		if !bytes.Equal(jg, jh) {
-			t.Errorf("%s: the answers differ\ngRPC: %s\nHTTP: %s", q.name, jg, jh)
-		}
+	for i, ah := range answerAlike(t, qg, qh, questions) {
 		if len(ah.Nodes) == 0 && ah.Cost == nil {
-			t.Errorf("%s: empty answer %s", q.name, jh)
+			t.Errorf("%s: empty answer", questions[i].name)
 		}
 	}
 
