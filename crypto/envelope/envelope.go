@@ -234,7 +234,7 @@ func (sc *scanner) signatures() ([]Signature, error) {
 }
 
 func (sc *scanner) signatureObject(i int) (Signature, error) {
-	where := fmt.Sprintf("signatures[%d]", i)
+	where := "signatures[" + strconv.Itoa(i) + "]"
 	var (
 		s                Signature
 		seenKey, seenSig bool
@@ -377,19 +377,30 @@ func (sc *scanner) object(where string, member func(name string) error) error {
 }
 
 // rawString returns the quoted JSON string at the cursor, quotes included.
+// A backslash escapes the byte after it (unquote checks the escape). It
+// finds quotes and backslashes with bytes.IndexByte, in one linear pass:
+// a payload is kilobytes of base64 with neither.
 func (sc *scanner) rawString(where string) ([]byte, error) {
 	start := sc.i
-	sc.i++ // opening quote
-	for sc.i < len(sc.b) {
-		switch sc.b[sc.i] {
-		case '"':
-			sc.i++
-			return sc.b[start:sc.i], nil
-		case '\\':
-			sc.i += 2
-		default:
-			sc.i++
+	i := sc.i + 1 // after the opening quote
+	for i < len(sc.b) {
+		q := bytes.IndexByte(sc.b[i:], '"')
+		if q < 0 {
+			break
 		}
+		q += i
+		j := i // escapes in [j, q)
+		for {
+			bs := bytes.IndexByte(sc.b[j:q], '\\')
+			if bs < 0 {
+				sc.i = q + 1
+				return sc.b[start:sc.i], nil
+			}
+			if j += bs + 2; j > q {
+				break // the quote at q is escaped: look for the next one
+			}
+		}
+		i = j
 	}
 	return nil, fmt.Errorf("%s: unterminated string at offset %d", where, start)
 }
@@ -453,16 +464,11 @@ func (sc *scanner) base64Value(field string) ([]byte, error) {
 
 // decodeBase64 accepts standard or URL-safe base64, padded or not.
 func decodeBase64(s []byte) ([]byte, error) {
-	url := false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '-', '_':
-			url = true
-		case '\r', '\n':
-			// encoding/base64 would skip these silently.
-			return nil, errors.New("line break inside base64")
-		}
+	if bytes.IndexByte(s, '\n') >= 0 || bytes.IndexByte(s, '\r') >= 0 {
+		// encoding/base64 would skip these silently.
+		return nil, errors.New("line break inside base64")
 	}
+	url := bytes.IndexByte(s, '-') >= 0 || bytes.IndexByte(s, '_') >= 0
 	var enc *base64.Encoding
 	switch {
 	case url && len(s)%4 == 0:

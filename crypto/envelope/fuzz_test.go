@@ -63,3 +63,41 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// rawStringReference is the byte-at-a-time scan rawString replaced.
+func rawStringReference(b []byte, start int) (end int, ok bool) {
+	i := start + 1
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			return i + 1, true
+		case '\\':
+			i += 2
+		default:
+			i++
+		}
+	}
+	return 0, false
+}
+
+// FuzzRawString holds rawString's IndexByte scan to the byte-at-a-time
+// scan: the same end of string, or unterminated for both.
+func FuzzRawString(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, `"a\\"`, `"\\\""x"`, `"\`, `"abc`, `"a\\\\\"`, `""`, `"\"`, `"x\\"yz"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 || b[0] != '"' {
+			b = append([]byte{'"'}, b...)
+		}
+		wantEnd, wantOK := rawStringReference(b, 0)
+		sc := &scanner{b: b}
+		raw, err := sc.rawString("test")
+		if (err == nil) != wantOK {
+			t.Fatalf("%q: rawString err %v, reference ok %v", b, err, wantOK)
+		}
+		if wantOK && (sc.i != wantEnd || len(raw) != wantEnd) {
+			t.Fatalf("%q: rawString ends at %d (%q), reference at %d", b, sc.i, raw, wantEnd)
+		}
+	})
+}
