@@ -134,6 +134,9 @@ func (e *Envelope) Digest() [32]byte {
 // anything after the closing brace. Unpadded base64 is accepted. An empty
 // keyid is accepted (DSSE allows it) but never verifies.
 func Parse(b []byte) (*Envelope, error) {
+	if e, ok := parseCanonical(b); ok {
+		return e, nil
+	}
 	e, err := parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
