@@ -151,6 +151,10 @@ func (np *nodePolicy) warnUnenforcedIdentities(ctx context.Context, authOn bool,
 	latest := func() *policy.State { return np.index.At(math.MaxUint64) } // including entries not yet in a checkpoint
 	w.check(latest())
 	go func() {
+		// A Raft snapshot installed under the index replaces its policy
+		// entries without a Changed signal: look every identitiesRecheck too.
+		tick := time.NewTicker(identitiesRecheck)
+		defer tick.Stop()
 		for {
 			changed := np.index.Changed() // before reading the state: no change is missed
 			w.check(latest())
@@ -158,10 +162,15 @@ func (np *nodePolicy) warnUnenforcedIdentities(ctx context.Context, authOn bool,
 			case <-ctx.Done():
 				return
 			case <-changed:
+			case <-tick.C:
 			}
 		}
 	}()
 }
+
+// identitiesRecheck is how often warnUnenforcedIdentities looks at the
+// policy in force without a change signal from the index.
+const identitiesRecheck = 30 * time.Second
 
 // identitiesWarner warns once per policy entry after which the policy
 // names identities (the State of that entry).
