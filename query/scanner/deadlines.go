@@ -23,7 +23,7 @@ func (q deadlineQueue) Len() int           { return len(q) }
 func (q deadlineQueue) Less(i, j int) bool { return q[i].at < q[j].at }
 func (q deadlineQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
 
-// Push and Pop implement heap.Interface; use add and due.
+// Push and Pop implement heap.Interface; use add and popDue.
 func (q *deadlineQueue) Push(x any) { *q = append(*q, x.(deadline)) }
 
 // Pop implements heap.Interface.
@@ -37,12 +37,12 @@ func (q *deadlineQueue) Pop() any {
 // add queues key at at.
 func (q *deadlineQueue) add(at int64, key string) { heap.Push(q, deadline{at, key}) }
 
-// due pops the earliest deadline if it is before now.
-func (q *deadlineQueue) due(now int64) (string, bool) {
-	if len(*q) == 0 || (*q)[0].at >= now {
-		return "", false
+// popDue pops every deadline before now, earliest first, calling f with
+// its key.
+func (q *deadlineQueue) popDue(now int64, f func(key string)) {
+	for len(*q) > 0 && (*q)[0].at < now {
+		f(heap.Pop(q).(deadline).key)
 	}
-	return heap.Pop(q).(deadline).key, true
 }
 
 // runDeadline is when run rs is next judged by checkRuns: its retention

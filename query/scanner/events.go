@@ -46,14 +46,10 @@ func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 	// current state; only the runs that raise a finding are sorted
 	// (findings come out in run id order, deterministically).
 	var late []string
-	for {
-		id, ok := s.runDue.due(nowMs)
-		if !ok {
-			break
-		}
+	s.runDue.popDue(nowMs, func(id string) {
 		rs := s.runs.peek(id)
 		if rs == nil {
-			continue // deleted; an outdated deadline
+			return // deleted; an outdated deadline
 		}
 		switch {
 		case rs.Done && nowMs-rs.DoneAt > keep:
@@ -64,7 +60,7 @@ func (s *Scanner) checkRuns(now time.Time, nowMs int64) {
 			// Events without a START: forget them eventually.
 			s.runs.del(id)
 		}
-	}
+	})
 	slices.Sort(late)
 	late = slices.Compact(late) // (a run queued twice)
 	for _, id := range late {
@@ -97,19 +93,12 @@ func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
 	}
 	s.limitPending = s.limitPending[:0]
 	var stale []string
-	for {
-		k, ok := s.staleDue.due(nowMs)
-		if !ok {
-			break
-		}
+	s.staleDue.popDue(nowMs, func(k string) {
 		ds := s.datasets.peek(k)
-		if ds == nil || ds.Stale || ds.Updates == 0 || !ds.limitOK {
-			continue
-		}
-		if ds.limit != 0 && nowMs-ds.LastUpdate > ds.limit {
+		if ds != nil && !ds.Stale && ds.Updates > 0 && ds.limitOK && ds.limit != 0 && nowMs-ds.LastUpdate > ds.limit {
 			stale = append(stale, k)
 		}
-	}
+	})
 	slices.Sort(stale)
 	stale = slices.Compact(stale)
 	for _, k := range stale {

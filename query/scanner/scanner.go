@@ -557,12 +557,7 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 		it.envErr = err
 		return
 	}
-	var env *envelope.Envelope
-	if ld != nil {
-		env, err = parseEnvelope(raw)
-	} else {
-		env, err = envelope.Parse(raw)
-	}
+	env, err := envelope.Parse(raw)
 	if err != nil {
 		it.envErr = err
 		return
