@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/provledger/provledger/api/client"
@@ -49,6 +51,16 @@ membership changes to the leader.
 			return usagef("cluster needs a subcommand: status, join, remove or transfer-leadership")
 		},
 	}
+}
+
+// clusterErr wraps the error of a Cluster call; a node that serves no
+// Cluster service (a single provd, without --node-id) is named as such
+// instead of gRPC's bare "unknown service".
+func (a *app) clusterErr(what string, err error) error {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unimplemented && strings.HasPrefix(s.Message(), "unknown service") {
+		return fmt.Errorf("%s: %w; the node at %s is not a member of a Raft cluster (provd started without --node-id): prov cluster talks to the nodes of a cluster (make cluster, docs/raft.md)", what, err, a.server)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // clusterClient dials --server's Cluster service.
@@ -93,7 +105,7 @@ func (a *app) clusterStatus(ctx context.Context) error {
 	defer cancel()
 	resp, err := cc.Status(rctx, &provledgerpb.ClusterStatusRequest{})
 	if err != nil {
-		return fmt.Errorf("cluster status: %w", err)
+		return a.clusterErr("cluster status", err)
 	}
 	if a.json {
 		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(resp)
@@ -204,7 +216,7 @@ first; --force adds it anyway).`),
 			defer cancel()
 			resp, err := cc.Join(rctx, &provledgerpb.JoinRequest{NodeId: *id, RaftAddress: *raftAddr, ApiAddress: *apiAddr, Force: *force})
 			if err != nil {
-				return fmt.Errorf("cluster join %s: %w", *id, err)
+				return a.clusterErr("cluster join "+*id, err)
 			}
 			fmt.Fprintf(a.stdout, "%s joined the cluster.\n", *id)
 			a.printMembers(resp.GetMembers())
@@ -239,7 +251,7 @@ cannot be removed: transfer the leadership first
 			defer cancel()
 			resp, err := cc.Remove(rctx, &provledgerpb.RemoveRequest{NodeId: args[0]})
 			if err != nil {
-				return fmt.Errorf("cluster remove %s: %w", args[0], err)
+				return a.clusterErr("cluster remove "+args[0], err)
 			}
 			fmt.Fprintf(a.stdout, "%s removed from the cluster.\n", args[0])
 			a.printMembers(resp.GetMembers())
@@ -272,7 +284,7 @@ func (a *app) clusterTransferCommand() *ffcli.Command {
 			defer cancel()
 			resp, err := cc.TransferLeadership(rctx, &provledgerpb.TransferLeadershipRequest{NodeId: id})
 			if err != nil {
-				return fmt.Errorf("cluster transfer-leadership: %w", err)
+				return a.clusterErr("cluster transfer-leadership", err)
 			}
 			l := resp.GetLeader()
 			if l.GetId() == "" {

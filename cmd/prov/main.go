@@ -78,19 +78,43 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // --out f` as well as `prov prove --out f 0`): Go's flag package stops at
 // the first argument, so the command's flags are moved before its
 // arguments, which go after a "--". Everything after a "--" given by the
-// user stays an argument.
+// user stays an argument. A command group whose subcommands have flag sets
+// of their own (`prov cluster join --node-id …`) is followed down to the
+// subcommand, whose flags are moved after its name; a group that parses its
+// subcommands' flags itself (`prov policy apply FILE --key …`) gets them.
 func reorderArgs(root *ffcli.Command, args []string) []string {
 	i := skipFlags(root.FlagSet, args)
 	if i >= len(args) {
 		return args
 	}
-	for _, sub := range root.Subcommands {
-		if strings.EqualFold(args[i], sub.Name) {
-			out := append([]string{}, args[:i+1]...)
-			return append(out, moveFlagsFirst(sub.FlagSet, args[i+1:])...)
+	if sub := subcommandNamed(root, args[i]); sub != nil {
+		out := append([]string{}, args[:i+1]...)
+		rest := args[i+1:]
+		if j := skipFlags(sub.FlagSet, rest); j < len(rest) {
+			if leaf := subcommandNamed(sub, rest[j]); leaf != nil && hasFlags(leaf.FlagSet) {
+				return append(out, reorderArgs(sub, rest)...)
+			}
 		}
+		return append(out, moveFlagsFirst(sub.FlagSet, rest)...)
 	}
 	return args
+}
+
+// subcommandNamed returns c's subcommand called name (any case), or nil.
+func subcommandNamed(c *ffcli.Command, name string) *ffcli.Command {
+	for _, sub := range c.Subcommands {
+		if strings.EqualFold(name, sub.Name) {
+			return sub
+		}
+	}
+	return nil
+}
+
+// hasFlags reports whether fs defines any flag.
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 // skipFlags returns the index of the first non-flag argument.

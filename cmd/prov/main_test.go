@@ -180,15 +180,17 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	for cmd, wants := range map[string][]string{
-		"keygen":     {"--out", "--alg", "--name", "ecdsa-p256", "PROVLEDGER_OUT"},
-		"append":     {"--key", "--type", "--namespace", "--receipts", "openlineage", "--server"},
-		"get":        {"--trust"},
-		"checkpoint": {"--size"},
-		"prove":      {"--size", "--out", "tlog-proof"},
-		"verify":     {"--receipt", "Exit codes"},
-		"audit":      {"--state", "--trust", "progress"},
+		"keygen":                      {"--out", "--alg", "--name", "ecdsa-p256", "PROVLEDGER_OUT"},
+		"append":                      {"--key", "--type", "--namespace", "--receipts", "openlineage", "--server"},
+		"get":                         {"--trust"},
+		"checkpoint":                  {"--size"},
+		"prove":                       {"--size", "--out", "tlog-proof"},
+		"verify":                      {"--receipt", "Exit codes"},
+		"audit":                       {"--state", "--trust", "progress"},
+		"cluster join":                {"  --node-id string", "  --raft-addr string", "  --api-addr string", "  --force", "id of the node to add"},
+		"cluster transfer-leadership": {"prov cluster transfer-leadership [NODE-ID]"},
 	} {
-		r := prov(t, "", cmd, "--help")
+		r := prov(t, "", append(strings.Fields(cmd), "--help")...)
 		if r.code != 0 {
 			t.Errorf("%s --help: exit %d", cmd, r.code)
 		}
@@ -548,10 +550,16 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{"--server", dead, "--log-key", ts.logPub, "--timeout", "3s", "verify", "0"},
 		{"--server", dead, "--log-key", ts.logPub, "--timeout", "3s", "audit", "--state", filepath.Join(dir, "s")},
 		{"--server", dead, "--timeout", "3s", "checkpoint"},
+		{"--server", dead, "--timeout", "3s", "cluster", "join", "--node-id", "n4", "--raft-addr", "127.0.0.1:1", "--api-addr", "127.0.0.1:2"},
+		{"cluster", "remove", "n2", "--server", dead, "--timeout", "3s"},
 	} {
 		if r := prov(t, "", args...); r.code != exitUnreachable || !strings.Contains(r.stderr, "could not reach") {
 			t.Errorf("prov %v against a dead server: exit %d: %s", args, r.code, r.stderr)
 		}
+	}
+	// A single node serves no Cluster service: prov cluster says so.
+	if r := prov(t, "", ts.args("cluster", "status")...); r.code != exitFailed || !strings.Contains(r.stderr, "not a member of a Raft cluster") {
+		t.Errorf("cluster status against a single node: exit %d: %s", r.code, r.stderr)
 	}
 	// No log key: append works but says so loudly.
 	r = prov(t, "", "--server", ts.addr, "append", "--key", key, "--type", "cost", "--receipts", dir, writeFile(t, filepath.Join(dir, "c.json"), `{}`))
@@ -599,6 +607,13 @@ func TestReorderArgs(t *testing.T) {
 		{"audit", "audit"},
 		{"nosuch 1 --x", "nosuch 1 --x"},
 		{"keygen --out=d --alg ed25519", "keygen --out=d --alg ed25519"},
+		{"cluster join --node-id n4 --raft-addr r --api-addr a", "cluster join --node-id n4 --raft-addr r --api-addr a"},
+		{"--server x cluster --json remove n2 --timeout 5s", "--server x cluster --json remove --timeout 5s -- n2"},
+		{"cluster transfer-leadership n2 --server x", "cluster transfer-leadership --server x -- n2"},
+		{"cluster join --help", "cluster join --help"},
+		{"cluster status", "cluster status"},
+		{"policy apply p.yaml --key k --allow-dirty", "policy --key k --allow-dirty -- apply p.yaml"},
+		{"policy show --at 3", "policy --at 3 -- show"},
 	} {
 		got := strings.Join(reorderArgs(root, strings.Fields(tc.in)), " ")
 		if got != tc.want {
