@@ -229,6 +229,9 @@ func (a *app) auditOne(ctx context.Context, o auditOptions, pub ed25519.PublicKe
 		return nil, err
 	}
 	rep.FirstAudit = old == nil
+	if old == nil {
+		rep.Mode = "full" // no state: every entry is audited
+	}
 	rep.Consistency = "no previous audit state: first audit, nothing to be consistent with"
 	base0 := rangeFactory.NewEmptyRange(0)
 	if old != nil {

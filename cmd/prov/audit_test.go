@@ -26,7 +26,7 @@ func TestAuditCleanFullAndIncremental(t *testing.T) {
 	f.append(t, 700, 100, "")
 	state := filepath.Join(t.TempDir(), "state")
 	code, rep := auditJSON(t, f.logPub, f.url, state, "--trust", f.trust)
-	if code != 0 || !rep.OK || rep.Stats.Entries != 700 || rep.Stats.SigsVerified != 700 || !rep.FirstAudit {
+	if code != 0 || !rep.OK || rep.Mode != "full" || rep.Stats.Entries != 700 || rep.Stats.SigsVerified != 700 || !rep.FirstAudit {
 		t.Fatalf("first audit: exit %d %+v", code, rep)
 	}
 	f.append(t, 333, 111, "")
