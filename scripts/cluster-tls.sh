@@ -35,7 +35,7 @@ key="$D/cluster-log.key"
 if [ ! -f "$key" ]; then
   "$BIN/prov" keygen --out "$D" --name cluster-log >/dev/null
 fi
-PROV=("$BIN/prov" --tls-ca "$C/cluster-ca.crt" --tls-cert "$C/client.crt" --tls-key "$C/client.key")
+PROV=("$BIN/prov" --log-key "$D/cluster-log.pub" --tls-ca "$C/cluster-ca.crt" --tls-cert "$C/client.crt" --tls-key "$C/client.key")
 
 pids=()
 cleanup() {

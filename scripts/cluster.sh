@@ -42,7 +42,7 @@ start() { # start N extra-flags...
 
 wait_up() { # wait until node N answers
   for _ in $(seq 100); do
-    if "$BIN/prov" --server "127.0.0.1:74${1}0" --timeout 1s checkpoint >/dev/null 2>&1; then return 0; fi
+    if "$BIN/prov" --server "127.0.0.1:74${1}0" --log-key "$DATA/cluster-log.pub" --timeout 1s checkpoint >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "${pids[$(($1 - 1))]}" 2>/dev/null; then
       echo "node$1 exited; its log ($DATA/node$1.log) ends with:" >&2
       tail -n 5 "$DATA/node$1.log" >&2
@@ -61,7 +61,7 @@ start 3 --join 127.0.0.1:7410
 wait_up 2
 wait_up 3
 for _ in $(seq 150); do # until a leader is elected and all three members answer
-  n=$("$BIN/prov" --server 127.0.0.1:7410 --timeout 2s cluster status 2>/dev/null | grep -cE '^node[123] +(Leader|Follower) ' || true)
+  n=$("$BIN/prov" --server 127.0.0.1:7410 --log-key "$DATA/cluster-log.pub" --timeout 2s cluster status 2>/dev/null | grep -cE '^node[123] +(Leader|Follower) ' || true)
   if [ "$n" = 3 ]; then break; fi
   sleep 0.2
 done
