@@ -17,9 +17,10 @@ import (
 )
 
 var (
-	benchJobs = flag.Int("scanner.bench.jobs", 1000, "jobs of the benchmark stream (entries ≈ 3·jobs·days; 3400 jobs × 100 days ≈ 1M entries)")
-	benchDays = flag.Int("scanner.bench.days", 100, "days of the benchmark stream")
-	benchDir  = flag.String("scanner.bench.dir", "", "directory of the benchmark log: generated there on the first run and reused by later runs with the same -scanner.bench.jobs and -scanner.bench.days (default: a new temporary log each run)")
+	benchJobs  = flag.Int("scanner.bench.jobs", 1000, "jobs of the benchmark stream (entries ≈ 3·jobs·days; 3400 jobs × 100 days ≈ 1M entries)")
+	benchDays  = flag.Int("scanner.bench.days", 100, "days of the benchmark stream")
+	benchChunk = flag.Int("scanner.bench.chunk", 0, "Options.ChunkSize of the benchmark's scans (0: the default)")
+	benchDir   = flag.String("scanner.bench.dir", "", "directory of the benchmark log: generated there on the first run and reused by later runs with the same -scanner.bench.jobs and -scanner.bench.days (default: a new temporary log each run)")
 )
 
 // benchMeta describes the stream a reusable benchmark log holds.
@@ -111,7 +112,12 @@ func BenchmarkScan(b *testing.B) {
 				if err := l.DB().DeleteRange([]byte{'s'}, []byte{'t'}, nil); err != nil {
 					b.Fatal(err)
 				}
-				s, _ := newScanner(b, l, trust, mode.mod)
+				s, _ := newScanner(b, l, trust, func(o *scanner.Options) {
+					mode.mod(o)
+					if *benchChunk > 0 {
+						o.ChunkSize = *benchChunk
+					}
+				})
 				b.StartTimer()
 				t, cpu0 := time.Now(), cpuTime()
 				p, err := s.Scan(context.Background(), entries)
