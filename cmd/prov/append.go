@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/provledger/provledger/api/client"
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
+	"github.com/provledger/provledger/crypto/tlogproof"
 )
 
 // payloadTypes maps the --type shorthands to DSSE payload types.
@@ -45,7 +47,7 @@ func resolvePayloadType(t string) (string, error) {
 func (a *app) appendCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("prov append", flag.ContinueOnError)
 	key := fs.String("key", "", "PEM private key to sign with (from prov keygen, or openssl: PKCS#8, SEC1 EC, PKCS#1 RSA; required)")
-	typ := fs.String("type", "", "payload type, or a shorthand: openlineage, in-toto, cost, finding, policy (required)")
+	typ := fs.String("type", "", "payload type, or a shorthand: openlineage, openlineage-dataset, openlineage-job, in-toto, cost, finding, policy (required)")
 	ns := fs.String("namespace", "default", "namespace that owns the entry (e.g. the OpenLineage job namespace)")
 	receipts := fs.String("receipts", "./receipts", "directory to save receipts in, as <dir>/<origin>/<index>.tlog-proof")
 	return &ffcli.Command{
@@ -61,14 +63,18 @@ proof leads to the root of the returned checkpoint, signed by the log
 not check the signature). Then it saves the receipt as a C2SP tlog-proof
 file, whose extra line is the entry record, and prints the index, the leaf
 hash and the receipt's path. Appending an envelope already in the log
-returns the original index and says duplicate.
+returns the original index and says duplicate. A receipt file of another
+entry at the same path (another log with the same origin) is kept, and
+this receipt is saved next to it as <index>-<leaf hash prefix>.tlog-proof.
 
 Payload type shorthands:
-  openlineage  application/vnd.openlineage.run-event+json
-  in-toto      application/vnd.in-toto+json
-  cost         application/vnd.provledger.cost+json
-  finding      application/vnd.provledger.finding+json
-  policy       application/vnd.provledger.policy+json`),
+  openlineage          application/vnd.openlineage.run-event+json
+  openlineage-dataset  application/vnd.openlineage.dataset-event+json
+  openlineage-job      application/vnd.openlineage.job-event+json
+  in-toto              application/vnd.in-toto+json
+  cost                 application/vnd.provledger.cost+json
+  finding              application/vnd.provledger.finding+json
+  policy               application/vnd.provledger.policy+json`),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {
@@ -139,7 +145,11 @@ func (a *app) appendEntry(ctx context.Context, keyPath, payloadType, namespace, 
 	}
 	receipt := client.ReceiptFromResponse(resp)
 	dir := filepath.Join(receiptDir, sanitizeOrigin(cp.Origin))
-	path := filepath.Join(dir, strconv.FormatUint(resp.GetIndex(), 10)+".tlog-proof")
+	path := receiptPath(dir, resp.GetIndex(), resp.GetRecord(), resp.GetLeafHash())
+	if other := filepath.Join(dir, strconv.FormatUint(resp.GetIndex(), 10)+".tlog-proof"); path != other {
+		fmt.Fprintf(a.stderr, "prov: %s holds the receipt of another entry %d (another log named %s, e.g. a --dev node and a --dev cluster): kept; this receipt is saved as %s\n",
+			other, resp.GetIndex(), cp.Origin, path)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("append: entry %d was appended, but saving its receipt failed: %w", resp.GetIndex(), err)
 	}
@@ -166,6 +176,22 @@ func (a *app) appendEntry(ctx context.Context, keyPath, payloadType, namespace, 
 	fmt.Fprintf(a.stdout, "index:     %d\nleaf hash: %s\nduplicate: %s\nreceipt:   %s (%s)\nlog:       %s, tree size %d\n",
 		res.Index, res.LeafHash, dup, res.Receipt, verified, res.Origin, res.TreeSize)
 	return nil
+}
+
+// receiptPath is where append saves the receipt of entry index, whose
+// record is record: DIR/<index>.tlog-proof, unless that file holds the
+// receipt of another record (another log with the same origin), which is
+// kept: then DIR/<index>-<first 8 hex digits of the leaf hash>.tlog-proof.
+func receiptPath(dir string, index uint64, record, leaf []byte) string {
+	path := filepath.Join(dir, strconv.FormatUint(index, 10)+".tlog-proof")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return path // none yet (or unreadable: writing reports why)
+	}
+	if old, err := tlogproof.Parse(b); err == nil && bytes.Equal(old.Extra, record) {
+		return path // the same entry: a fresher receipt replaces it
+	}
+	return filepath.Join(dir, fmt.Sprintf("%d-%x.tlog-proof", index, leaf[:min(4, len(leaf))]))
 }
 
 func toProtoEnvelope(e *envelope.Envelope) *provledgerpb.Envelope {
