@@ -296,7 +296,14 @@ func (s *session) info(id graph.ID) (graph.NodeInfo, error) {
 		return n, err
 	}
 	if !ok {
-		return n, fmt.Errorf("%w: no entry below size %d asserts that %s", ErrNotFound, s.r.Size(), id.Kind())
+		if s.r.Size() == 0 {
+			return n, fmt.Errorf("%w: no entry asserts that %s: the answer is as of log size 0 (an as-of time before the log's first entry?)", ErrNotFound, id.Kind())
+		}
+		hint := ""
+		if id.Kind() == graph.Run {
+			hint = " (a run is named by its OpenLineage run.runId, a UUID, or for in-toto by its invocationId or sha256:<statement digest>)"
+		}
+		return n, fmt.Errorf("%w: no entry below size %d asserts that %s%s", ErrNotFound, s.r.Size(), id.Kind(), hint)
 	}
 	s.infos[id] = n
 	s.infoBits |= infoBit(id)

@@ -79,7 +79,7 @@ func (s *Service) probe(ctx context.Context, id, addr string) error {
 			return status.Errorf(status.FromContextError(ctx.Err()).Code(), "join %s: %v", id, ctx.Err())
 		}
 		return status.Errorf(codes.FailedPrecondition,
-			"join %s: the leader %s cannot reach raft address %s within %v (%v): start the node first (provd --node-id %s --raft-advertise %s), check the address, firewall and certificates; set force to add it anyway (a voter that never answers costs the cluster a vote of its quorum)",
+			"join %s: the leader %s cannot reach raft address %s within %v (%v): start the node first (provd --node-id %s --raft-advertise %s), check the address, firewall and certificates; or add it anyway with prov cluster join --force (JoinRequest.force; a voter that never answers costs the cluster a vote of its quorum)",
 			id, s.cfg.Node.ID(), addr, s.cfg.ProbeTimeout, err, id, addr)
 	}
 	c.Close()

@@ -53,7 +53,7 @@ func TestMembershipChecks(t *testing.T) {
 		{"join with port out of range", join(f, "n4", "127.0.0.1:70000", dead), codes.InvalidArgument, []string{"port \"70000\""}},
 		{"join with a wildcard host", join(l, "n4", "0.0.0.0:7402", dead), codes.InvalidArgument, []string{"0.0.0.0 is not an address another node can dial"}},
 		{"join with a bad API host", join(l, "n4", dead, "no_such host:1"), codes.InvalidArgument, []string{"api_address", "neither an IP address nor a DNS name"}},
-		{"join an unreachable address", join(l, "n4", dead, dead), codes.FailedPrecondition, []string{"cannot reach raft address " + dead, "set force"}},
+		{"join an unreachable address", join(l, "n4", dead, dead), codes.FailedPrecondition, []string{"cannot reach raft address " + dead, "--force"}},
 		{"join an unreachable address via a follower", join(f, "n4", dead, dead), codes.FailedPrecondition, []string{"cannot reach raft address " + dead, "leader " + l.id}},
 		{"join a member's id at another address", join(f, f.id, dead, dead), codes.AlreadyExists, []string{f.id + " is already a member at raft address " + f.node.RaftAddr(), "remove it first"}},
 		{"join a member's address with another id", join(l, "n4", f.node.RaftAddr(), dead), codes.AlreadyExists, []string{"raft address " + f.node.RaftAddr() + " belongs to member " + f.id}},
