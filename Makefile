@@ -5,8 +5,10 @@ GO      ?= go
 BIN     := bin
 DATA    ?= ./data
 PKGS    := ./...
-# Packages with concurrency that also run under the race detector in `make test`.
-RACE_PKGS_RE := /(ledger|api|raft)(/|$$)
+# Packages with concurrency that also run under the race detector in `make test`
+# (query and query/graph: the lock-free adjacency cache and parallel sessions;
+# query/scanner's parallel decoding is race-tested by hand: 3.5 min under -race).
+RACE_PKGS_RE := /(ledger|api|raft)(/|$$)|/query(/graph)?$$
 
 .PHONY: all build run cluster cluster-tls bench-cluster test fuzz proto bench bench-full bench-baseline bench-check bench-limits bench-append bench-go clean vet
 
