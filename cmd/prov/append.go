@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/provledger/provledger/api/provledgerpb"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/tlogproof"
+	"github.com/provledger/provledger/query/payload"
 )
 
 // payloadTypes maps the --type shorthands to DSSE payload types.
@@ -108,25 +110,31 @@ type appendResult struct {
 }
 
 func (a *app) appendEntry(ctx context.Context, keyPath, payloadType, namespace, receiptDir, file string) error {
-	var payload []byte
+	var body []byte
 	var err error
 	if file == "-" {
-		payload, err = io.ReadAll(a.stdin)
+		body, err = io.ReadAll(a.stdin)
 	} else {
-		payload, err = os.ReadFile(file)
+		body, err = os.ReadFile(file)
 	}
 	if err != nil {
 		return fmt.Errorf("append: read payload: %w", err)
 	}
-	if strings.HasSuffix(payloadType, "+json") && !json.Valid(payload) {
+	if strings.HasSuffix(payloadType, "+json") && !json.Valid(body) {
 		return fmt.Errorf("append: %s is not valid JSON, and payload type %s wants JSON", displayName(file), payloadType)
+	}
+	if _, err := payload.Parse(payloadType, body, payload.Limits{}); err != nil && !errors.Is(err, payload.ErrNotLineage) {
+		// The node stores any validly signed payload of an accepted type;
+		// its lineage index skips one it cannot read (docs/query.md). Say so
+		// now rather than leave the user to wonder why queries miss it.
+		fmt.Fprintf(a.stderr, "prov: warning: %s will be appended and provable, but the lineage index skips it: %v\n", displayName(file), err)
 	}
 	key, err := loadSigningKey(keyPath)
 	if err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
 	keyID := key.id
-	env, err := envelope.Sign(payloadType, payload, key.signer)
+	env, err := envelope.Sign(payloadType, body, key.signer)
 	if err != nil {
 		return fmt.Errorf("append: sign: %w", err)
 	}

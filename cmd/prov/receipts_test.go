@@ -23,7 +23,7 @@ func TestAppendKeepsAnotherLogsReceipt(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "c.json"), body))...)
 	}
 	plain := filepath.Join(receipts, "test.provledger_cli", "0.tlog-proof")
-	first := appendCost(a, `{"BilledCost": 1}`)
+	first := appendCost(a, `{"BilledCost": 1, "BillingCurrency": "USD", "ChargePeriodStart": "2026-11-26T10:00:00Z", "ChargePeriodEnd": "2026-11-26T11:00:00Z"}`)
 	if !strings.Contains(first.stdout, plain) || first.stderr != "" {
 		t.Fatalf("first append: %s\nstderr: %s", first.stdout, first.stderr)
 	}
@@ -31,7 +31,7 @@ func TestAppendKeepsAnotherLogsReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := appendCost(b, `{"BilledCost": 2}`)
+	second := appendCost(b, `{"BilledCost": 2, "BillingCurrency": "USD", "ChargePeriodStart": "2026-11-26T10:00:00Z", "ChargePeriodEnd": "2026-11-26T11:00:00Z"}`)
 	if strings.Contains(second.stdout, plain+" ") || !strings.Contains(second.stderr, "holds the receipt of another entry 0") {
 		t.Fatalf("second log's append: %s\nstderr: %s", second.stdout, second.stderr)
 	}
@@ -45,7 +45,7 @@ func TestAppendKeepsAnotherLogsReceipt(t *testing.T) {
 	for _, f := range []string{plain, alts[0]} {
 		mustProv(t, "--log-key", a.logPub, "verify", "--receipt", f)
 	}
-	again := appendCost(a, `{"BilledCost": 1}`)
+	again := appendCost(a, `{"BilledCost": 1, "BillingCurrency": "USD", "ChargePeriodStart": "2026-11-26T10:00:00Z", "ChargePeriodEnd": "2026-11-26T11:00:00Z"}`)
 	if !strings.Contains(again.stdout, plain) || again.stderr != "" {
 		t.Fatalf("duplicate append to the first log: %s\nstderr: %s", again.stdout, again.stderr)
 	}
