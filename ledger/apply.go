@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -287,17 +286,9 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64, reds *redact
 		if visitErr != nil {
 			return nil, nil, fmt.Errorf("apply batch: append leaf %d: %w", idx, visitErr)
 		}
-		// The envelope value (index ‖ envelope) is built in place in the
-		// batch: no copy of the envelope on the side.
-		ek := hashKey(prefixEnvelope, d)
-		op := pb.SetDeferred(len(ek), 8+len(e.Envelope))
-		copy(op.Key, ek)
-		binary.BigEndian.PutUint64(op.Value, idx)
-		copy(op.Value[8:], e.Envelope)
-		if err := op.Finish(); err != nil {
-			return nil, nil, err
-		}
 		for _, kv := range [...]struct{ k, v []byte }{
+			{u64Key(prefixEnvelopeAt, idx), e.Envelope},
+			{hashKey(prefixEnvelope, d), u64Value(idx)},
 			{u64Key(prefixRecord, idx), raw},
 			{hashKey(prefixLeaf, leaf), u64Value(idx)},
 		} {

@@ -242,7 +242,7 @@ func TestRestoreBackupRefusesDamage(t *testing.T) {
 			return v
 		}), is: ledger.ErrCorrupt, msg: "tile 0/0: hash 5"},
 		{name: "an envelope, checksum recomputed", mutate: rewritePairs(t, func(k, v []byte) []byte {
-			if k[0] == 'e' && len(v) > 8 && v[len(v)-1] == '}' && binary.BigEndian.Uint64(v[:8]) == 42 {
+			if k[0] == 'v' && len(k) == 9 && binary.BigEndian.Uint64(k[1:]) == 42 {
 				v = bytes.Clone(v)
 				v[len(v)-2] ^= 1
 			}

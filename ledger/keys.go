@@ -7,15 +7,22 @@ import "encoding/binary"
 // query uses 'q', the scanner 's'.
 const (
 	prefixCheckpoint = 'c' // c<size u64> → signed checkpoint note
-	prefixEnvelope   = 'e' // e<envelope sha256> → index u64 || canonical envelope JSON (index only once redacted)
+	prefixEnvelope   = 'e' // e<envelope sha256> → index u64 (dedup, lookups by digest)
 	prefixLeaf       = 'h' // h<leaf hash> → index u64
 	prefixMeta       = 'm' // m<name> → value
 	prefixRecord     = 'r' // r<index u64> → entry record
 	prefixTile       = 't' // t<level u8><index u64> → level-0 hashes of the tile
+	prefixEnvelopeAt = 'v' // v<index u64> → canonical envelope JSON (absent once redacted)
 	prefixRedaction  = 'x' // x<envelope sha256> → index u64 of the redaction entry
 )
 
-var keyAppliedIndex = []byte("mapplied") // raft index of the last applied batch
+var (
+	keyAppliedIndex = []byte("mapplied") // raft index of the last applied batch
+	// keyLayout records the key layout of the store (layoutVersion); a
+	// store without it has the first layout, with envelopes under their
+	// digest, and is migrated at Open (migrate.go).
+	keyLayout = []byte("mlayout")
+)
 
 func u64Key(prefix byte, n uint64) []byte {
 	k := make([]byte, 9)

@@ -121,8 +121,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
-// recover loads the latest checkpoint and rebuilds the in-memory tree state.
+// recover brings the store to the current key layout, loads the latest
+// checkpoint and rebuilds the in-memory tree state.
 func (l *Log) recover() error {
+	if err := l.migrateLayout(); err != nil {
+		return err
+	}
 	if v, err := l.get(keyAppliedIndex); err == nil {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: applied index has %d bytes", ErrCorrupt, len(v))

@@ -124,13 +124,11 @@ func (r *Redactions) stored(i uint64, raw []byte) (IndexedEntry, error) {
 	if r.IsTarget(i) {
 		return e, nil
 	}
-	v, err := r.l.get(hashKey(prefixEnvelope, rec.EnvelopeDigest))
-	if err != nil {
+	v, err := r.l.get(u64Key(prefixEnvelopeAt, i))
+	if err != nil && !errors.Is(err, ErrNotFound) { // not found: redacted
 		return IndexedEntry{}, fmt.Errorf("redaction: read envelope of entry %d: %w", i, err)
 	}
-	if len(v) > 8 {
-		e.Envelope = v[8:]
-	}
+	e.Envelope = v
 	return e, nil
 }
 
@@ -294,15 +292,12 @@ func (l *Log) applyRedactions(pb *pebble.Batch, rb *redactionBatch, indexed []In
 			if err != nil {
 				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, t.Index, err)
 			}
-			ek := hashKey(prefixEnvelope, rec.EnvelopeDigest)
-			v, err := l.get(ek)
+			ek := u64Key(prefixEnvelopeAt, t.Index)
+			env, err := l.get(ek)
 			if err != nil {
 				return fmt.Errorf("redact entry %d: read envelope: %w", t.Index, err)
 			}
-			if len(v) < 8 {
-				return fmt.Errorf("%w: envelope of entry %d has %d bytes", ErrCorrupt, t.Index, len(v))
-			}
-			if err := pb.Set(ek, v[:8], nil); err != nil {
+			if err := pb.Delete(ek, nil); err != nil {
 				return err
 			}
 			xv := append(u64Value(pr.by), pr.payload.Reason...)
@@ -310,7 +305,7 @@ func (l *Log) applyRedactions(pb *pebble.Batch, rb *redactionBatch, indexed []In
 				return err
 			}
 			rs.Targets = append(rs.Targets, RedactedEntry{
-				IndexedEntry: IndexedEntry{Index: t.Index, LeafHash: proof.LeafHash(raw), Record: rec, RawRecord: raw, Envelope: v[8:]},
+				IndexedEntry: IndexedEntry{Index: t.Index, LeafHash: proof.LeafHash(raw), Record: rec, RawRecord: raw, Envelope: env},
 				By:           pr.by, Reason: pr.payload.Reason,
 			})
 			l.log.Info("redacting an entry's envelope", "entry", t.Index, "by", pr.by, "reason", pr.payload.Reason)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,18 +64,32 @@ func EnvelopeBundle(l *ledger.Log, index uint64, width int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envelope bundle %d: %w", index, err)
 	}
-	var b []byte
+	// Envelopes are stored in index order: one range read gives every
+	// envelope of the bundle; an entry it skips (redacted) is asked for
+	// by digest, for its error.
+	envs := make([][]byte, len(digests))
+	size := 0
+	err = l.Envelopes(start, start+uint64(len(digests)), func(i uint64, env []byte) error {
+		envs[i-start] = bytes.Clone(env)
+		size += 4 + len(env)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("envelope bundle %d: %w", index, err)
+	}
+	b := make([]byte, 0, size+4*len(digests))
 	for k, d := range digests {
-		env, err := l.Envelope(d)
-		switch {
-		case errors.Is(err, ledger.ErrRedacted):
-			b = binary.BigEndian.AppendUint32(b, 0)
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("envelope bundle %d: entry %d: %w", index, start+uint64(k), err)
-		}
-		if b == nil {
-			b = make([]byte, 0, width*(4+len(env)+len(env)/4))
+		env := envs[k]
+		if env == nil {
+			_, err := l.Envelope(d)
+			switch {
+			case errors.Is(err, ledger.ErrRedacted):
+				b = binary.BigEndian.AppendUint32(b, 0)
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("envelope bundle %d: entry %d: %w", index, start+uint64(k), err)
+			}
+			return nil, fmt.Errorf("%w: envelope bundle %d: entry %d: envelope readable by digest but not in index order", ledger.ErrCorrupt, index, start+uint64(k))
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(env)))
 		b = append(b, env...)

@@ -281,8 +281,7 @@ func TestAuditWithheldEnvelopeWithoutRedaction(t *testing.T) {
 	dir := t.TempDir()
 	f := newLogFixture(t, dir)
 	f.append(t, 6, 3, "w")
-	d := f.entry(t, 2, "w").Digest()
-	if err := f.log.DB().Set(append([]byte{'e'}, d[:]...), []byte{0, 0, 0, 0, 0, 0, 0, 2}, pebble.Sync); err != nil {
+	if err := f.log.DB().Delete([]byte{'v', 0, 0, 0, 0, 0, 0, 0, 2}, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	r := prov(t, "", "--log-key", f.logPub, "audit", "--url", f.url, "--state", filepath.Join(dir, "s"), "--full", "--trust", f.trust, "--admin-keys", f.trust)

@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -489,14 +490,12 @@ func (s *Scanner) prepare(items []item) {
 	wg.Wait()
 }
 
-// envelopePrefix is the ledger's key prefix of envelopes: 'e' || SHA-256
-// → index (8 bytes, big-endian) || canonical envelope JSON (docs/ledger.md).
-const envelopePrefix = 'e'
-
-// preparePart prepares part, reading the envelopes through one iterator
-// in digest order. Anything but a plain stored envelope below the log size
-// (a redaction, a missing or corrupt value) falls back to log.Envelope, so
-// its error is the one a point read gives.
+// preparePart prepares part (a contiguous run of the chunk), reading the
+// envelopes in index order with the ledger's range read (one iterator
+// over envelopes stored in index order). An entry the range read does not
+// give (redacted, missing) falls back to log.Envelope, so its error is
+// the one a point read gives; so does one whose stored envelope does not
+// hash to its record's digest.
 func (s *Scanner) preparePart(part []item) {
 	if s.opts.reference {
 		for i := range part {
@@ -507,40 +506,32 @@ func (s *Scanner) preparePart(part []item) {
 		}
 		return
 	}
-	ld := newLeanDecoder(s.opts.Limits)
-	order := make([]*item, 0, len(part))
-	for i := range part {
-		if it := &part[i]; it.recErr == nil && !it.own {
-			order = append(order, it)
-		}
-	}
-	if len(order) == 0 {
+	if len(part) == 0 {
 		return
 	}
-	slices.SortFunc(order, func(a, b *item) int { return bytes.Compare(a.rec.EnvelopeDigest[:], b.rec.EnvelopeDigest[:]) })
-	iter, err := s.log.DB().NewIter(&pebble.IterOptions{LowerBound: []byte{envelopePrefix}, UpperBound: []byte{envelopePrefix + 1}})
-	if err != nil {
-		for _, it := range order {
+	ld := newLeanDecoder(s.opts.Limits)
+	done := make([]bool, len(part))
+	first := part[0].index
+	err := s.log.Envelopes(first, part[len(part)-1].index+1, func(index uint64, env []byte) error {
+		k := int(index - first)
+		if k < 0 || k >= len(part) || part[k].index != index {
+			return nil
+		}
+		it := &part[k]
+		if it.recErr != nil || it.own || sha256.Sum256(env) != it.rec.EnvelopeDigest {
+			return nil
+		}
+		// The envelope is parsed (and copied) before the iterator moves.
+		s.prepareOne(it, env, nil, ld)
+		done[k] = true
+		return nil
+	})
+	_ = err // whatever the range read did not give is read point by point below
+	for k := range part {
+		if it := &part[k]; !done[k] && it.recErr == nil && !it.own {
 			raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
 			s.prepareOne(it, raw, err, ld)
 		}
-		return
-	}
-	defer iter.Close()
-	size := s.log.Latest().Size
-	var key [33]byte
-	key[0] = envelopePrefix
-	for _, it := range order {
-		copy(key[1:], it.rec.EnvelopeDigest[:])
-		if iter.SeekGE(key[:]) && bytes.Equal(iter.Key(), key[:]) {
-			if v := iter.Value(); len(v) > 8 && binary.BigEndian.Uint64(v[:8]) < size {
-				// The envelope is parsed (and copied) before the iterator moves.
-				s.prepareOne(it, v[8:], nil, ld)
-				continue
-			}
-		}
-		raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
-		s.prepareOne(it, raw, err, ld)
 	}
 }
 
