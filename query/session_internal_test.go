@@ -166,7 +166,9 @@ func TestSortLevel(t *testing.T) {
 		ids  func(i int) graph.ID
 		n    int
 	}{
-		{"distinct", func(i int) graph.ID { return graph.NodeID(graph.Dataset, "ns", string(rune('a'+i%26)), string(rune(i))) }, 3000},
+		{"distinct", func(i int) graph.ID {
+			return graph.NodeID(graph.Dataset, "ns", string(rune('a'+i%26)), string(rune(i)))
+		}, 3000},
 		{"shared prefixes", func(i int) graph.ID {
 			id := graph.NodeID(graph.Job, "ns", string(rune(i)))
 			copy(id[1:6], "same!") // 44 shared bits and more
