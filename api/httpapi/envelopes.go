@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -65,34 +64,42 @@ func EnvelopeBundle(l *ledger.Log, index uint64, width int) ([]byte, error) {
 		return nil, fmt.Errorf("envelope bundle %d: %w", index, err)
 	}
 	// Envelopes are stored in index order: one range read gives every
-	// envelope of the bundle; an entry it skips (redacted) is asked for
-	// by digest, for its error.
-	envs := make([][]byte, len(digests))
-	size := 0
-	err = l.Envelopes(start, start+uint64(len(digests)), func(i uint64, env []byte) error {
-		envs[i-start] = bytes.Clone(env)
-		size += 4 + len(env)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("envelope bundle %d: %w", index, err)
-	}
-	b := make([]byte, 0, size+4*len(digests))
-	for k, d := range digests {
-		env := envs[k]
-		if env == nil {
-			_, err := l.Envelope(d)
+	// envelope of the bundle; an entry it skips (redacted) is asked for by
+	// digest, for its error.
+	var b []byte
+	end := start + uint64(len(digests))
+	next := start
+	skipped := func(upto uint64) error {
+		for ; next < upto; next++ {
+			_, err := l.Envelope(digests[next-start])
 			switch {
 			case errors.Is(err, ledger.ErrRedacted):
 				b = binary.BigEndian.AppendUint32(b, 0)
-				continue
 			case err != nil:
-				return nil, fmt.Errorf("envelope bundle %d: entry %d: %w", index, start+uint64(k), err)
+				return fmt.Errorf("entry %d: %w", next, err)
+			default:
+				return fmt.Errorf("%w: entry %d: envelope readable by digest but not in index order", ledger.ErrCorrupt, next)
 			}
-			return nil, fmt.Errorf("%w: envelope bundle %d: entry %d: envelope readable by digest but not in index order", ledger.ErrCorrupt, index, start+uint64(k))
+		}
+		return nil
+	}
+	err = l.Envelopes(start, end, func(i uint64, env []byte) error {
+		if err := skipped(i); err != nil {
+			return err
+		}
+		if b == nil {
+			b = make([]byte, 0, len(digests)*(4+len(env)+len(env)/4))
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(env)))
 		b = append(b, env...)
+		next = i + 1
+		return nil
+	})
+	if err == nil {
+		err = skipped(end)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("envelope bundle %d: %w", index, err)
 	}
 	return b, nil
 }

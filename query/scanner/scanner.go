@@ -512,7 +512,9 @@ func (s *Scanner) preparePart(part []item) {
 	ld := newLeanDecoder(s.opts.Limits)
 	done := make([]bool, len(part))
 	first := part[0].index
-	err := s.log.Envelopes(first, part[len(part)-1].index+1, func(index uint64, env []byte) error {
+	// An error of the range read leaves entries unread: the point reads
+	// below give each of them its own error.
+	_ = s.log.Envelopes(first, part[len(part)-1].index+1, func(index uint64, env []byte) error {
 		k := int(index - first)
 		if k < 0 || k >= len(part) || part[k].index != index {
 			return nil
@@ -526,7 +528,6 @@ func (s *Scanner) preparePart(part []item) {
 		done[k] = true
 		return nil
 	})
-	_ = err // whatever the range read did not give is read point by point below
 	for k := range part {
 		if it := &part[k]; !done[k] && it.recErr == nil && !it.own {
 			raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
