@@ -70,7 +70,9 @@ func header(w io.Writer, a *answer.Answer) {
 		fmt.Fprintf(w, " (%s)", a.AsOfTime.Format("2006-01-02T15:04:05.000Z07:00"))
 	}
 	var lim []string
-	if q.Depth > 0 {
+	// history and a cost roll-up by a dimension traverse nothing: their
+	// recorded depth (the default) limits nothing, so it is not shown.
+	if traverses := q.Kind != "history" && !(q.Kind == "cost" && q.Node == nil); q.Depth > 0 && traverses {
 		lim = append(lim, fmt.Sprintf("depth %d", q.Depth))
 	}
 	if q.Budget > 0 {
