@@ -67,17 +67,8 @@ func (s *Scanner) integrity(it *item, now time.Time) bool {
 				Details: map[string]string{"namespace": it.rec.Namespace}})
 		}
 	}
-	if it.sigErr != nil {
+	if !s.envelopeFindings(it, now) {
 		trusted = false
-		s.emit(&Finding{Detector: "integrity", Kind: "integrity.signature", Severity: SeverityCritical,
-			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
-			Message: fmt.Sprintf("entry %d: %v", idx, it.sigErr)})
-	}
-	if it.parseErr != nil {
-		s.emit(&Finding{Detector: "integrity", Kind: "integrity.payload", Severity: SeverityMedium,
-			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
-			Message: fmt.Sprintf("entry %d: payload does not parse as %s: %v", idx, it.rec.PayloadType, it.parseErr),
-			Details: map[string]string{"payloadType": it.rec.PayloadType}})
 	}
 	if it.policy == nil {
 		return trusted
@@ -129,17 +120,8 @@ func (s *Scanner) integrityByPolicy(it *item, now time.Time) bool {
 			s.emit(f)
 		}
 	}
-	if it.sigErr != nil {
+	if !s.envelopeFindings(it, now) {
 		trusted = false
-		s.emit(&Finding{Detector: "integrity", Kind: "integrity.signature", Severity: SeverityCritical,
-			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
-			Message: fmt.Sprintf("entry %d: %v", idx, it.sigErr)})
-	}
-	if it.parseErr != nil {
-		s.emit(&Finding{Detector: "integrity", Kind: "integrity.payload", Severity: SeverityMedium,
-			Subject: fmt.Sprintf("entry:%d", idx), Entries: ent, Time: now,
-			Message: fmt.Sprintf("entry %d: payload does not parse as %s: %v", idx, it.rec.PayloadType, it.parseErr),
-			Details: map[string]string{"payloadType": it.rec.PayloadType}})
 	}
 	if it.rec.PayloadType != TypePolicy || it.parseErr != nil {
 		return trusted
@@ -213,4 +195,23 @@ func jobKey(ns, name string) string { return ns + "\x00" + name }
 // subjectOf renders a jobKey as "<kind>:NS:NAME".
 func subjectOf(kind, key string) string {
 	return kind + ":" + strings.Replace(key, "\x00", ":", 1)
+}
+
+// envelopeFindings emits the findings both integrity modes share, in this
+// order: signatures that do not verify, a payload that does not parse as
+// its type. It reports whether the signatures held.
+func (s *Scanner) envelopeFindings(it *item, now time.Time) bool {
+	idx := it.index
+	if it.sigErr != nil {
+		s.emit(&Finding{Detector: "integrity", Kind: "integrity.signature", Severity: SeverityCritical,
+			Subject: fmt.Sprintf("entry:%d", idx), Entries: []uint64{idx}, Time: now,
+			Message: fmt.Sprintf("entry %d: %v", idx, it.sigErr)})
+	}
+	if it.parseErr != nil {
+		s.emit(&Finding{Detector: "integrity", Kind: "integrity.payload", Severity: SeverityMedium,
+			Subject: fmt.Sprintf("entry:%d", idx), Entries: []uint64{idx}, Time: now,
+			Message: fmt.Sprintf("entry %d: payload does not parse as %s: %v", idx, it.rec.PayloadType, it.parseErr),
+			Details: map[string]string{"payloadType": it.rec.PayloadType}})
+	}
+	return it.sigErr == nil
 }
