@@ -4,10 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/ledger"
 )
 
@@ -20,14 +20,6 @@ func realisticEntry(pool [][]byte, i uint64) ledger.Entry {
 	binary.BigEndian.PutUint64(raw, i)
 	env := []byte(`{"payload":"` + base64.StdEncoding.EncodeToString(raw) + `","payloadType":"application/vnd.in-toto+json","signatures":[{"keyid":"","sig":"c2lnbmF0dXJl"}]}`)
 	return ledger.Entry{Namespace: "bench", PayloadType: "application/vnd.in-toto+json", Envelope: env, Signers: [][32]byte{{byte(i % 4)}}}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkApplyStorage measures what integrating one realistic 1 KiB entry
@@ -50,7 +42,7 @@ func BenchmarkApplyStorage(b *testing.B) {
 	es := make([]ledger.Entry, batch)
 	var n uint64
 	b.ResetTimer()
-	c0 := cpuTime()
+	c0 := loadgen.SelfCPU()
 	for i := 0; i < b.N; i += batch {
 		for j := range es {
 			es[j] = realisticEntry(pool, n)
@@ -71,5 +63,5 @@ func BenchmarkApplyStorage(b *testing.B) {
 	if testing.Verbose() {
 		b.Logf("pebble metrics:\n%s", l.DB().Metrics())
 	}
-	b.ReportMetric(float64((cpuTime()-c0).Microseconds())/float64(n), "cpu-µs/entry")
+	b.ReportMetric(float64((loadgen.SelfCPU()-c0).Microseconds())/float64(n), "cpu-µs/entry")
 }

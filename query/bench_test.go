@@ -24,6 +24,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/crypto/envelope"
 	"github.com/provledger/provledger/crypto/keys"
 	"github.com/provledger/provledger/ledger"
@@ -166,7 +167,7 @@ func buildBench(b *testing.B) *benchLog {
 
 		const chunk = 64
 		start := time.Now()
-		cpu0 := cpuTime()
+		cpu0 := loadgen.SelfCPU()
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, 1)
@@ -199,7 +200,7 @@ func buildBench(b *testing.B) *benchLog {
 		}
 		wg.Wait()
 		ingest := time.Since(start)
-		ingestCPU := cpuTime() - cpu0
+		ingestCPU := loadgen.SelfCPU() - cpu0
 		select {
 		case err := <-errs:
 			b.Fatal(err)
@@ -246,15 +247,6 @@ func recordTime(b *testing.B, raw []byte) time.Time {
 		b.Fatal(err)
 	}
 	return rec
-}
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // threadCPU is the calling OS thread's user+system CPU time so far
@@ -389,7 +381,7 @@ func BenchmarkLineage(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, k := range kinds {
-			c0 := cpuTime()
+			c0 := loadgen.SelfCPU()
 			for q := 0; q < *benchQueries; q++ {
 				t, tc := time.Now(), threadCPU()
 				a, err := k.run()
@@ -414,7 +406,7 @@ func BenchmarkLineage(b *testing.B) {
 					digest[k.name].Write(j)
 				}
 			}
-			cpu[k.name] += cpuTime() - c0
+			cpu[k.name] += loadgen.SelfCPU() - c0
 		}
 	}
 	b.StopTimer()

@@ -8,10 +8,10 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/ledger"
 )
 
@@ -78,7 +78,7 @@ func BenchmarkAuditFull(b *testing.B) {
 	size := f.log.Latest().Size
 	grpcAddr := serveGRPC(b, f)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := loadgen.SelfCPU()
 	start := time.Now()
 	for range b.N {
 		state := filepath.Join(b.TempDir(), "state")
@@ -101,7 +101,7 @@ func BenchmarkAuditFull(b *testing.B) {
 		}
 	}
 	el := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := loadgen.SelfCPU() - cpu0
 	perEntry := cpu.Seconds() / (float64(size) * float64(b.N))
 	b.ReportMetric(float64(size)*float64(b.N)/el.Seconds(), "entries/s")
 	b.ReportMetric(float64(size), "entries")
@@ -110,11 +110,4 @@ func BenchmarkAuditFull(b *testing.B) {
 	// wall-clock rate says more about the neighbours than about the audit.
 	b.ReportMetric(perEntry*1e6, "cpu-µs/entry")
 	b.ReportMetric(2/perEntry, "entries/s@2cores")
-}
-
-// cpuTime is the process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

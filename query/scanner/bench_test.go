@@ -7,10 +7,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/ledger"
 	"github.com/provledger/provledger/query/scanner"
 	"github.com/provledger/provledger/query/scanner/synth"
@@ -119,12 +119,12 @@ func BenchmarkScan(b *testing.B) {
 					}
 				})
 				b.StartTimer()
-				t, cpu0 := time.Now(), cpuTime()
+				t, cpu0 := time.Now(), loadgen.SelfCPU()
 				p, err := s.Scan(context.Background(), entries)
 				if err != nil {
 					b.Fatal(err)
 				}
-				el, cpu := time.Since(t), cpuTime()-cpu0
+				el, cpu := time.Since(t), loadgen.SelfCPU()-cpu0
 				n := float64(p.To - p.From)
 				b.ReportMetric(n/el.Seconds(), "entries/s")
 				// CPU per entry does not depend on what else runs on the
@@ -135,13 +135,4 @@ func BenchmarkScan(b *testing.B) {
 			}
 		})
 	}
-}
-
-// cpuTime is the process's user plus system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

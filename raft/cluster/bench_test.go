@@ -8,10 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/ledger"
 	"github.com/provledger/provledger/raft/cluster"
 )
@@ -53,15 +53,6 @@ func BenchmarkClusterSubmitBatch(b *testing.B) {
 	}
 }
 
-// processCPU is the CPU time (user + system) this process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchSubmit runs b.N entries through 64 clients submitting perCall
 // entries at a time, on nodes with Config.LogCache logCache.
 func benchSubmit(b *testing.B, so cluster.SequencerOptions, perCall, logCache int) {
@@ -83,7 +74,7 @@ func benchSubmit(b *testing.B, so cluster.SequencerOptions, perCall, logCache in
 	var next atomic.Int64
 	lat := make([][]time.Duration, clients)
 	b.ResetTimer()
-	cpu0 := processCPU(b)
+	cpu0 := loadgen.SelfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range clients {
@@ -118,7 +109,7 @@ func benchSubmit(b *testing.B, so cluster.SequencerOptions, perCall, logCache in
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU(b) - cpu0
+	cpu := loadgen.SelfCPU() - cpu0
 	b.StopTimer()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
