@@ -94,7 +94,9 @@ func (l *Log) migrateEnvelopes() (int, error) {
 			pending = 0
 			b.Close()
 			b = l.db.NewBatch()
-			l.log.Info("migrating envelopes to the index-ordered layout", "moved", moved)
+			if moved%(16*migrateBatch) == 0 {
+				l.log.Info("migrating envelopes to the index-ordered layout", "moved", moved)
+			}
 		}
 	}
 	if err := it.Error(); err != nil {
