@@ -1,8 +1,12 @@
 package ledger
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -232,6 +236,8 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64, reds *redact
 	results := make([]Result, len(entries))
 	var indexed []IndexedEntry
 	var seen map[[32]byte]int
+	digests := make([]hashedIndex, 0, len(entries))
+	leaves := make([]hashedIndex, 0, len(entries))
 	touched := map[tileID]*tileNodes{}
 	var visitErr error
 	visit := func(id compact.NodeID, hash []byte) {
@@ -286,16 +292,8 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64, reds *redact
 		if visitErr != nil {
 			return nil, nil, fmt.Errorf("apply batch: append leaf %d: %w", idx, visitErr)
 		}
-		for _, kv := range [...]struct{ k, v []byte }{
-			{u64Key(prefixEnvelopeAt, idx), e.Envelope},
-			{hashKey(prefixEnvelope, d), u64Value(idx)},
-			{u64Key(prefixRecord, idx), raw},
-			{hashKey(prefixLeaf, leaf), u64Value(idx)},
-		} {
-			if err := pb.Set(kv.k, kv.v, nil); err != nil {
-				return nil, nil, err
-			}
-		}
+		digests = append(digests, hashedIndex{d, idx})
+		leaves = append(leaves, hashedIndex{leaf, idx})
 		results[i] = Result{Index: idx, LeafHash: leaf, Record: raw}
 		if seen == nil {
 			seen = map[[32]byte]int{}
@@ -307,12 +305,71 @@ func (l *Log) integrate(pb *pebble.Batch, entries []Entry, t int64, reds *redact
 		}
 		indexed = append(indexed, IndexedEntry{Index: idx, LeafHash: leaf, Record: rec, RawRecord: raw, Envelope: e.Envelope, Prepared: e.Prepared})
 	}
-	for id, tn := range touched {
-		if err := pb.Set(tileKey(id.level, id.index), tn.encode(), nil); err != nil {
-			return nil, nil, err
-		}
+	if err := writeEntries(pb, indexed, digests, leaves, touched); err != nil {
+		return nil, nil, err
 	}
 	return results, indexed, nil
+}
+
+// hashedIndex is one `e` or `h` key of a batch: a hash and the index it
+// names.
+type hashedIndex struct {
+	hash  [32]byte
+	index uint64
+}
+
+// writeEntries adds the keys of a batch's new entries to pb grouped by
+// prefix and in key order: the envelopes, the records, the digest and
+// leaf-hash keys (sorted), then the touched tiles (sorted). Pebble inserts
+// a batch into the memtable's skiplist in the order it was written,
+// starting each search from the previous insert's position; in key order,
+// consecutive `v` and `r` keys are neighbours and the search is short,
+// where one entry's four keys in turn sent every insert back to the top of
+// the skiplist (docs/ledger.md, "Batch key order").
+func writeEntries(pb *pebble.Batch, indexed []IndexedEntry, digests, leaves []hashedIndex, touched map[tileID]*tileNodes) error {
+	var kb [33]byte
+	var vb [8]byte
+	set := func(k, v []byte) error { return pb.Set(k, v, nil) }
+	for i := range indexed {
+		if err := set(u64KeyTo(kb[:0], prefixEnvelopeAt, indexed[i].Index), indexed[i].Envelope); err != nil {
+			return err
+		}
+	}
+	for i := range indexed {
+		if err := set(u64KeyTo(kb[:0], prefixRecord, indexed[i].Index), indexed[i].RawRecord); err != nil {
+			return err
+		}
+	}
+	for _, g := range [...]struct {
+		prefix byte
+		keys   []hashedIndex
+	}{{prefixEnvelope, digests}, {prefixLeaf, leaves}} {
+		slices.SortFunc(g.keys, func(a, b hashedIndex) int { return bytes.Compare(a.hash[:], b.hash[:]) })
+		for _, h := range g.keys {
+			kb[0] = g.prefix
+			copy(kb[1:], h.hash[:])
+			binary.BigEndian.PutUint64(vb[:], h.index)
+			if err := set(kb[:33], vb[:]); err != nil {
+				return err
+			}
+		}
+	}
+	ids := make([]tileID, 0, len(touched))
+	for id := range touched {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b tileID) int {
+		if c := cmp.Compare(a.level, b.level); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.index, b.index)
+	})
+	for _, id := range ids {
+		if err := set(tileKey(id.level, id.index), touched[id].encode()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // existing returns the result of the first append of envelope digest d.

@@ -31,6 +31,11 @@ func u64Key(prefix byte, n uint64) []byte {
 	return k
 }
 
+// u64KeyTo appends the key prefix<n> to b (u64Key without an allocation).
+func u64KeyTo(b []byte, prefix byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, prefix), n)
+}
+
 func hashKey(prefix byte, h [32]byte) []byte {
 	k := make([]byte, 33)
 	k[0] = prefix
