@@ -1,5 +1,7 @@
 package jsonscan
 
+import "encoding/binary"
+
 // Valid reports whether b is valid JSON, exactly as encoding/json.Valid
 // does (RFC 8259 grammar; string bytes ≥ 0x20 other than '"' and '\' are
 // taken as they are, as encoding/json does not check UTF-8; at most
@@ -126,6 +128,14 @@ func (p *checker) value(depth int) bool {
 func (p *checker) str() bool {
 	b, i := p.b, p.i+1
 	for i < len(b) {
+		// Skip eight plain bytes at a time (most of a payload is long
+		// strings); stop at the word holding the next special byte.
+		for i+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -157,6 +167,24 @@ func (p *checker) str() bool {
 		}
 	}
 	return false
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// special8 reports whether any of the eight bytes packed in x is one a
+// string scan must stop at: '"', '\\' or a control byte (< 0x20). The
+// zero-byte tests (x-ones) &^ x & highs are exact about whether some
+// byte matches, which is all the scan needs.
+func special8(x uint64) bool {
+	ctl := (x - ones*0x20) &^ x
+	q := x ^ (ones * '"')
+	q = (q - ones) &^ q
+	bs := x ^ (ones * '\\')
+	bs = (bs - ones) &^ bs
+	return (ctl|q|bs)&highs != 0
 }
 
 func isHex(c byte) bool {

@@ -36,6 +36,25 @@ func TestValid(t *testing.T) {
 	}
 }
 
+// TestValidStringWords puts each byte a string scan must notice at every
+// offset of the 8-byte words the scan skips, in strings of every length
+// around a word, and holds Valid to encoding/json on each.
+func TestValidStringWords(t *testing.T) {
+	for _, c := range []string{`"`, `\\`, `\"`, `\u00e9`, `\x`, "\x00", "\x1f", " ", "\x7f", "\x80", "\xff", `\`} {
+		for n := 0; n <= 24; n++ {
+			for at := 0; at <= n; at++ {
+				s := `["` + strings.Repeat("a", at) + c + strings.Repeat("b", n-at) + `"]`
+				if got, want := Valid([]byte(s)), json.Valid([]byte(s)); got != want {
+					t.Errorf("Valid(%q) = %v, json.Valid says %v", s, got, want)
+				}
+				if m, ok := Object([]byte(`{"k":` + s[1:len(s)-1] + `}`)); ok != json.Valid([]byte(`{"k":`+s[1:len(s)-1]+`}`)) {
+					t.Errorf("Object of %q: ok %v (%d members), json.Valid disagrees", s, ok, len(m))
+				}
+			}
+		}
+	}
+}
+
 func FuzzValid(f *testing.F) {
 	for _, s := range jsonSeeds {
 		f.Add([]byte(s))
