@@ -1,16 +1,12 @@
 package scanner
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/provledger/provledger/query/payload"
 )
@@ -34,12 +30,10 @@ var errLean = errors.New("scanner: lean decoder: payload left to the strict pars
 // returns errLean and the caller falls back to the strict parser. A decoder is
 // reused for many payloads; it is not safe for concurrent use.
 type leanDecoder struct {
-	d       jsontext.Decoder
-	buf     bytes.Buffer
-	lim     payload.Limits
-	err     error
-	scratch []byte
-	fields  int // schema fields of the current dataset
+	d      lexer
+	lim    payload.Limits
+	err    error
+	fields int // schema fields of the current dataset
 }
 
 func newLeanDecoder(lim payload.Limits) *leanDecoder {
@@ -64,9 +58,7 @@ func newLeanDecoder(lim payload.Limits) *leanDecoder {
 
 // reset starts decoding b.
 func (l *leanDecoder) reset(b []byte) {
-	l.buf.Reset()
-	l.buf.Write(b)
-	l.d.Reset(&l.buf)
+	l.d.reset(b)
 	l.err = nil
 }
 
@@ -75,7 +67,7 @@ func (l *leanDecoder) finish() error {
 	if l.err != nil {
 		return l.err
 	}
-	if _, err := l.d.ReadToken(); err != io.EOF {
+	if !l.d.eof() {
 		return errLean
 	}
 	return nil
@@ -98,9 +90,9 @@ func (l *leanDecoder) bail() {
 	}
 }
 
-func (l *leanDecoder) token() jsontext.Token {
+func (l *leanDecoder) token() []byte {
 	if l.err != nil {
-		return jsontext.Token{}
+		return nil
 	}
 	t, err := l.d.ReadToken()
 	if err != nil {
@@ -125,7 +117,7 @@ func (l *leanDecoder) open() (present bool) { return l.openNullable('{') }
 
 // openNullable reads the opening kind ('{' or '[') of a member that may
 // be null (then absent: false); anything else is a bail-out.
-func (l *leanDecoder) openNullable(kind jsontext.Kind) bool {
+func (l *leanDecoder) openNullable(kind byte) bool {
 	if l.err != nil {
 		return false
 	}
@@ -156,22 +148,22 @@ func (l *leanDecoder) openStrict() bool {
 }
 
 // member reads the next member name of an open object; at its end it
-// consumes the '}' and returns false. The token's String is valid until
-// the next read.
-func (l *leanDecoder) member() (jsontext.Token, bool) {
+// consumes the '}' and returns false. The name stays valid while the
+// payload is decoded.
+func (l *leanDecoder) member() ([]byte, bool) {
 	if l.err != nil {
-		return jsontext.Token{}, false
+		return nil, false
 	}
 	switch l.d.PeekKind() {
 	case '}':
 		l.token()
-		return jsontext.Token{}, false
+		return nil, false
 	case '"':
 		t := l.token()
 		return t, l.err == nil
 	}
 	l.bail()
-	return jsontext.Token{}, false
+	return nil, false
 }
 
 // openArray reads the '[' of an array member; null is absent.
@@ -214,18 +206,10 @@ func (l *leanDecoder) text(maxLen int, required bool) (s []byte, present bool) {
 		l.bail()
 		return nil, false
 	}
-	v, err := l.d.ReadValue()
+	raw, err := l.d.ReadString()
 	if err != nil {
 		l.err = err
 		return nil, false
-	}
-	raw := v[1 : len(v)-1]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		if l.scratch, err = jsontext.AppendUnquote(l.scratch[:0], v); err != nil {
-			l.err = err
-			return nil, false
-		}
-		raw = l.scratch
 	}
 	if (required && len(raw) == 0) || (maxLen > 0 && len(raw) > maxLen) {
 		l.bail()
@@ -341,7 +325,7 @@ func (l *leanDecoder) otherFacet() {
 // facets iterates a facets member: each non-null facet must be an object;
 // fn decodes the facet named name (after facetStart) and reports whether
 // it knew it, else the facet is checked by otherFacet.
-func (l *leanDecoder) facets(fn func(name string) bool) {
+func (l *leanDecoder) facets(fn func(name []byte) bool) {
 	if !l.open() {
 		return
 	}
@@ -350,7 +334,7 @@ func (l *leanDecoder) facets(fn func(name string) bool) {
 		if !ok {
 			return
 		}
-		name := t.String()
+		name := t
 		switch l.d.PeekKind() {
 		case 'n':
 			l.token()
@@ -376,7 +360,7 @@ func (l *leanDecoder) root(e *payload.RunEvent) {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "eventType":
 			b, ok := l.text(32, false)
 			if !ok {
@@ -421,7 +405,7 @@ func (l *leanDecoder) run(r *payload.Run) {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "runId":
 			if b, ok := l.text(64, true); ok {
 				r.ID, ok = canonicalUUID(b)
@@ -441,8 +425,8 @@ func (l *leanDecoder) run(r *payload.Run) {
 }
 
 // runFacet decodes (checks) the run facets the strict parser reads.
-func (l *leanDecoder) runFacet(name string) bool {
-	switch name {
+func (l *leanDecoder) runFacet(name []byte) bool {
+	switch string(name) {
 	case "tags":
 		l.tags()
 	case "processing_engine":
@@ -456,7 +440,7 @@ func (l *leanDecoder) runFacet(name string) bool {
 			if !ok {
 				break
 			}
-			switch t.String() {
+			switch string(t) {
 			case "nominalStartTime":
 				_, hasStart = l.timestamp(true)
 			case "nominalEndTime":
@@ -476,7 +460,7 @@ func (l *leanDecoder) runFacet(name string) bool {
 			if !ok {
 				break
 			}
-			if t.String() == "message" {
+			if string(t) == "message" {
 				l.text(0, false)
 			} else {
 				l.skip()
@@ -502,7 +486,7 @@ func (l *leanDecoder) parent(root bool) {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "run":
 			if hasRun = l.open(); hasRun {
 				hasID := false
@@ -511,7 +495,7 @@ func (l *leanDecoder) parent(root bool) {
 					if !ok {
 						break
 					}
-					if t.String() != "runId" {
+					if string(t) != "runId" {
 						l.skip()
 						continue
 					}
@@ -534,7 +518,7 @@ func (l *leanDecoder) parent(root bool) {
 					if !ok {
 						break
 					}
-					switch t.String() {
+					switch string(t) {
 					case "namespace":
 						_, hasNS = l.text(l.lim.MaxNameLen, true)
 					case "name":
@@ -570,7 +554,7 @@ func (l *leanDecoder) strings(start int64, names ...string) {
 		if !ok {
 			break
 		}
-		if slices.Contains(names, t.String()) {
+		if slices.Contains(names, string(t)) {
 			l.text(l.lim.MaxNameLen, false)
 		} else {
 			l.skip()
@@ -587,7 +571,7 @@ func (l *leanDecoder) tags() {
 		if !ok {
 			break
 		}
-		if t.String() != "tags" {
+		if string(t) != "tags" {
 			l.skip()
 			continue
 		}
@@ -606,7 +590,7 @@ func (l *leanDecoder) tags() {
 				if !ok {
 					break
 				}
-				switch t.String() {
+				switch string(t) {
 				case "key":
 					_, hasKey = l.text(l.lim.MaxNameLen, true)
 				case "value":
@@ -632,7 +616,7 @@ func (l *leanDecoder) job(j *payload.Job) {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "namespace":
 			j.Namespace = l.str(l.lim.MaxNameLen, true)
 			hasNS = l.err == nil
@@ -640,7 +624,7 @@ func (l *leanDecoder) job(j *payload.Job) {
 			j.Name = l.str(l.lim.MaxNameLen, true)
 			hasName = l.err == nil
 		case "facets":
-			l.facets(func(name string) bool { return l.jobFacet(j, name) })
+			l.facets(func(name []byte) bool { return l.jobFacet(j, name) })
 		default:
 			l.skip()
 		}
@@ -650,8 +634,8 @@ func (l *leanDecoder) job(j *payload.Job) {
 	}
 }
 
-func (l *leanDecoder) jobFacet(j *payload.Job, name string) bool {
-	switch name {
+func (l *leanDecoder) jobFacet(j *payload.Job, name []byte) bool {
+	switch string(name) {
 	case "sourceCodeLocation":
 		start := l.facetStart()
 		j.Source = &payload.SourceCode{}
@@ -660,7 +644,7 @@ func (l *leanDecoder) jobFacet(j *payload.Job, name string) bool {
 			if !ok {
 				break
 			}
-			switch t.String() {
+			switch string(t) {
 			case "version":
 				j.Source.Version = l.str(l.lim.MaxNameLen, false)
 			case "type", "url", "repoUrl", "path", "tag", "branch":
@@ -710,16 +694,16 @@ func (l *leanDecoder) dataset(d *payload.Dataset, output bool) {
 		if !ok {
 			break
 		}
-		switch name := t.String(); name {
+		switch string(t) {
 		case "namespace":
 			d.Namespace = l.str(l.lim.MaxNameLen, true)
 		case "name":
 			d.Name = l.str(l.lim.MaxNameLen, true)
 		case "facets":
-			l.facets(func(name string) bool { return l.datasetFacet(d, &fq, name) })
+			l.facets(func(name []byte) bool { return l.datasetFacet(d, &fq, name) })
 		case kindFacets:
-			l.facets(func(name string) bool {
-				switch name {
+			l.facets(func(name []byte) bool {
+				switch string(name) {
 				case "dataQualityMetrics":
 					kq = l.quality()
 				case statsName:
@@ -730,7 +714,7 @@ func (l *leanDecoder) dataset(d *payload.Dataset, output bool) {
 						if !ok {
 							break
 						}
-						switch t.String() {
+						switch string(t) {
 						case "rowCount":
 							d.Stats.RowCount = l.count()
 						case "size":
@@ -761,8 +745,8 @@ func (l *leanDecoder) dataset(d *payload.Dataset, output bool) {
 	}
 }
 
-func (l *leanDecoder) datasetFacet(d *payload.Dataset, fq **payload.Quality, name string) bool {
-	switch name {
+func (l *leanDecoder) datasetFacet(d *payload.Dataset, fq **payload.Quality, name []byte) bool {
+	switch string(name) {
 	case "version":
 		start := l.facetStart()
 		has := false
@@ -771,7 +755,7 @@ func (l *leanDecoder) datasetFacet(d *payload.Dataset, fq **payload.Quality, nam
 			if !ok {
 				break
 			}
-			if t.String() == "datasetVersion" {
+			if string(t) == "datasetVersion" {
 				_, has = l.text(l.lim.MaxNameLen, true)
 			} else {
 				l.skip()
@@ -788,7 +772,7 @@ func (l *leanDecoder) datasetFacet(d *payload.Dataset, fq **payload.Quality, nam
 			if !ok {
 				break
 			}
-			if t.String() == "fields" {
+			if string(t) == "fields" {
 				d.Schema = l.schemaFields(0)
 				if d.Schema == nil {
 					d.Schema = []payload.SchemaField{}
@@ -812,7 +796,7 @@ func (l *leanDecoder) datasetFacet(d *payload.Dataset, fq **payload.Quality, nam
 			if !ok {
 				break
 			}
-			if t.String() != "lifecycleStateChange" {
+			if string(t) != "lifecycleStateChange" {
 				l.skip()
 				continue
 			}
@@ -851,7 +835,7 @@ func (l *leanDecoder) columnLineage() {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "fields":
 			if hasFields = l.open(); !hasFields {
 				continue
@@ -862,8 +846,8 @@ func (l *leanDecoder) columnLineage() {
 				if !ok {
 					break
 				}
-				name := t.String()
-				if n++; n > l.lim.MaxFields || name == "" || len(name) > l.lim.MaxNameLen || !l.openStrict() {
+				name := t
+				if n++; n > l.lim.MaxFields || len(name) == 0 || len(name) > l.lim.MaxNameLen || !l.openStrict() {
 					l.bail()
 					break
 				}
@@ -873,7 +857,7 @@ func (l *leanDecoder) columnLineage() {
 					if !ok {
 						break
 					}
-					switch t.String() {
+					switch string(t) {
 					case "inputFields":
 						hasInputs = l.inputFields()
 					case "transformationDescription":
@@ -917,7 +901,7 @@ func (l *leanDecoder) inputFields() (present bool) {
 			if !ok {
 				break
 			}
-			switch t.String() {
+			switch string(t) {
 			case "namespace":
 				_, hasNS = l.text(l.lim.MaxNameLen, true)
 			case "name":
@@ -957,7 +941,7 @@ func (l *leanDecoder) transformations() {
 			if !ok {
 				break
 			}
-			switch t.String() {
+			switch string(t) {
 			case "type":
 				b, ok := l.text(32, true)
 				if hasType = ok; ok && string(b) != "DIRECT" && string(b) != "INDIRECT" {
@@ -1010,7 +994,7 @@ func (l *leanDecoder) schemaFields(depth int) []payload.SchemaField {
 			if !ok {
 				break
 			}
-			switch t.String() {
+			switch string(t) {
 			case "name":
 				f.Name = l.str(l.lim.MaxNameLen, true)
 				hasName = f.Name != ""
@@ -1044,7 +1028,7 @@ func (l *leanDecoder) quality() *payload.Quality {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "rowCount":
 			q.RowCount = l.count()
 		case "bytes":
@@ -1060,7 +1044,7 @@ func (l *leanDecoder) quality() *payload.Quality {
 				if !ok {
 					break
 				}
-				c := payload.ColumnMetric{Column: t.String()}
+				c := payload.ColumnMetric{Column: string(t)}
 				if len(q.Columns) >= l.lim.MaxFields || !l.openStrict() {
 					l.bail()
 					break
@@ -1070,7 +1054,7 @@ func (l *leanDecoder) quality() *payload.Quality {
 					if !ok {
 						break
 					}
-					switch t.String() {
+					switch string(t) {
 					case "nullCount":
 						c.NullCount = l.count()
 					case "distinctCount":

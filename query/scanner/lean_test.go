@@ -119,6 +119,7 @@ var leanLimits = []payload.Limits{{}, {MaxFacetSize: 160, MaxDatasets: 2, MaxFie
 // whether the strict parser did.
 func checkLean(t testing.TB, typ string, b []byte, lim payload.Limits) (leanOK, strictOK bool) {
 	t.Helper()
+	checkLexer(t, typ, b, lim)
 	ld := newLeanDecoder(lim)
 	got, lerr := ld.parse(typ, b)
 	want, serr := payload.Parse(typ, b, lim)
@@ -266,4 +267,54 @@ func TestLeanMutations(t *testing.T) {
 	if leanTook == 0 {
 		t.Fatal("no mutation was taken by the lean decoder: the check would be vacuous")
 	}
+}
+
+// checkLexer runs the lean decoder and its jsontext predecessor (refLean,
+// leanref_test.go) on b and fails unless both take it or both leave it,
+// with the same view.
+func checkLexer(t testing.TB, typ string, b []byte, lim payload.Limits) (ok bool) {
+	t.Helper()
+	got, err := newLeanDecoder(lim).parse(typ, b)
+	want, rerr := newRefLean(lim).parse(typ, b)
+	if (err == nil) != (rerr == nil) {
+		t.Fatalf("limits %+v: the byte-level lean decoder says %v, over jsontext it says %v:\n%q", lim, err, rerr, b)
+	}
+	if err == nil {
+		if g, w := viewJSON(t, got), viewJSON(t, want); g != w {
+			t.Fatalf("limits %+v: views differ\nbytes    %s\njsontext %s\npayload %q", lim, g, w, b)
+		}
+	}
+	return err == nil
+}
+
+// FuzzLeanLexer: the lean decoder over its byte-level lexer takes exactly
+// the payloads it took over jsontext tokens, with the same view (seed
+// corpus in testdata/fuzz/FuzzLeanLexer: a first byte 'c' makes the rest a
+// cost payload, anything else a run event).
+func FuzzLeanLexer(f *testing.F) {
+	files, _ := filepath.Glob("testdata/lean/*.json")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if strings.Contains(p, "-cost-") {
+			b = append([]byte{'c'}, b...)
+		} else {
+			b = append([]byte{'o'}, b...)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		typ := payload.TypeOpenLineage
+		if b[0] == 'c' {
+			typ = payload.TypeCost
+		}
+		for _, lim := range leanLimits {
+			checkLexer(t, typ, b[1:], lim)
+		}
+	})
 }

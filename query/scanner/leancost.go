@@ -71,7 +71,7 @@ func (l *leanDecoder) costRow(r *payload.CostRow) {
 		if !ok {
 			break
 		}
-		switch t.String() {
+		switch string(t) {
 		case "BilledCost":
 			r.BilledCost = l.decimal()
 		case "EffectiveCost":
@@ -155,7 +155,7 @@ func (l *leanDecoder) costTags() map[string]string {
 		if !ok {
 			break
 		}
-		k := t.String()
+		k := string(t)
 		if len(tags) == l.lim.MaxFields {
 			l.bail()
 			break
