@@ -25,6 +25,47 @@ type point struct {
 // series is the recent history of one banded quantity.
 type series struct {
 	Points []point `json:"p"`
+	// memo keeps band's work on each weekday group between calls (not
+	// stored: the first band after a load computes it). Only add may
+	// change Points while a memo is kept.
+	memo *bandMemo
+}
+
+// bandMemo is what band computed from each weekday group's values alone,
+// for the Window and NotWeekly it was computed with. add invalidates the
+// group it adds a point to and the groups of the points it drops, so a
+// band after an add recomputes one group of seven; the band is the same
+// as without the memo (TestBandMemo). Its numbers are in one allocation:
+// the series are many and each is read about once a day, so band's cost
+// is mostly cache misses.
+type bandMemo struct {
+	window    int
+	notWeekly bool
+	valid     [7]bool
+	n, ndev   [7]int32
+	v0, gm0   [7]float64 // the group's newest value, and the median of the others
+	dev       []float64  // group g's deviations at [g*window, g*window+ndev[g])
+}
+
+// memoFor returns the memo of s for o, a new one when it was computed
+// with other options.
+func (s *series) memoFor(o BandOptions) *bandMemo {
+	m := s.memo
+	if m == nil || m.window != o.Window || m.notWeekly != o.NotWeekly {
+		m = &bandMemo{window: o.Window, notWeekly: o.NotWeekly, dev: make([]float64, 7*o.Window)}
+		s.memo = m
+	}
+	return m
+}
+
+// invalidate forgets the memo of the group of a point of weekday wd.
+func (m *bandMemo) invalidate(wd int8) {
+	if m.notWeekly {
+		wd = 0
+	}
+	if wd >= 0 && wd <= 6 {
+		m.valid[wd] = false
+	}
 }
 
 // keep is how many points a series holds for o.
@@ -83,26 +124,35 @@ func (s *series) band(o BandOptions, wd int8) (Band, bool) {
 	med := median(vals)
 	dev, recent := sc.dev[:0], sc.recent[:0]
 	defer func() { sc.vals, sc.dev, sc.recent = vals, dev, recent }()
-	for _, g := range groups {
+	memo := s.memoFor(o)
+	for gi, g := range groups {
 		if len(g) < 3 {
 			continue
 		}
-		// The median of the other points of the group (leave-one-out),
-		// read off the sorted group: the same operands as sorting the
-		// others, without sorting once per point.
-		sc.sortRanks(g)
-		for i, p := range g {
-			gm := medianWithout(sc.sorted, sc.rank[i])
-			if gm == 0 {
-				continue
-			}
-			dev = append(dev, math.Abs(p.v-gm)/math.Abs(gm))
-			if i == 0 && p.pos >= len(s.Points)-7 {
-				// The newest point of its group, against the older ones.
-				if om := medianWithout(sc.sorted, sc.rank[0]); om != 0 {
-					recent = append(recent, p.v/om-1)
+		if !memo.valid[gi] || memo.n[gi] != int32(len(g)) || math.Float64bits(memo.v0[gi]) != math.Float64bits(g[0].v) {
+			// The median of the other points of the group (leave-one-out),
+			// read off the sorted group: the same operands as sorting the
+			// others, without sorting once per point.
+			sc.sortRanks(g)
+			gd := memo.dev[gi*memo.window : gi*memo.window : (gi+1)*memo.window]
+			for i, p := range g {
+				gm := medianWithout(sc.sorted, sc.rank[i])
+				if i == 0 {
+					memo.gm0[gi] = gm
 				}
+				if gm == 0 {
+					continue
+				}
+				gd = append(gd, math.Abs(p.v-gm)/math.Abs(gm))
 			}
+			memo.valid[gi], memo.n[gi], memo.ndev[gi], memo.v0[gi] = true, int32(len(g)), int32(len(gd)), g[0].v
+		}
+		// (The order of dev and recent does not matter: only their
+		// medians and signs are read.)
+		dev = append(dev, memo.dev[gi*memo.window:gi*memo.window+int(memo.ndev[gi])]...)
+		if g[0].pos >= len(s.Points)-7 && memo.gm0[gi] != 0 {
+			// The newest point of its group, against the older ones.
+			recent = append(recent, g[0].v/memo.gm0[gi]-1)
 		}
 	}
 	if len(recent) >= 3 && sameSign(recent) >= (5*len(recent)+6)/7 {
@@ -178,8 +228,20 @@ func medianWithout(sorted []float64, k int) float64 {
 
 // add appends a point, dropping the oldest beyond keep(o).
 func (s *series) add(o BandOptions, v float64, wd int8) {
+	m := s.memo
+	if m != nil && (m.window != o.Window || m.notWeekly != o.NotWeekly) {
+		s.memo, m = nil, nil
+	}
 	s.Points = append(s.Points, point{V: v, WD: wd})
+	if m != nil {
+		m.invalidate(wd)
+	}
 	if n := keep(o); len(s.Points) > n {
+		if m != nil {
+			for _, p := range s.Points[:len(s.Points)-n] {
+				m.invalidate(p.WD)
+			}
+		}
 		s.Points = slices.Delete(s.Points, 0, len(s.Points)-n)
 	}
 }

@@ -133,3 +133,52 @@ func TestMedianSelect(t *testing.T) {
 		}
 	}
 }
+
+// TestBandMemo: band with its memo, called before each point is added as
+// the detectors call it (with options and weekdays changing on the way,
+// and the series reloaded without its memo now and then), gives what
+// bandBySorting computes from the points alone.
+func TestBandMemo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	opts := []BandOptions{
+		{K: 4, Window: 8, MinPoints: 4, MinRelWidth: 0.05},
+		{K: 3, Window: 5, MinPoints: 3, NotWeekly: true},
+		{K: 4, Window: 12, MinPoints: 4},
+	}
+	calls := 0
+	for trial := range 200 {
+		var s series
+		o := opts[trial%len(opts)]
+		for i := range 300 {
+			if rng.IntN(100) == 0 {
+				o = opts[rng.IntN(len(opts))]
+			}
+			if rng.IntN(150) == 0 {
+				s = series{Points: slices.Clone(s.Points)} // reloaded: no memo
+			}
+			wd := int8(i % 7)
+			if rng.IntN(10) == 0 {
+				wd = int8(rng.IntN(7)) // days missing or repeated
+			}
+			v := 1000 * (1 + 0.05*rng.NormFloat64())
+			switch rng.IntN(12) {
+			case 0:
+				v = 0
+			case 1:
+				v = math.Round(v / 100)
+			case 2:
+				v *= 5
+			}
+			got, gok := s.band(o, wd)
+			want, wok := bandBySorting(&s, o, wd)
+			if gok != wok || got != want {
+				t.Fatalf("options %+v, trial %d, point %d: band %+v %v, by sorting %+v %v", o, trial, i, got, gok, want, wok)
+			}
+			calls++
+			s.add(o, v, wd)
+		}
+	}
+	if calls == 0 {
+		t.Fatal("no band computed")
+	}
+}

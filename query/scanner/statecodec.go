@@ -274,6 +274,7 @@ func (s *series) appendState(b []byte) []byte {
 }
 
 func (s *series) readState(r *rbuf) {
+	s.memo = nil
 	n := r.count(9)
 	if n == 0 {
 		s.Points = nil
