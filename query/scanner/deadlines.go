@@ -1,7 +1,5 @@
 package scanner
 
-import "container/heap"
-
 // The hourly checks (runs past their window or retention, stale datasets)
 // pop what falls due from deadline queues instead of visiting every run
 // and dataset each hour. A queue may hold outdated deadlines of a key
@@ -16,32 +14,56 @@ type deadline struct {
 	key string
 }
 
-// deadlineQueue is a min-heap of deadlines.
+// deadlineQueue is a min-heap of deadlines (container/heap's algorithm,
+// without its interface calls and the boxing of each deadline).
 type deadlineQueue []deadline
 
-func (q deadlineQueue) Len() int           { return len(q) }
-func (q deadlineQueue) Less(i, j int) bool { return q[i].at < q[j].at }
-func (q deadlineQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-
-// Push and Pop implement heap.Interface; use add and popDue.
-func (q *deadlineQueue) Push(x any) { *q = append(*q, x.(deadline)) }
-
-// Pop implements heap.Interface.
-func (q *deadlineQueue) Pop() any {
-	old := *q
-	d := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return d
+// add queues key at at.
+func (q *deadlineQueue) add(at int64, key string) {
+	*q = append(*q, deadline{at, key})
+	h := *q
+	j := len(h) - 1
+	for j > 0 {
+		i := (j - 1) / 2
+		if !(h[j].at < h[i].at) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
 }
 
-// add queues key at at.
-func (q *deadlineQueue) add(at int64, key string) { heap.Push(q, deadline{at, key}) }
+// pop removes and returns the earliest deadline (q must not be empty).
+func (q *deadlineQueue) pop() deadline {
+	h := *q
+	n := len(h) - 1
+	h[0], h[n] = h[n], h[0]
+	i := 0
+	for {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if j2 := j + 1; j2 < n && h[j2].at < h[j].at {
+			j = j2
+		}
+		if !(h[j].at < h[i].at) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+	d := h[n]
+	h[n] = deadline{}
+	*q = h[:n]
+	return d
+}
 
 // popDue pops every deadline before now, earliest first, calling f with
 // its key.
 func (q *deadlineQueue) popDue(now int64, f func(key string)) {
 	for len(*q) > 0 && (*q)[0].at < now {
-		f(heap.Pop(q).(deadline).key)
+		f(q.pop().key)
 	}
 }
 
