@@ -17,10 +17,11 @@ import (
 )
 
 var (
-	benchJobs  = flag.Int("scanner.bench.jobs", 1000, "jobs of the benchmark stream (entries ≈ 3·jobs·days; 3400 jobs × 100 days ≈ 1M entries)")
-	benchDays  = flag.Int("scanner.bench.days", 100, "days of the benchmark stream")
-	benchChunk = flag.Int("scanner.bench.chunk", 0, "Options.ChunkSize of the benchmark's scans (0: the default)")
-	benchDir   = flag.String("scanner.bench.dir", "", "directory of the benchmark log: generated there on the first run and reused by later runs with the same -scanner.bench.jobs and -scanner.bench.days (default: a new temporary log each run)")
+	benchJobs   = flag.Int("scanner.bench.jobs", 1000, "jobs of the benchmark stream (entries ≈ 3·jobs·days; 3400 jobs × 100 days ≈ 1M entries)")
+	benchDays   = flag.Int("scanner.bench.days", 100, "days of the benchmark stream")
+	benchChunk  = flag.Int("scanner.bench.chunk", 0, "Options.ChunkSize of the benchmark's scans (0: the default)")
+	benchCommit = flag.Int("scanner.bench.commit", 0, "Options.CommitEvery of the benchmark's scans (0: the default)")
+	benchDir    = flag.String("scanner.bench.dir", "", "directory of the benchmark log: generated there on the first run and reused by later runs with the same -scanner.bench.jobs and -scanner.bench.days (default: a new temporary log each run)")
 )
 
 // benchMeta describes the stream a reusable benchmark log holds.
@@ -116,6 +117,9 @@ func BenchmarkScan(b *testing.B) {
 					mode.mod(o)
 					if *benchChunk > 0 {
 						o.ChunkSize = *benchChunk
+					}
+					if *benchCommit > 0 {
+						o.CommitEvery = *benchCommit
 					}
 				})
 				b.StartTimer()

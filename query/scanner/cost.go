@@ -1,10 +1,10 @@
 package scanner
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,53 +24,71 @@ func costSeriesKey(name, currency string) string {
 }
 
 // appendCostSeriesKey appends costSeriesKey(name, currency) to b.
-func appendCostSeriesKey(b []byte, name, currency string) []byte {
+func appendCostSeriesKey[S ~string | ~[]byte](b []byte, name S, currency string) []byte {
 	return append(append(append(b, name...), ' '), currency...)
 }
 
 // share is a cost series a row counts in, with the part of the row's
-// amount that counts there.
+// amount that counts there; its name is Scanner.sb[off:end].
 type share struct {
-	name string
-	part float64
+	off, end int
+	part     float64
 }
 
 // seriesOf names the cost series a row counts in: its service, each of its
 // tags and its job (linked directly, or through a run the scanner knows),
 // each with the whole amount; and the datasets its run (or, for a row
 // linked to a job, the job's latest completed run) wrote, each with an
-// equal part of it.
+// equal part of it. The names are written in s.sb (valid until the next
+// call), so a row allocates nothing.
 func (s *Scanner) seriesOf(r *payload.CostRow) []share {
-	var out []share
+	s.sb = s.sb[:0]
+	out := s.shares[:0]
 	if r.ServiceName != "" {
-		out = append(out, share{"service:" + r.ServiceName, 1})
+		off := len(s.sb)
+		s.sb = append(append(s.sb, "service:"...), r.ServiceName...)
+		out = append(out, share{off, len(s.sb), 1})
 	}
-	tags := make([]string, 0, len(r.Tags))
+	tags := len(out)
 	for k, v := range r.Tags {
-		tags = append(tags, "tag:"+k+"="+v)
+		off := len(s.sb)
+		s.sb = append(append(append(append(s.sb, "tag:"...), k...), '='), v...)
+		out = append(out, share{off, len(s.sb), 1})
 	}
-	sort.Strings(tags)
-	for _, t := range tags {
-		out = append(out, share{t, 1})
-	}
+	slices.SortFunc(out[tags:], func(a, b share) int { return bytes.Compare(s.sb[a.off:a.end], s.sb[b.off:b.end]) })
 	var datasets []string
 	switch {
 	case r.Link.Job != nil:
-		jk := jobKey(r.Link.Job.Namespace, r.Link.Job.Name)
-		out = append(out, share{subjectOf("job", jk), 1})
-		if js := s.jobs.peek(jk); js != nil {
+		off := len(s.sb)
+		s.sb = append(append(append(append(s.sb, "job:"...), r.Link.Job.Namespace...), 0), r.Link.Job.Name...)
+		if js := s.jobs.peekBytes(s.sb[off+4:]); js != nil { // the jobKey
 			datasets = js.Outputs
 		}
+		out = append(out, s.jobShare(off))
 	case r.Link.RunID != "":
 		if rs := s.runs.peek(r.Link.RunID); rs != nil && rs.Job != "" {
-			out = append(out, share{subjectOf("job", rs.Job), 1})
+			off := len(s.sb)
+			s.sb = append(append(s.sb, "job:"...), rs.Job...)
+			out = append(out, s.jobShare(off))
 			datasets = rs.Outputs
 		}
 	}
 	for _, d := range datasets {
-		out = append(out, share{"dataset:" + d, 1 / float64(len(datasets))})
+		off := len(s.sb)
+		s.sb = append(append(s.sb, "dataset:"...), d...)
+		out = append(out, share{off, len(s.sb), 1 / float64(len(datasets))})
 	}
+	s.shares = out
 	return out
+}
+
+// jobShare ends the share of a job whose "job:" and jobKey were written
+// at s.sb[off:]: the name is subjectOf("job", key).
+func (s *Scanner) jobShare(off int) share {
+	if i := bytes.IndexByte(s.sb[off+4:], 0); i >= 0 {
+		s.sb[off+4+i] = ':'
+	}
+	return share{off, len(s.sb), 1}
 }
 
 // costs runs the cost detector over one cost entry.
@@ -91,7 +109,7 @@ func (s *Scanner) costs(it *item, now time.Time, rows []payload.CostRow) {
 		day := floorDiv(r.ChargePeriodStart.UnixMilli(), dayMs)
 		ym := r.ChargePeriodStart.UTC().Year()*100 + int(r.ChargePeriodStart.UTC().Month())
 		for _, sh := range s.seriesOf(r) {
-			name, amt := sh.name, amt*sh.part
+			name, amt := s.sb[sh.off:sh.end], amt*sh.part
 			s.kb = appendCostSeriesKey(s.kb[:0], name, r.BillingCurrency)
 			cs := s.cost.touchBytes(s.kb)
 			switch {
@@ -122,9 +140,9 @@ func (s *Scanner) costs(it *item, now time.Time, rows []payload.CostRow) {
 					cs.Flagged = ym
 					obs := cs.MonthSum
 					s.emit(&Finding{Detector: "cost", Kind: "cost.budget", Severity: SeverityHigh,
-						Subject: "series:" + name, Entries: []uint64{bu.Entry, idx}, Time: now, Observed: &obs,
+						Subject: "series:" + string(name), Entries: []uint64{bu.Entry, idx}, Time: now, Observed: &obs,
 						Expected: &Band{High: bu.Amount},
-						Message:  fmt.Sprintf("%s spent %s %s in %04d-%02d, over its monthly budget of %s (policy entry %d)", name, num2(obs), r.BillingCurrency, ym/100, ym%100, num2(bu.Amount), bu.Entry),
+						Message:  fmt.Sprintf("%s spent %s %s in %04d-%02d, over its monthly budget of %s (policy entry %d)", string(name), num2(obs), r.BillingCurrency, ym/100, ym%100, num2(bu.Amount), bu.Entry),
 						Details:  map[string]string{"currency": r.BillingCurrency, "month": fmt.Sprintf("%04d-%02d", ym/100, ym%100)}})
 				}
 			}
@@ -180,7 +198,7 @@ func addContribution(cs *costSeries, idx uint64, amt float64) {
 }
 
 // closeDay judges a complete daily bucket and adds it to the history.
-func (s *Scanner) closeDay(now time.Time, name, currency string, cs *costSeries) {
+func (s *Scanner) closeDay(now time.Time, nameb []byte, currency string, cs *costSeries) {
 	o := s.opts.Cost.Band
 	v := cs.Sum
 	wd := int8((cs.Day + 4) % 7) // 1970-01-01 was a Thursday
@@ -197,6 +215,7 @@ func (s *Scanner) closeDay(now time.Time, name, currency string, cs *costSeries)
 			dir = "below"
 		}
 		day := time.UnixMilli(cs.Day * dayMs).UTC().Format(time.DateOnly)
+		name := string(nameb)
 		s.emit(&Finding{Detector: "cost", Kind: "cost.band", Severity: bandSeverity(b, v),
 			Subject: "series:" + name, Entries: slices.Clone(cs.Entries), Time: now, Observed: &obs, Expected: &b,
 			Message: fmt.Sprintf("%s cost %s %s on %s, %s the band %s–%s (median %s of %d past %s)", name, num2(v), currency, day, dir, num2(b.Low), num2(b.High), num2(b.Median), b.Points, weekdayWord(o)),

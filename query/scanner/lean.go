@@ -34,9 +34,22 @@ type leanDecoder struct {
 	lim    payload.Limits
 	err    error
 	fields int // schema fields of the current dataset
+	// ints is a slab the counts point into.
+	ints []int64
+	base payload.Limits // as newLeanDecoder was given them
+}
+
+// newInt returns a pointer to v in the slab.
+func (l *leanDecoder) newInt(v int64) *int64 {
+	if len(l.ints) == cap(l.ints) {
+		l.ints = make([]int64, 0, 256)
+	}
+	l.ints = append(l.ints, v)
+	return &l.ints[len(l.ints)-1]
 }
 
 func newLeanDecoder(lim payload.Limits) *leanDecoder {
+	base := lim
 	// The strict parser's defaults (payload.Limits.withDefaults).
 	if lim.MaxFacetSize <= 0 {
 		lim.MaxFacetSize = payload.DefaultMaxFacetSize
@@ -53,7 +66,7 @@ func newLeanDecoder(lim payload.Limits) *leanDecoder {
 	if lim.MaxCostRows <= 0 {
 		lim.MaxCostRows = payload.DefaultMaxCostRows
 	}
-	return &leanDecoder{lim: lim}
+	return &leanDecoder{lim: lim, base: base}
 }
 
 // reset starts decoding b.
@@ -267,6 +280,9 @@ func (l *leanDecoder) count() *int64 {
 	if !ok {
 		return nil
 	}
+	if v, ok := plainCount(b); ok {
+		return l.newInt(v)
+	}
 	s := string(b)
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
@@ -281,7 +297,24 @@ func (l *leanDecoder) count() *int64 {
 		l.bail()
 		return nil
 	}
-	return &v
+	return l.newInt(v)
+}
+
+// plainCount reads a number literal of at most 18 digits and nothing
+// else (which the lexer has checked to be a JSON number, so without a
+// leading zero unless it is 0): what strconv.ParseInt gives it.
+func plainCount(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
 
 // number checks a finite number member (obj.number).

@@ -102,7 +102,7 @@ func (l *leanDecoder) costRow(r *payload.CostRow) {
 		case "Tags":
 			r.Tags = l.costTags()
 		case "x_RunId":
-			runID = l.str(l.lim.MaxNameLen, false)
+			runID = string(l.textOnly(l.lim.MaxNameLen))
 		case "x_JobNamespace":
 			jns = l.str(l.lim.MaxNameLen, false)
 		case "x_JobName":
@@ -139,6 +139,13 @@ func (l *leanDecoder) costRow(r *payload.CostRow) {
 		}
 		r.Link.Tag = &payload.Tag{Key: tagKey, Value: v}
 	}
+}
+
+// textOnly is text of an optional string, its bytes valid until the next
+// read.
+func (l *leanDecoder) textOnly(maxLen int) []byte {
+	b, _ := l.text(maxLen, false)
+	return b
 }
 
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }

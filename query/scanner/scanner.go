@@ -96,6 +96,13 @@ type Scanner struct {
 
 	out []*Finding
 	kb  []byte // key scratch of the in-order stage
+	// sb and shares hold the cost series of a row (seriesOf).
+	sb     []byte
+	shares []share
+
+	// leans are lean decoders kept between chunks (with their count
+	// slabs).
+	leans sync.Pool
 }
 
 // New opens the scanner of l, loading its stored state. Findings are
@@ -507,7 +514,11 @@ func (s *Scanner) preparePart(part []item) {
 	if len(part) == 0 {
 		return
 	}
-	ld := newLeanDecoder(s.opts.Limits)
+	ld, _ := s.leans.Get().(*leanDecoder)
+	if ld == nil || ld.base != s.opts.Limits {
+		ld = newLeanDecoder(s.opts.Limits)
+	}
+	defer s.leans.Put(ld)
 	done := make([]bool, len(part))
 	first := part[0].index
 	// An error of the range read leaves entries unread: the point reads
