@@ -39,8 +39,9 @@ var digestOrder = []string{"sha256", "sha512", "sha384", "gitCommit", "sha1"}
 //     its digest; the first one with a gitCommit digest is the job's source
 //     code location and version.
 //
-// A well-formed statement with another predicate type returns an error
-// wrapping ErrNotLineage.
+// A statement with another predicate type returns an error wrapping
+// ErrNotLineage as soon as its _type and predicateType are read: nothing of
+// it is indexed, so its subjects and predicate are not parsed.
 func ParseStatement(b []byte, lim Limits) (*RunEvent, error) {
 	lim = lim.withDefaults()
 	root, err := parseObject("", b)
@@ -53,6 +54,15 @@ func ParseStatement(b []byte, lim Limits) (*RunEvent, error) {
 	}
 	if typ != StatementV1 && typ != StatementV01 {
 		return nil, fieldErr("_type", "%q is not an in-toto Statement type; use %s", truncate(typ), StatementV1)
+	}
+	pt, err := root.str("predicateType", true, 256)
+	if err != nil {
+		return nil, err
+	}
+	if pt != SLSAProvV1 && pt != SLSAProvV02 {
+		// Nothing of it is indexed: its subjects and predicate are not
+		// parsed (the payload as a whole was validated as JSON).
+		return nil, &notLineage{msg: "in-toto predicate type " + truncate(pt) + " carries no provenance; the graph indexes " + SLSAProvV1 + " (and v0.2)"}
 	}
 	subjects, err := root.array("subject", lim.MaxDatasets)
 	if err != nil {
@@ -69,11 +79,7 @@ func ParseStatement(b []byte, lim Limits) (*RunEvent, error) {
 		}
 		e.Outputs = append(e.Outputs, d.Dataset)
 	}
-	pt, err := root.str("predicateType", true, 256)
-	if err != nil {
-		return nil, err
-	}
-	pred, _, err := root.object("predicate", pt == SLSAProvV1 || pt == SLSAProvV02)
+	pred, _, err := root.object("predicate", true)
 	if err != nil {
 		return nil, err
 	}
@@ -138,8 +144,6 @@ func ParseStatement(b []byte, lim Limits) (*RunEvent, error) {
 		if deps, err = pred.array("materials", lim.MaxDatasets); err != nil {
 			return nil, err
 		}
-	default:
-		return nil, &notLineage{msg: "in-toto predicate type " + truncate(pt) + " carries no provenance; the graph indexes " + SLSAProvV1 + " (and v0.2)"}
 	}
 	if len(deps)+len(subjects) > lim.MaxDatasets {
 		return nil, fieldErr(depsPath, "%d subjects and %d dependencies; the limit is %d datasets per statement", len(subjects), len(deps), lim.MaxDatasets)

@@ -255,6 +255,12 @@ func TestStatementSLSAv02(t *testing.T) {
 	if _, err := ParseStatement(readTestdata(t, "intoto/vuln-scan.json"), Limits{}); !errors.Is(err, ErrNotLineage) || errors.Is(err, ErrInvalid) {
 		t.Errorf("vuln scan: %v", err)
 	}
+	// Another predicate type is not lineage whatever its subjects and
+	// predicate hold: they are not parsed.
+	other := `{"_type":"https://in-toto.io/Statement/v1","subject":"not a list","predicateType":"https://example.com/scan/v1","predicate":[1]}`
+	if _, err := ParseStatement([]byte(other), Limits{}); !errors.Is(err, ErrNotLineage) || errors.Is(err, ErrInvalid) {
+		t.Errorf("other predicate type with malformed subject: %v", err)
+	}
 }
 
 func TestStatementErrors(t *testing.T) {
