@@ -59,13 +59,20 @@ type table[T any, P stateValue[T]] struct {
 	// the order of their first change (a key deleted and created again
 	// may be listed twice: flush writes it once).
 	dirty []string
-	buf   []byte // encoding scratch (Batch.Set copies it)
+	// gone are the keys deleted since the last flush whose value is
+	// stored: flush deletes them. A key created and deleted between two
+	// flushes (most runs: a run's state lives two days, a commit spans
+	// weeks of a big log) is not stored and writes nothing.
+	gone map[string]struct{}
+	buf  []byte // encoding scratch (Batch.Set copies it)
 }
 
-// cell is a value of a table and whether it is listed as dirty.
+// cell is a value of a table, whether it is listed as dirty, and whether
+// the store holds a value for its key (written by a flush, or loaded).
 type cell[T any] struct {
-	v     T
-	dirty bool
+	v      T
+	dirty  bool
+	stored bool
 }
 
 func newTable[T any, P stateValue[T]](pfx byte) *table[T, P] {
@@ -94,6 +101,11 @@ func (t *table[T, P]) touch(k string) *T {
 	c := t.m[k]
 	if c == nil {
 		c = new(cell[T])
+		if _, ok := t.gone[k]; ok {
+			// Deleted and created again: the stored value is overwritten.
+			c.stored = true
+			delete(t.gone, k)
+		}
 		t.m[k] = c
 	}
 	if !c.dirty {
@@ -119,6 +131,13 @@ func (t *table[T, P]) del(k string) {
 		return
 	}
 	delete(t.m, k)
+	if !c.stored {
+		return // (listed as dirty: flush finds nothing to write)
+	}
+	if t.gone == nil {
+		t.gone = map[string]struct{}{}
+	}
+	t.gone[k] = struct{}{}
 	if !c.dirty {
 		t.dirty = append(t.dirty, k)
 	}
@@ -156,7 +175,7 @@ func (t *table[T, P]) load(db *pebble.DB, format uint64) error {
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		c := new(cell[T])
+		c := &cell[T]{stored: true}
 		k := string(it.Key()[2:])
 		if format == stateFormatJSON {
 			if err := json.Unmarshal(it.Value(), &c.v); err != nil {
@@ -185,6 +204,10 @@ func (t *table[T, P]) flush(b *pebble.Batch) error {
 	for _, k := range t.dirty {
 		c := t.m[k]
 		if c == nil {
+			if _, ok := t.gone[k]; !ok {
+				continue // created and deleted since the last flush
+			}
+			delete(t.gone, k) // (a key listed twice is deleted once)
 			if err := b.Delete(t.key(k), nil); err != nil {
 				return err
 			}
@@ -193,7 +216,7 @@ func (t *table[T, P]) flush(b *pebble.Batch) error {
 		if !c.dirty {
 			continue // listed twice, written already
 		}
-		c.dirty = false
+		c.dirty, c.stored = false, true
 		t.buf = P(&c.v).appendState(t.buf[:0])
 		if err := b.Set(t.key(k), t.buf, nil); err != nil {
 			return err
@@ -201,6 +224,7 @@ func (t *table[T, P]) flush(b *pebble.Batch) error {
 	}
 	clear(t.dirty)
 	t.dirty = t.dirty[:0]
+	clear(t.gone)
 	return nil
 }
 
@@ -208,6 +232,7 @@ func (t *table[T, P]) reset() {
 	clear(t.m)
 	clear(t.dirty)
 	t.dirty = t.dirty[:0]
+	clear(t.gone)
 }
 
 // keyState is a key granted or revoked by policy.
