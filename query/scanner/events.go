@@ -212,7 +212,7 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 			Message: fmt.Sprintf("run %s of job %s wrote %d dataset(s), starting with %s:%s, and declared no inputs", e.Run.ID, subjectOf("", jk)[1:], len(e.Outputs), d.Namespace, d.Name),
 			Details: map[string]string{"job": subjectOf("", jk)[1:]}})
 	}
-	if outs := outputNames(e.Outputs); len(outs) > 0 {
+	if outs := outputNames(e.Outputs, js.Outputs); len(outs) > 0 {
 		rs.Outputs = outs
 		js.Outputs = outs
 	}
@@ -230,10 +230,15 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 const maxOutputs = 64
 
 // outputNames are the names ("NS:NAME") of ds, sorted, without repeats,
-// at most maxOutputs.
-func outputNames(ds []payload.Dataset) []string {
+// at most maxOutputs: prev when it holds them (a job's runs write the same
+// datasets), else a new slice. (The slices are never changed in place.)
+func outputNames(ds []payload.Dataset, prev []string) []string {
 	if len(ds) == 0 {
 		return nil
+	}
+	if len(ds) == 1 && len(prev) == 1 && len(prev[0]) == len(ds[0].Namespace)+1+len(ds[0].Name) &&
+		strings.HasPrefix(prev[0], ds[0].Namespace) && prev[0][len(ds[0].Namespace)] == ':' && strings.HasSuffix(prev[0], ds[0].Name) {
+		return prev
 	}
 	out := make([]string, 0, len(ds))
 	for i := range ds {
@@ -291,11 +296,13 @@ func (s *Scanner) lineageInputs(idx uint64, now time.Time, jk string, e *payload
 	}
 	js := s.jobs.touch(jk)
 	for i := range e.Inputs {
-		in := e.Inputs[i].Namespace + ":" + e.Inputs[i].Name
-		pos, found := slices.BinarySearch(js.Inputs, in)
+		// The name is built in s.kb; a string only for a new input.
+		s.kb = append(append(append(s.kb[:0], e.Inputs[i].Namespace...), ':'), e.Inputs[i].Name...)
+		pos, found := slices.BinarySearchFunc(js.Inputs, s.kb, func(have string, want []byte) int { return strings.Compare(have, string(want)) })
 		if found {
 			continue
 		}
+		in := string(s.kb)
 		if js.Runs >= s.opts.Lineage.MinRuns {
 			s.emit(&Finding{Detector: "lineage", Kind: "lineage.newInput", Severity: SeverityLow,
 				Subject: "job:" + subjectOf("", jk)[1:], Entries: []uint64{idx}, Time: now,
@@ -385,9 +392,8 @@ func (s *Scanner) updated(idx uint64, nowMs int64, dk string) {
 // volumeOf judges an output's row count, size and null counts.
 func (s *Scanner) volumeOf(idx uint64, now time.Time, dk string, d *payload.Dataset) {
 	wd := int8(now.Weekday())
-	name := d.Namespace + ":" + d.Name
 	// metric(col), or metric when col is "": the series' key is built in
-	// a reused buffer, its name only for a finding.
+	// a reused buffer, its name and the dataset's only for a finding.
 	check := func(kind, metric, col string, v float64) {
 		o := s.opts.Volume.Band
 		s.kb = append(append(s.kb[:0], dk...), '|')
@@ -400,6 +406,7 @@ func (s *Scanner) volumeOf(idx uint64, now time.Time, dk string, d *payload.Data
 			if col != "" {
 				metric += "(" + col + ")"
 			}
+			name := d.Namespace + ":" + d.Name
 			obs := v
 			dir := "above"
 			if v < b.Low {
