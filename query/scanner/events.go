@@ -298,8 +298,17 @@ func (s *Scanner) lineageInputs(idx uint64, now time.Time, jk string, e *payload
 	for i := range e.Inputs {
 		// The name is built in s.kb; a string only for a new input.
 		s.kb = append(append(append(s.kb[:0], e.Inputs[i].Namespace...), ':'), e.Inputs[i].Name...)
-		pos, found := slices.BinarySearchFunc(js.Inputs, s.kb, func(have string, want []byte) int { return strings.Compare(have, string(want)) })
-		if found {
+		// slices.BinarySearch, comparing with the bytes without a copy.
+		pos, hi := 0, len(js.Inputs)
+		for pos < hi {
+			m := int(uint(pos+hi) >> 1)
+			if js.Inputs[m] < string(s.kb) {
+				pos = m + 1
+			} else {
+				hi = m
+			}
+		}
+		if pos < len(js.Inputs) && js.Inputs[pos] == string(s.kb) {
 			continue
 		}
 		in := string(s.kb)
