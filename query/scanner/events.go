@@ -117,17 +117,20 @@ func (s *Scanner) checkFreshness(now time.Time, nowMs int64) {
 // not judged yet), and whether that limit is "configured" or "learned".
 func (s *Scanner) freshnessLimit(k string, ds *datasetState) (int64, string) {
 	o := s.opts.Freshness
-	if iv, ok := o.Intervals[strings.Replace(k, "\x00", ":", 1)]; ok {
-		return iv.Milliseconds(), "configured"
+	if len(o.Intervals) > 0 {
+		if iv, ok := o.Intervals[strings.Replace(k, "\x00", ":", 1)]; ok {
+			return iv.Milliseconds(), "configured"
+		}
 	}
 	if ds.Configured > 0 {
 		return ds.Configured, "configured"
 	}
 	if len(ds.Gaps) >= o.MinGaps {
-		g := make([]float64, len(ds.Gaps))
-		for i, v := range ds.Gaps {
-			g[i] = float64(v)
+		g := s.gaps[:0]
+		for _, v := range ds.Gaps {
+			g = append(g, float64(v))
 		}
+		s.gaps = g
 		return int64(o.Factor*median(g)) + o.Grace.Milliseconds(), "learned"
 	}
 	return 0, "configured"
@@ -137,7 +140,11 @@ func (s *Scanner) freshnessLimit(k string, ds *datasetState) (int64, string) {
 func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 	idx := it.index
 	nowMs := now.UnixMilli()
-	jk := jobKey(e.Job.Namespace, e.Job.Name)
+	pe := it.ev
+	if pe == nil {
+		pe = prepareEvent(e)
+	}
+	jk := pe.jk
 	terminal := e.EventType == payload.Complete || e.EventType == payload.Fail || e.EventType == payload.Abort ||
 		e.EventType == "" || e.Source == payload.SourceInToto
 	completed := e.EventType == payload.Complete || e.EventType == "" || e.Source == payload.SourceInToto
@@ -191,7 +198,7 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 	if !s.opts.Lineage.Disabled {
 		s.lineageInputs(idx, now, jk, e)
 		for i := range e.Outputs {
-			s.schema(idx, now, &e.Outputs[i])
+			s.schema(idx, now, &e.Outputs[i], pe.outKeys[i], pe.schemas[i])
 		}
 	}
 	if !terminal {
@@ -218,12 +225,39 @@ func (s *Scanner) event(it *item, now time.Time, e *payload.RunEvent) {
 	}
 	for i := range e.Outputs {
 		d := &e.Outputs[i]
-		dk := jobKey(d.Namespace, d.Name)
+		dk := pe.outKeys[i]
 		s.updated(idx, nowMs, dk)
 		if !s.opts.Volume.Disabled {
 			s.volumeOf(idx, now, dk, d)
 		}
 	}
+}
+
+// eventKeys is what the detectors of a run event derive from it alone,
+// computed in the parallel stage (prepareOne): the job's key, and each
+// output's dataset key and flattened, sorted schema (nil without one).
+type eventKeys struct {
+	jk      string
+	outKeys []string
+	schemas [][]string
+}
+
+func prepareEvent(e *payload.RunEvent) *eventKeys {
+	pe := &eventKeys{jk: jobKey(e.Job.Namespace, e.Job.Name)}
+	if len(e.Outputs) > 0 {
+		pe.outKeys = make([]string, len(e.Outputs))
+		pe.schemas = make([][]string, len(e.Outputs))
+	}
+	for i := range e.Outputs {
+		d := &e.Outputs[i]
+		pe.outKeys[i] = jobKey(d.Namespace, d.Name)
+		if len(d.Schema) > 0 {
+			cur := flatten("", d.Schema, nil)
+			slices.Sort(cur)
+			pe.schemas[i] = cur
+		}
+	}
+	return pe
 }
 
 // maxOutputs caps the datasets a run's or job's cost is spread over.
@@ -251,16 +285,17 @@ func outputNames(ds []payload.Dataset, prev []string) []string {
 
 func (s *Scanner) gitops(idx uint64, now time.Time, jk, runID, v string) {
 	js := s.jobs.touch(jk)
-	job := subjectOf("", jk)[1:]
 	if ap := s.approvals.peek(jk); ap != nil {
 		if !slices.Contains(ap.Versions, v) && !slices.Contains(js.Flagged, v) {
 			js.Flagged = appendCapped(js.Flagged, v)
+			job := subjectOf("", jk)[1:]
 			s.emit(&Finding{Detector: "gitops", Kind: "gitops.unapproved", Severity: SeverityHigh,
 				Subject: "job:" + job, Entries: []uint64{idx}, Time: now,
 				Message: fmt.Sprintf("run %s of job %s ran code version %s, which no policy entry approves for this job", runID, job, v),
 				Details: map[string]string{"version": v, "run": runID}})
 		}
 	} else if js.LastVersion != "" && v != js.LastVersion && !slices.Contains(js.Flagged, v) && !s.opts.GitOps.AllowUnapprovedChanges {
+		job := subjectOf("", jk)[1:]
 		s.emit(&Finding{Detector: "gitops", Kind: "gitops.unapprovedChange", Severity: SeverityMedium,
 			Subject: "job:" + job, Entries: []uint64{idx}, Time: now,
 			Message: fmt.Sprintf("job %s changed code from %s to %s (run %s) with no policy entry approving it", job, v0(js.LastVersion), v, runID),
@@ -334,13 +369,12 @@ func flatten(prefix string, fs []payload.SchemaField, out []string) []string {
 	return out
 }
 
-func (s *Scanner) schema(idx uint64, now time.Time, d *payload.Dataset) {
+// schema judges the schema of output d (dataset key dk), cur its
+// flattened, sorted fields (eventKeys).
+func (s *Scanner) schema(idx uint64, now time.Time, d *payload.Dataset, dk string, cur []string) {
 	if len(d.Schema) == 0 {
 		return
 	}
-	cur := flatten("", d.Schema, nil)
-	slices.Sort(cur)
-	dk := jobKey(d.Namespace, d.Name)
 	ds := s.datasets.peek(dk)
 	if ds != nil && ds.Schema != nil && slices.Equal(ds.Schema, cur) {
 		return

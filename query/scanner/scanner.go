@@ -99,6 +99,7 @@ type Scanner struct {
 	// sb and shares hold the cost series of a row (seriesOf).
 	sb     []byte
 	shares []share
+	gaps   []float64 // freshnessLimit's scratch
 
 	// leans are lean decoders kept between chunks (with their count
 	// slabs).
@@ -442,6 +443,7 @@ type item struct {
 	envErr   error
 	sigErr   error
 	parsed   *payload.Parsed
+	ev       *eventKeys // of parsed.Event
 	policy   *Policy
 	parseErr error
 	strict   bool // the strict parser decoded the payload
@@ -589,6 +591,9 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 		if strings.HasSuffix(it.rec.PayloadType, "+json") && !json.Valid(env.Payload) {
 			it.parseErr = errors.New("payload is not valid JSON")
 		}
+	}
+	if it.parseErr == nil && it.parsed != nil && it.parsed.Event != nil {
+		it.ev = prepareEvent(it.parsed.Event)
 	}
 }
 
