@@ -476,24 +476,36 @@ func (s *Scanner) read(start, end uint64) ([]item, error) {
 	return items, nil
 }
 
+// preparePartSize is the entries of one part of a chunk in prepare.
+const preparePartSize = 512
+
 // prepare reads, parses and verifies the envelopes of items in parallel:
-// each worker takes a contiguous part of the chunk and reads its
-// envelopes with one Pebble iterator, in key (digest) order.
+// Workers goroutines take contiguous parts of preparePartSize entries
+// in turn (parts, not halves: a worker that is done early takes the next
+// part instead of leaving its core idle at the end of the chunk), each
+// read with one range read in index order.
 func (s *Scanner) prepare(items []item) {
-	w := min(s.opts.Workers, len(items))
+	parts := (len(items) + preparePartSize - 1) / preparePartSize
+	w := min(s.opts.Workers, parts)
 	if w <= 1 {
 		s.preparePart(items)
 		return
 	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	per := (len(items) + w - 1) / w
-	for lo := 0; lo < len(items); lo += per {
-		hi := min(lo+per, len(items))
+	for range w {
 		wg.Add(1)
-		go func(part []item) {
+		go func() {
 			defer wg.Done()
-			s.preparePart(part)
-		}(items[lo:hi])
+			for {
+				p := int(next.Add(1)) - 1
+				if p >= parts {
+					return
+				}
+				lo := p * preparePartSize
+				s.preparePart(items[lo:min(lo+preparePartSize, len(items))])
+			}
+		}()
 	}
 	wg.Wait()
 }
