@@ -167,16 +167,12 @@ func (l *leanDecoder) member() ([]byte, bool) {
 	if l.err != nil {
 		return nil, false
 	}
-	switch l.d.PeekKind() {
-	case '}':
-		l.token()
+	t, ok := l.d.Member()
+	if l.d.err != nil {
+		l.err = l.d.err
 		return nil, false
-	case '"':
-		t := l.token()
-		return t, l.err == nil
 	}
-	l.bail()
-	return nil, false
+	return t, ok
 }
 
 // openArray reads the '[' of an array member; null is absent.

@@ -194,6 +194,64 @@ func (x *lexer) ReadToken() ([]byte, error) {
 	return nil, x.err
 }
 
+// Member reads the next member name of the innermost object (what
+// PeekKind and ReadToken give there), or its '}' (ok false).
+func (x *lexer) Member() (name []byte, ok bool) {
+	if x.err != nil {
+		return nil, false
+	}
+	n := len(x.stack)
+	if n == 0 || !x.stack[n-1].obj || x.stack[n-1].value {
+		x.fail()
+		return nil, false
+	}
+	f := &x.stack[n-1]
+	x.ws()
+	if x.i >= len(x.b) {
+		x.fail()
+		return nil, false
+	}
+	c := x.b[x.i]
+	if f.n > 0 && !f.sep {
+		if c == '}' {
+			x.closeObject()
+			return nil, false
+		}
+		if c != ',' {
+			x.fail()
+			return nil, false
+		}
+		x.i++
+		x.ws()
+		f.sep = true
+		if x.i >= len(x.b) {
+			x.fail()
+			return nil, false
+		}
+		c = x.b[x.i]
+	}
+	switch {
+	case c == '"':
+		name = x.name()
+		return name, x.err == nil
+	case c == '}' && !f.sep:
+		x.closeObject()
+		return nil, false
+	}
+	x.fail()
+	return nil, false
+}
+
+// closeObject reads the '}' of the innermost object.
+func (x *lexer) closeObject() {
+	f := &x.stack[len(x.stack)-1]
+	x.i++
+	clear(x.names[f.names:])
+	x.names = x.names[:f.names]
+	x.stack = x.stack[:len(x.stack)-1]
+	x.complete()
+}
+
 // name reads a member name of the innermost object, its ':' and the
 // white space after it.
 func (x *lexer) name() []byte {
