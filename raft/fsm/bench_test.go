@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
+	"github.com/provledger/provledger/bench/loadgen"
 	"github.com/provledger/provledger/ledger"
 	"github.com/provledger/provledger/raft/fsm"
 )
@@ -52,6 +55,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
+		c0 := loadgen.SelfCPU()
 		s, err := fa.Snapshot()
 		if err != nil {
 			b.Fatal(err)
@@ -66,6 +70,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		}
 		s.Release()
 		persist := time.Since(t0)
+		persistCPU := loadgen.SelfCPU() - c0
 		fi, _ := os.Stat(path)
 
 		lb := openLog(b, b.TempDir(), logKey)
@@ -90,9 +95,54 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		}
 		skip := time.Since(t2)
 		b.ReportMetric(persist.Seconds(), "persist-s")
+		b.ReportMetric(float64(persistCPU.Microseconds())/float64(n), "persist-cpu-µs/entry")
 		b.ReportMetric(restore.Seconds(), "restore-s")
 		b.ReportMetric(float64(skip.Microseconds())/1000, "covered-restore-ms")
 		b.ReportMetric(float64(fi.Size())/(1<<20), "snapshot-MiB")
+	}
+}
+
+// BenchmarkApplyPerLog measures the state machine's CPU per entry when each
+// Raft log (one proposal) carries 8 to 200 entries with 1 KiB envelopes (no
+// indexer): what a ledger batch costs on every node regardless of its size
+// (Pebble commit, checkpoint signature, partial tiles rewritten, applied
+// index) shows as the difference. Run with e.g. -benchtime=2000x (logs per
+// sub-benchmark). The fit c + p/n gives the fixed cost p per log; it
+// decides whether hashicorp/raft's BatchingFSM (several committed logs in
+// one ledger batch) is worth it: see docs/raft.md, "Raft settings".
+func BenchmarkApplyPerLog(b *testing.B) {
+	pad := strings.Repeat("x", 1000)
+	signer := sha256.Sum256([]byte("signer"))
+	for _, per := range []int{8, 25, 50, 100, 200} {
+		b.Run(fmt.Sprintf("entries=%d", per), func(b *testing.B) {
+			f := newFSM(b, openLog(b, b.TempDir(), logKey), fsm.Options{})
+			n := 0
+			var cpu time.Duration
+			index := uint64(0)
+			for b.Loop() {
+				es := make([]ledger.Entry, per)
+				for j := range es {
+					es[j] = ledger.Entry{Namespace: "bench", PayloadType: "application/vnd.in-toto+json",
+						Envelope: fmt.Appendf(nil, `{"payload":"%012d%s","payloadType":"application/vnd.in-toto+json","signatures":[{"keyid":"k","sig":"c2ln"}]}`, n, pad),
+						Signers:  [][32]byte{signer}}
+					n++
+				}
+				index++
+				data, err := fsm.EncodeBatch(ledger.Batch{Time: time.UnixMilli(1_700_000_000_000), Entries: es})
+				if err != nil {
+					b.Fatal(err)
+				}
+				l := &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+				c0 := loadgen.SelfCPU()
+				a, ok := f.Apply(l).(*ledger.Applied)
+				cpu += loadgen.SelfCPU() - c0
+				if !ok || len(a.Results) != per {
+					b.Fatalf("apply of log %d failed", index)
+				}
+			}
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/entry")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(index), "cpu-µs/log")
+		})
 	}
 }
 
