@@ -34,9 +34,36 @@ type leanDecoder struct {
 	lim    payload.Limits
 	err    error
 	fields int // schema fields of the current dataset
-	// ints is a slab the counts point into.
-	ints []int64
+	// ints is a slab the counts point into; datasets and fields are
+	// built in scratch slices and handed out of slabs at their exact
+	// length (appending to a slice per event allocated twice its size).
+	ints     []int64
+	dscratch []payload.Dataset
+	fscratch [][]payload.SchemaField // by depth
+	dslab    slab[payload.Dataset]
+	fslab    slab[payload.SchemaField]
 	base payload.Limits // as newLeanDecoder was given them
+}
+
+// slab hands out slices of T, each of its exact length, from shared
+// chunks.
+type slab[T any] struct{ buf []T }
+
+// slabChunk is the items of a slab's chunk.
+const slabChunk = 64
+
+// take returns a copy of src (nil when empty) in the slab.
+func (s *slab[T]) take(src []T) []T {
+	n := len(src)
+	if n == 0 {
+		return nil
+	}
+	if cap(s.buf)-len(s.buf) < n {
+		s.buf = make([]T, 0, max(n, slabChunk))
+	}
+	start := len(s.buf)
+	s.buf = append(s.buf, src...)
+	return s.buf[start:len(s.buf):len(s.buf)]
 }
 
 // newInt returns a pointer to v in the slab.
@@ -699,16 +726,23 @@ func (l *leanDecoder) datasets(output bool) []payload.Dataset {
 	if !l.openArray() {
 		return nil
 	}
-	var out []payload.Dataset
+	sc := l.dscratch[:0]
+	defer func() {
+		clear(sc)
+		l.dscratch = sc[:0]
+	}()
 	for l.item() {
-		if len(out) == l.lim.MaxDatasets || !l.openStrict() {
+		if len(sc) == l.lim.MaxDatasets || !l.openStrict() {
 			l.bail()
 			return nil
 		}
-		out = append(out, payload.Dataset{})
-		l.dataset(&out[len(out)-1], output)
+		sc = append(sc, payload.Dataset{})
+		l.dataset(&sc[len(sc)-1], output)
 	}
-	return out
+	if l.err != nil {
+		return nil
+	}
+	return l.dslab.take(sc)
 }
 
 func (l *leanDecoder) dataset(d *payload.Dataset, output bool) {
@@ -1010,7 +1044,14 @@ func (l *leanDecoder) schemaFields(depth int) []payload.SchemaField {
 	if !l.openArray() {
 		return nil
 	}
-	var out []payload.SchemaField
+	for len(l.fscratch) <= depth {
+		l.fscratch = append(l.fscratch, nil)
+	}
+	out := l.fscratch[depth][:0]
+	defer func() {
+		clear(out)
+		l.fscratch[depth] = out[:0]
+	}()
 	for l.item() {
 		if l.fields++; l.fields > l.lim.MaxFields || len(out) >= l.lim.MaxFields || !l.openStrict() {
 			l.bail()
@@ -1042,10 +1083,13 @@ func (l *leanDecoder) schemaFields(depth int) []payload.SchemaField {
 		}
 		out = append(out, f)
 	}
-	if out == nil {
-		out = []payload.SchemaField{}
+	if l.err != nil {
+		return nil
 	}
-	return out
+	if len(out) == 0 {
+		return []payload.SchemaField{}
+	}
+	return l.fslab.take(out)
 }
 
 // quality decodes a dataQualityMetrics facet (after facetStart is due).
