@@ -42,7 +42,7 @@ type leanDecoder struct {
 	fscratch [][]payload.SchemaField // by depth
 	dslab    slab[payload.Dataset]
 	fslab    slab[payload.SchemaField]
-	base payload.Limits // as newLeanDecoder was given them
+	base     payload.Limits // as newLeanDecoder was given them
 }
 
 // slab hands out slices of T, each of its exact length, from shared
