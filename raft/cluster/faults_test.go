@@ -234,6 +234,11 @@ func TestSnapshotCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.converge(size+3, 10*time.Second)
+	// Its own snapshot is a reference to its ledger (fsm/snapref.go), which
+	// the restart restores by checking the ledger holds it.
+	if err := gone.node.Snapshot(); err != nil {
+		t.Fatalf("%s: Snapshot: %v", gone.id, err)
+	}
 	c.stop(gone)
 	c.start(gone)
 	if _, err := c.submit(ctx, newEntries(3)); err != nil {

@@ -259,6 +259,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	n.guard.expand = n.fsm.ExpandSnapshot // the node's own snapshots are references (fsm/snapref.go)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)

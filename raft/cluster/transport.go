@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -66,10 +67,16 @@ func defaultDial(ctx context.Context, addr string) (net.Conn, error) {
 // goroutines (not its main loop), and raft.Shutdown neither stops nor waits
 // for them; one still running when the log store closes fails to persist a
 // term and panics. After quiesce, heartbeats are refused.
+//
+// It also expands the snapshots raft sends (InstallSnapshot): a node's own
+// snapshots are references to its ledger (fsm/snapref.go), replaced here
+// by the ledger's full stream.
 type guardTransport struct {
 	raft.Transport
 	mu     sync.RWMutex
 	closed bool
+	// expand is fsm.FSM.ExpandSnapshot, set before raft starts.
+	expand func(data io.Reader, size int64) (io.Reader, int64, func(), error)
 }
 
 // guardTransportPreVote adds pre-vote, which raft enables only if the
@@ -103,6 +110,21 @@ func (g *guardTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
 		}
 		cb(rpc)
 	})
+}
+
+// InstallSnapshot implements raft.Transport: a snapshot reference is sent
+// as the full stream of this node's ledger (with its size), a full snapshot
+// as it is.
+func (g *guardTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+	if g.expand != nil {
+		r, size, done, err := g.expand(data, args.Size)
+		if err != nil {
+			return fmt.Errorf("snapshot for %s: %w", id, err)
+		}
+		defer done()
+		args.Size, data = size, r
+	}
+	return g.Transport.InstallSnapshot(id, target, args, resp, data)
 }
 
 // Close implements raft.WithClose.

@@ -11,6 +11,7 @@
 package fsm
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -248,12 +249,22 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore implements raft.FSM: it replaces the ledger's content with the
 // snapshot, unless the ledger already holds it (the common case when a
-// node restarts from its own snapshot: then only the header is read).
+// node restarts from its own snapshot: then only the header is read). A
+// snapshot reference (snapref.go), this node's own snapshot, is only
+// checked against the ledger: ErrNotHeld if the ledger does not hold it.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	info, err := f.log.Restore(rc, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
+	br := bufio.NewReaderSize(rc, 64<<10)
+	index, isRef, err := readRef(br)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	info, err := f.log.Restore(br, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
+	if isRef && (err != nil || !info.Skipped) {
+		return fmt.Errorf("restore snapshot reference at raft index %d: %w (ledger applied index %d): %v", index, ErrNotHeld, f.log.AppliedIndex(), err)
+	}
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
@@ -268,15 +279,17 @@ type fsmSnapshot struct {
 	s *ledger.Snapshot
 }
 
-// Persist syncs Pebble, then streams the snapshot into the sink. The sync
-// comes first because raft truncates its log once the sink is closed: every
-// batch up to the snapshot must then be durable in Pebble.
+// Persist syncs Pebble, then writes a reference to the snapshot into the
+// sink (snapref.go: the ledger holds the content, which is streamed only
+// when the snapshot is sent). The sync comes first because raft truncates
+// its log once the sink is closed: every batch up to the snapshot must then
+// be durable in Pebble.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	start := time.Now()
 	err := s.f.log.Sync()
 	var n int64
 	if err == nil {
-		n, err = s.s.WriteTo(sink)
+		n, err = s.f.persistRef(s.s, sink)
 	}
 	if err != nil {
 		sink.Cancel()

@@ -198,7 +198,15 @@ func (s *bufSink) ID() string    { return "test" }
 func (s *bufSink) Close() error  { s.closed = true; return nil }
 func (s *bufSink) Cancel() error { s.cancelled = true; return nil }
 
+// snapshot takes a snapshot of f, persists it and expands it as raft's
+// transport does to send it: the full stream another node restores.
 func snapshot(t testing.TB, f *fsm.FSM) []byte {
+	t.Helper()
+	return expand(t, f, persisted(t, f))
+}
+
+// persisted is what Persist writes into raft's snapshot store: a reference.
+func persisted(t testing.TB, f *fsm.FSM) []byte {
 	t.Helper()
 	s, err := f.Snapshot()
 	if err != nil {
@@ -213,6 +221,24 @@ func snapshot(t testing.TB, f *fsm.FSM) []byte {
 		t.Fatal("Persist did not close the sink")
 	}
 	return sink.Bytes()
+}
+
+// expand is what the node's transport sends for data.
+func expand(t testing.TB, f *fsm.FSM, data []byte) []byte {
+	t.Helper()
+	r, n, done, err := f.ExpandSnapshot(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(b)) != n {
+		t.Fatalf("ExpandSnapshot said %d bytes and gave %d", n, len(b))
+	}
+	return b
 }
 
 func restore(f *fsm.FSM, b []byte) error {

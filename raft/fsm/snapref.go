@@ -1,0 +1,120 @@
+package fsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/provledger/provledger/ledger"
+)
+
+// refMagic starts a snapshot reference: what Persist writes instead of the
+// store's content (see snapshotRef).
+const refMagic = "provledger snapshot reference v1\n"
+
+// A snapshot reference is what this node persists into raft's snapshot
+// store: refMagic, the applied Raft index (u64 big-endian), then the
+// ledger's snapshot header (ledger.Snapshot.WriteHeaderTo: origin, applied
+// index, checkpoint), and no store content.
+//
+// Why: a full snapshot streams every key of the store (≈ 6.6 µs of CPU and
+// 1.6 KB of disk per stored entry, on every node, once per
+// SnapshotThreshold logs), a cost per appended entry that grows with the
+// log. Raft needs a local snapshot only to truncate its log, and Persist
+// syncs the ledger first, so the ledger itself holds everything the
+// snapshot stands for; the content is needed only when the snapshot is
+// sent to a node that lacks it.
+//
+//   - Restore of a reference (raft restores its newest snapshot on start)
+//     checks that the ledger holds it (applied index at least the
+//     reference's, and its checkpoint byte for byte) and reads nothing else;
+//     a ledger that does not hold it (its data directory was lost while the
+//     Raft state was kept) refuses it, and the node does not start.
+//   - Sending (raft's InstallSnapshot): ExpandSnapshot replaces a reference
+//     with the full stream of the ledger as it is at that moment. Its
+//     applied index may be beyond the snapshot's Raft index; that is safe
+//     because applying is idempotent: the receiver restores the newer
+//     state, and the batches raft then sends after the snapshot index that
+//     the state already holds are skipped by the ledger.
+func (f *FSM) persistRef(s *ledger.Snapshot, w io.Writer) (int64, error) {
+	var hdr [len(refMagic) + 8]byte
+	copy(hdr[:], refMagic)
+	binary.BigEndian.PutUint64(hdr[len(refMagic):], s.AppliedIndex())
+	n, err := w.Write(hdr[:])
+	if err != nil {
+		return int64(n), err
+	}
+	m, err := s.WriteHeaderTo(w)
+	return int64(n) + m, err
+}
+
+// readRef reads a reference's prefix from br if it starts with one:
+// ok tells whether it did, index is the reference's applied Raft index.
+func readRef(br *bufio.Reader) (index uint64, ok bool, err error) {
+	head, err := br.Peek(len(refMagic))
+	if err != nil || string(head) != refMagic {
+		return 0, false, nil // not a reference: a full stream, or garbage the ledger refuses
+	}
+	var hdr [len(refMagic) + 8]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return 0, true, fmt.Errorf("%w: snapshot reference truncated", ledger.ErrBadSnapshot)
+	}
+	return binary.BigEndian.Uint64(hdr[len(refMagic):]), true, nil
+}
+
+// ErrNotHeld is returned by Restore for a snapshot reference (this node's own
+// snapshot) that the ledger does not hold: its data was lost or replaced
+// while the Raft state was kept. Empty the node's data directory and let it
+// rejoin: it then catches up with a full snapshot from the leader.
+var ErrNotHeld = errors.New("this node's snapshot reference is not held by its ledger")
+
+// ExpandSnapshot returns what raft should send for a snapshot opened from
+// the snapshot store: the data itself when it is a full stream (a snapshot
+// this node received from a leader), or, for a reference this node
+// persisted, the full stream of the ledger as it is now, written to an
+// unlinked temporary file in ScratchDir (its size must be known before it
+// is sent). Call done when the returned reader is no longer needed.
+func (f *FSM) ExpandSnapshot(data io.Reader, size int64) (r io.Reader, n int64, done func(), err error) {
+	br := bufio.NewReaderSize(data, 64<<10)
+	index, isRef, err := readRef(br)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if !isRef {
+		return br, size, func() {}, nil
+	}
+	s, err := f.log.NewSnapshot()
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("expand snapshot reference at raft index %d: %w", index, err)
+	}
+	defer s.Close()
+	if s.AppliedIndex() < index {
+		return nil, 0, nil, fmt.Errorf("expand snapshot reference at raft index %d: the ledger is at %d", index, s.AppliedIndex())
+	}
+	dir := f.opts.ScratchDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	tmp, err := os.CreateTemp(dir, "snapshot-send-*")
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("expand snapshot reference: %w", err)
+	}
+	os.Remove(tmp.Name()) // the open file lives on; nothing is left behind by a crash
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	n, err = s.WriteTo(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, 0, nil, fmt.Errorf("expand snapshot reference at raft index %d: %w", index, err)
+	}
+	f.lg.Info("snapshot reference expanded for sending", "raft_index", index, "ledger_applied_index", s.AppliedIndex(), "size", s.Checkpoint().Size, "bytes", n)
+	return tmp, n, func() { tmp.Close() }, nil
+}
