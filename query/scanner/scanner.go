@@ -102,8 +102,9 @@ type Scanner struct {
 	gaps   []float64 // freshnessLimit's scratch
 
 	// leans are lean decoders kept between chunks (with their count
-	// slabs).
-	leans sync.Pool
+	// slabs); chunks are item slices kept between chunks.
+	leans  sync.Pool
+	chunks sync.Pool
 }
 
 // New opens the scanner of l, loading its stored state. Findings are
@@ -382,6 +383,7 @@ func (s *Scanner) scanChunk(ctx context.Context, upTo uint64, pp **Pass, pf *pre
 		}
 		s.process(&items[i])
 	}
+	s.putItems(items) // (nothing the detectors keep points into items)
 	// The findings are appended in batches (each Submit waits for a
 	// synced write), and always before the state that saw them is
 	// committed.
@@ -449,10 +451,27 @@ type item struct {
 	strict   bool // the strict parser decoded the payload
 }
 
+// getItems returns an empty item slice of capacity n or more (a chunk's
+// slice is a quarter of a megabyte at the default chunk size).
+func (s *Scanner) getItems(n int) []item {
+	if p, _ := s.chunks.Get().(*[]item); p != nil && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]item, 0, n)
+}
+
+// putItems keeps a processed chunk's slice for getItems.
+func (s *Scanner) putItems(items []item) {
+	items = items[:cap(items)]
+	clear(items)
+	items = items[:0]
+	s.chunks.Put(&items)
+}
+
 // read decodes the records of [start, end), ending the chunk after a
 // policy entry (later entries are verified with the keys it grants).
 func (s *Scanner) read(start, end uint64) ([]item, error) {
-	items := make([]item, 0, end-start)
+	items := s.getItems(int(end - start))
 	stop := errors.New("stop")
 	err := s.log.Records(start, end, func(index uint64, rec []byte) error {
 		it := item{index: index}
