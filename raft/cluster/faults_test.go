@@ -247,3 +247,85 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.converge(size+6, 15*time.Second)
 	c.checkHistory(h)
 }
+
+// TestSnapshotUnderLoad: snapshots are taken every few batches while
+// clients append (each a reference to the node's ledger), and a node
+// re-added with an empty data directory catches up by a snapshot that the
+// leader expands from its ledger while appends go on, so the state it
+// installs is newer than the snapshot's Raft index and the batches raft
+// then sends after that index are partly ones the state already holds
+// (skipped). Every node ends with the same records and checkpoints and
+// every acknowledged entry in place, also after the re-added node restarts
+// from its own snapshot.
+func TestSnapshotUnderLoad(t *testing.T) {
+	c := newCluster(t, 3, false, func(cfg *cluster.Config) {
+		cfg.TrailingLogs = 4
+		cfg.SnapshotThreshold = 8
+		cfg.SnapshotInterval = 50 * time.Millisecond
+	})
+	l := c.bootstrap()
+	ctx := ctxT(t, 90*time.Second)
+	h := newHistory()
+	stop := make(chan struct{})
+	wg, acked := c.load(h, 4, stop, nil)
+	stopLoad := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer stopLoad()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("a snapshot under load", func() bool { return l.node.Status().LastSnapshotIndex > 0 })
+
+	gone := c.nodes[2]
+	if gone == l {
+		gone = c.nodes[1]
+	}
+	if err := l.node.Remove(ctx, gone.id); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	c.stop(gone)
+	if err := os.RemoveAll(gone.dir); err != nil {
+		t.Fatal(err)
+	}
+	// The leader snapshots and truncates past what the node would need.
+	after := l.node.Status().LastSnapshotIndex
+	waitFor("a later snapshot", func() bool { return l.node.Status().LastSnapshotIndex > after+8 })
+
+	c.start(gone) // empty ledger, empty raft state
+	if err := l.node.Join(ctx, gone.id, gone.raftAddr, gone.apiAddr); err != nil {
+		t.Fatalf("re-Join: %v", err)
+	}
+	waitFor("the re-added node to install a snapshot", func() bool { return gone.node.Status().LastSnapshotIndex > 0 })
+	n := acked.Load()
+	waitFor("appends after the install", func() bool { return acked.Load() > n+20 })
+	stopLoad()
+	if t.Failed() {
+		return
+	}
+	c.converge(l.log.Latest().Size, 30*time.Second)
+	c.checkHistory(h)
+
+	if err := gone.node.Snapshot(); err != nil {
+		t.Fatalf("%s: Snapshot: %v", gone.id, err)
+	}
+	c.stop(gone)
+	c.start(gone)
+	rs, err := c.submit(ctx, newEntries(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.add(t, verifier(t), rs)
+	c.converge(rs[2].Index+1, 20*time.Second)
+	c.checkHistory(h)
+}
