@@ -112,14 +112,7 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(cw, h), 256<<10)
-	var hdr []byte
-	hdr = append(hdr, snapshotMagic...)
-	hdr = binary.AppendUvarint(hdr, uint64(len(s.origin)))
-	hdr = append(hdr, s.origin...)
-	hdr = binary.BigEndian.AppendUint64(hdr, s.applied)
-	hdr = binary.AppendUvarint(hdr, uint64(len(s.cp.Note)))
-	hdr = append(hdr, s.cp.Note...)
-	if _, err := bw.Write(hdr); err != nil {
+	if _, err := bw.Write(s.header()); err != nil {
 		return cw.n, fmt.Errorf("write snapshot: %w", err)
 	}
 	it, err := s.snap.NewIter(nil)

@@ -17,16 +17,21 @@ import (
 // (ErrBadSnapshot). The full stream is written with WriteTo only when a
 // snapshot must be sent to another node.
 func (s *Snapshot) WriteHeaderTo(w io.Writer) (int64, error) {
+	n, err := w.Write(s.header())
+	if err != nil {
+		return int64(n), fmt.Errorf("write snapshot header: %w", err)
+	}
+	return int64(n), nil
+}
+
+// header is the start of the snapshot stream: magic, origin, applied Raft
+// index and the latest signed checkpoint note.
+func (s *Snapshot) header() []byte {
 	var hdr []byte
 	hdr = append(hdr, snapshotMagic...)
 	hdr = binary.AppendUvarint(hdr, uint64(len(s.origin)))
 	hdr = append(hdr, s.origin...)
 	hdr = binary.BigEndian.AppendUint64(hdr, s.applied)
 	hdr = binary.AppendUvarint(hdr, uint64(len(s.cp.Note)))
-	hdr = append(hdr, s.cp.Note...)
-	n, err := w.Write(hdr)
-	if err != nil {
-		return int64(n), fmt.Errorf("write snapshot header: %w", err)
-	}
-	return int64(n), nil
+	return append(hdr, s.cp.Note...)
 }
