@@ -491,7 +491,7 @@ func RunAppend(ctx context.Context, cfg AppendConfig, progress io.Writer) (*Appe
 		if cfg.KeepData {
 			rep.Target.DataDir = node.DataDir
 		}
-		say("spawned %s --dev (pid %d) on %s, data in %s", cfg.Provd, node.PID(), addr, node.DataDir)
+		say("spawned %s --dev (pid %d) on %s, admin (metrics, pprof) on %s, data in %s", cfg.Provd, node.PID(), addr, node.AdminAddr, node.DataDir)
 	} else {
 		rep.Target = Target{Addr: addr}
 	}

@@ -220,10 +220,13 @@ func StartCluster(ctx context.Context, provd, dataRoot string, keep bool, raftTi
 	if progress == nil {
 		progress = io.Discard
 	}
-	cl = &Cluster{}
+	started := &Cluster{}
+	cl = started
 	defer func() {
 		if err != nil {
-			cl.Close()
+			// cl is nil here (the return statements set it): close what
+			// was started.
+			started.Close()
 			cl = nil
 		}
 	}()
@@ -261,6 +264,7 @@ func StartCluster(ctx context.Context, provd, dataRoot string, keep bool, raftTi
 		}
 		cn := &clusterNode{Node: n, id: id, raft: raftAddr}
 		cl.nodes = append(cl.nodes, cn)
+		fmt.Fprintf(progress, "provbench cluster: %s serving gRPC on %s, admin (metrics, pprof) on %s\n", id, n.Addr, n.AdminAddr)
 		if cn.conn, err = grpc.NewClient(n.Addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
 			return nil, err
 		}

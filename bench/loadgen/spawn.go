@@ -22,6 +22,9 @@ import (
 type Node struct {
 	// Addr and HTTPAddr are its gRPC and HTTP addresses.
 	Addr, HTTPAddr string
+	// AdminAddr is its admin listener (/metrics, /debug/pprof/): a free
+	// loopback port of its own, so every spawned node can be profiled.
+	AdminAddr string
 	// DataDir is its (temporary) data directory.
 	DataDir string
 	// LogPath is where its stdout and stderr go (inside DataDir).
@@ -38,8 +41,8 @@ type Node struct {
 const healthService = "provledger.v1.Ledger"
 
 // SpawnNode starts `provd --dev --data DIR --grpc-addr A --http-addr B
-// [extra...]` with DIR a new directory under dataRoot and A, B free
-// loopback ports, and waits until its health service says SERVING.
+// --admin-addr C [extra...]` with DIR a new directory under dataRoot and
+// A, B, C free loopback ports, and waits until its health service says SERVING.
 // Stop ends it.
 func SpawnNode(ctx context.Context, provd string, extra []string, dataRoot string, keep bool) (*Node, error) {
 	if _, err := os.Stat(provd); err != nil {
@@ -70,16 +73,20 @@ func spawnOnce(ctx context.Context, provd string, extra []string, dataRoot strin
 	if err != nil {
 		return nil, err
 	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(dataRoot, "provbench-node-")
 	if err != nil {
 		return nil, fmt.Errorf("node data directory: %w", err)
 	}
-	n := &Node{Addr: grpcAddr, HTTPAddr: httpAddr, DataDir: dir, LogPath: filepath.Join(dir, "provd.log"), exited: make(chan struct{}), keep: keep}
+	n := &Node{Addr: grpcAddr, HTTPAddr: httpAddr, AdminAddr: adminAddr, DataDir: dir, LogPath: filepath.Join(dir, "provd.log"), exited: make(chan struct{}), keep: keep}
 	if n.logF, err = os.Create(n.LogPath); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	args := append([]string{"--dev", "--data", filepath.Join(dir, "data"), "--grpc-addr", grpcAddr, "--http-addr", httpAddr}, extra...)
+	args := append([]string{"--dev", "--data", filepath.Join(dir, "data"), "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--admin-addr", adminAddr}, extra...)
 	n.cmd = exec.Command(provd, args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logF, n.logF
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive us
