@@ -183,17 +183,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 		}
 		h.add(t, v, rs)
 	}
-	gone := c.nodes[2]
-	if gone == l {
-		gone = c.nodes[1]
-	}
-	if err := l.node.Remove(ctx, gone.id); err != nil {
-		t.Fatalf("Remove: %v", err)
-	}
-	c.stop(gone)
-	if err := os.RemoveAll(gone.dir); err != nil {
-		t.Fatal(err)
-	}
+	gone := removeAndWipe(ctx, t, c, l)
 	for range 40 {
 		rs, err := c.submit(ctx, newEntries(5))
 		if err != nil {
@@ -287,17 +277,7 @@ func TestSnapshotUnderLoad(t *testing.T) {
 	}
 	waitFor("a snapshot under load", func() bool { return l.node.Status().LastSnapshotIndex > 0 })
 
-	gone := c.nodes[2]
-	if gone == l {
-		gone = c.nodes[1]
-	}
-	if err := l.node.Remove(ctx, gone.id); err != nil {
-		t.Fatalf("Remove: %v", err)
-	}
-	c.stop(gone)
-	if err := os.RemoveAll(gone.dir); err != nil {
-		t.Fatal(err)
-	}
+	gone := removeAndWipe(ctx, t, c, l)
 	// The leader snapshots and truncates past what the node would need.
 	after := l.node.Status().LastSnapshotIndex
 	waitFor("a later snapshot", func() bool { return l.node.Status().LastSnapshotIndex > after+8 })
@@ -328,4 +308,23 @@ func TestSnapshotUnderLoad(t *testing.T) {
 	h.add(t, verifier(t), rs)
 	c.converge(rs[2].Index+1, 20*time.Second)
 	c.checkHistory(h)
+}
+
+// removeAndWipe removes a follower of leader l from the cluster, stops it
+// and deletes its data directory, as an operator replacing a lost disk
+// would; it returns the node, to be re-added.
+func removeAndWipe(ctx context.Context, t *testing.T, c *tcluster, l *tnode) *tnode {
+	t.Helper()
+	gone := c.nodes[2]
+	if gone == l {
+		gone = c.nodes[1]
+	}
+	if err := l.node.Remove(ctx, gone.id); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	c.stop(gone)
+	if err := os.RemoveAll(gone.dir); err != nil {
+		t.Fatal(err)
+	}
+	return gone
 }
