@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/provledger/provledger/ledger"
 	"github.com/provledger/provledger/raft/cluster"
+	"github.com/provledger/provledger/raft/fsm"
 )
 
 // TestLeaderKilled: the leader stops (no snapshot, ledger closed) during
@@ -236,6 +238,23 @@ func TestSnapshotCatchUp(t *testing.T) {
 	}
 	c.converge(size+6, 15*time.Second)
 	c.checkHistory(h)
+
+	// Its ledger directory is lost while raft/ is kept: its newest
+	// snapshot is a reference to a ledger it no longer has, and an older
+	// one is the full snapshot it installed. It refuses to start with
+	// ErrNotHeld and says what to do, instead of letting raft fall back to
+	// the older snapshot (whose following logs it may have truncated).
+	c.stop(gone)
+	if err := os.RemoveAll(filepath.Join(gone.dir, "ledger")); err != nil {
+		t.Fatal(err)
+	}
+	err := c.tryStart(gone)
+	if !errors.Is(err, fsm.ErrNotHeld) || !strings.Contains(err.Error(), "empty its whole data directory") {
+		t.Fatalf("restart without its ledger: %v, want fsm.ErrNotHeld saying what to do", err)
+	}
+	if _, err := c.submit(ctx, newEntries(3)); err != nil { // the other two go on
+		t.Fatal(err)
+	}
 }
 
 // TestSnapshotUnderLoad: snapshots are taken every few batches while

@@ -106,6 +106,15 @@ func (c *tcluster) partition(tn *tnode) {
 
 // start opens tn's ledger and raft node (creating or reusing its state).
 func (c *tcluster) start(tn *tnode) {
+	c.t.Helper()
+	if err := c.tryStart(tn); err != nil {
+		c.t.Fatalf("%s: %v", tn.id, err)
+	}
+}
+
+// tryStart is start returning cluster.Open's error (the node's ledger
+// closed again) instead of failing the test.
+func (c *tcluster) tryStart(tn *tnode) error {
 	t := c.t
 	t.Helper()
 	s, err := checkpoint.NewSigner(origin, logKey)
@@ -160,13 +169,15 @@ func (c *tcluster) start(tn *tnode) {
 	}
 	tn.node, err = cluster.Open(cfg)
 	if err != nil {
-		t.Fatalf("%s: open node: %v", tn.id, err)
+		tn.log.Close()
+		return fmt.Errorf("open node: %w", err)
 	}
 	tn.seq, err = tn.node.NewSequencer(cluster.SequencerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tn.isRunning.Store(true)
+	return nil
 }
 
 // stop shuts tn down without a snapshot and closes its ledger, as a

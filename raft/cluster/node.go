@@ -260,6 +260,9 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n.guard.expand = n.fsm.ExpandSnapshot // the node's own snapshots are references (fsm/snapref.go)
+	if err := n.fsm.CheckNewestSnapshot(snaps); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)

@@ -143,6 +143,13 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.lastIndex.Store(l.Index)
 		return a
 	case KindSetMember, KindRemoveMember:
+		if l.Index <= f.log.AppliedIndex() {
+			// A replay over a state that already holds it (a snapshot
+			// newer than its Raft index, or a restart): rewriting it now
+			// would show an older address until the replay caught up.
+			f.lastIndex.Store(l.Index)
+			return nil
+		}
 		if err := f.applyMember(c); err != nil {
 			return f.fatal(fmt.Errorf("apply membership record at raft index %d: %w", l.Index, err))
 		}

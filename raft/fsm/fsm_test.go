@@ -148,6 +148,15 @@ func TestApplyAndReplay(t *testing.T) {
 	if _, ok := f.APIAddr("n1"); ok {
 		t.Fatal("removed member still recorded")
 	}
+	// A membership record at or below the ledger's applied index is a
+	// replay over a state that holds it (and what came after): skipped.
+	f.Apply(memberLog(t, 9, "n2", "127.0.0.1:7002"))
+	mustApplied(t, f.Apply(batchLog(t, 10, 20, 21)))
+	f.Apply(memberLog(t, 9, "n2", "127.0.0.1:6999"))
+	f.Apply(memberLog(t, 5, "n1", "127.0.0.1:7001"))
+	if m := f.Members(); len(m) != 1 || m["n2"] != "127.0.0.1:7002" {
+		t.Fatalf("members after replayed records = %v, want only n2 at 127.0.0.1:7002", m)
+	}
 }
 
 func TestMembersSurviveRestart(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/provledger/provledger/ledger"
 )
 
@@ -70,6 +72,43 @@ func readRef(br *bufio.Reader) (index uint64, ok bool, err error) {
 // while the Raft state was kept. Empty the node's data directory and let it
 // rejoin: it then catches up with a full snapshot from the leader.
 var ErrNotHeld = errors.New("this node's snapshot reference is not held by its ledger")
+
+// CheckNewestSnapshot returns an error wrapping ErrNotHeld, saying what
+// to do, when the newest snapshot in store is a reference this node's
+// ledger does not hold. Call it before raft.NewRaft: raft would otherwise
+// fail with "failed to load any existing snapshots", or fall back to an
+// older full snapshot whose following logs it has truncated and panic. A
+// reference the ledger holds, a full snapshot (one received from a
+// leader) or no snapshot at all is fine (nil); the check reads the
+// reference's header only and changes nothing.
+func (f *FSM) CheckNewestSnapshot(store raft.SnapshotStore) error {
+	metas, err := store.List() // newest first
+	if err != nil {
+		return fmt.Errorf("list raft snapshots: %w", err)
+	}
+	if len(metas) == 0 {
+		return nil
+	}
+	_, rc, err := store.Open(metas[0].ID)
+	if err != nil {
+		return fmt.Errorf("open raft snapshot %s: %w", metas[0].ID, err)
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	index, isRef, err := readRef(br)
+	if err != nil {
+		return fmt.Errorf("raft snapshot %s: %w", metas[0].ID, err)
+	}
+	if !isRef {
+		return nil
+	}
+	info, err := f.log.Restore(br, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
+	if err == nil && info.Skipped {
+		return nil
+	}
+	return fmt.Errorf("%w: raft snapshot %s (raft index %d) stands for this node's ledger, which is at raft index %d (its data was lost or replaced while the raft directory was kept): stop the node, empty its whole data directory and let it rejoin the cluster; it then receives a full snapshot from the leader",
+		ErrNotHeld, metas[0].ID, index, f.log.AppliedIndex())
+}
 
 // ExpandSnapshot returns what raft should send for a snapshot opened from
 // the snapshot store: the data itself when it is a full stream (a snapshot
