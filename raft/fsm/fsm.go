@@ -270,7 +270,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	info, err := f.log.Restore(br, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
 	if isRef && (err != nil || !info.Skipped) {
-		return fmt.Errorf("restore snapshot reference at raft index %d: %w (ledger applied index %d): %v", index, ErrNotHeld, f.log.AppliedIndex(), err)
+		return fmt.Errorf("restore snapshot reference at raft index %d: %w (ledger applied index %d; %v): %s", index, ErrNotHeld, f.log.AppliedIndex(), err, notHeldRemedy)
 	}
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)

@@ -106,9 +106,12 @@ func (f *FSM) CheckNewestSnapshot(store raft.SnapshotStore) error {
 	if err == nil && info.Skipped {
 		return nil
 	}
-	return fmt.Errorf("%w: raft snapshot %s (raft index %d) stands for this node's ledger, which is at raft index %d (its data was lost or replaced while the raft directory was kept): stop the node, empty its whole data directory and let it rejoin the cluster; it then receives a full snapshot from the leader",
-		ErrNotHeld, metas[0].ID, index, f.log.AppliedIndex())
+	return fmt.Errorf("%w: raft snapshot %s (raft index %d) stands for this node's ledger, which is at raft index %d (its data was lost or replaced while the raft directory was kept): %s",
+		ErrNotHeld, metas[0].ID, index, f.log.AppliedIndex(), notHeldRemedy)
 }
+
+// notHeldRemedy is what an ErrNotHeld message tells the operator to do.
+const notHeldRemedy = "stop the node, empty its whole data directory and let it rejoin the cluster; it then receives a full snapshot from the leader"
 
 // ExpandSnapshot returns what raft should send for a snapshot opened from
 // the snapshot store: the data itself when it is a full stream (a snapshot
