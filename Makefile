@@ -7,7 +7,9 @@ DATA    ?= ./data
 PKGS    := ./...
 # Packages with concurrency that also run under the race detector in `make test`
 # (query and query/graph: the lock-free adjacency cache and parallel sessions;
-# query/scanner's parallel decoding is race-tested by hand: 3.5 min under -race).
+# query/scanner's whole suite takes 3.5 min under -race: only the tests of its
+# background prefetch, SCANNER_RACE_RE, run under the race detector here).
+SCANNER_RACE_RE := TestPolicyThresholds|TestFastPathMatchesReference
 RACE_PKGS_RE := /(ledger|api|raft)(/|$$)|/query(/graph)?$$
 
 .PHONY: all build run cluster cluster-tls bench-cluster test fuzz proto bench bench-full bench-baseline bench-check bench-limits bench-append bench-go clean vet
@@ -43,6 +45,7 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list $(PKGS) | grep -E '$(RACE_PKGS_RE)')
+	$(GO) test -race -count=1 -timeout 10m -run '$(SCANNER_RACE_RE)' ./query/scanner
 
 vet:
 	$(GO) vet $(PKGS)

@@ -26,7 +26,8 @@ const (
 	// so its cost falls with fewer commits: on the 1M-entry benchmark log
 	// 65,536 cost ≈ 47 µs of CPU an entry, 131,072 ≈ 44, 262,144 and
 	// 524,288 ≈ 37–39 (docs/scanner.md); a crash rescans at most this
-	// many entries (seconds).
+	// many entries plus one chunk (the commit is checked after each
+	// chunk): seconds.
 	DefaultCommitEvery = 1 << 18
 )
 

@@ -69,7 +69,12 @@ type Scanner struct {
 	tick      int64
 
 	// base are the options New was given (with defaults); opts are base
-	// with the scanner thresholds of the policy in force applied.
+	// with the scanner thresholds of the policy in force applied. The
+	// in-order stage replaces opts when the thresholds change, while the
+	// next chunk is being read and prepared in the background, so the
+	// reading and preparing stage (read, prepare, prepareOne, the prefetch)
+	// uses base only: the thresholds set detector options, none of the
+	// ones it reads (ChunkSize, Workers, Limits, Integrity, Trust).
 	base       Options
 	thresholds policy.Thresholds
 	threshSet  bool // thresholds changed since the last commit
@@ -313,7 +318,7 @@ func (pf *prefetch) wait() (uint64, []item, error) {
 // through the verifiers of policy keys, which are used only when
 // signatures are re-verified.
 func (s *Scanner) canPrefetch() bool {
-	return !s.opts.Integrity.VerifySignatures || s.opts.Integrity.Disabled
+	return !s.base.Integrity.VerifySignatures || s.base.Integrity.Disabled
 }
 
 // chunk returns the prepared chunk at start: the prefetched one when it
@@ -322,7 +327,7 @@ func (s *Scanner) chunk(start, upTo uint64, pf *prefetch) ([]item, error) {
 	if at, items, err := pf.wait(); items != nil && err == nil && at == start {
 		return items, nil
 	}
-	items, err := s.read(start, min(upTo, start+uint64(s.opts.ChunkSize)))
+	items, err := s.read(start, min(upTo, start+uint64(s.base.ChunkSize)))
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +343,7 @@ func (s *Scanner) startPrefetch(start, upTo uint64, pf *prefetch) {
 	pf.start, pf.done = start, make(chan struct{})
 	go func() {
 		defer close(pf.done)
-		pf.items, pf.err = s.read(start, min(upTo, start+uint64(s.opts.ChunkSize)))
+		pf.items, pf.err = s.read(start, min(upTo, start+uint64(s.base.ChunkSize)))
 		if pf.err == nil {
 			s.prepare(pf.items)
 		}
@@ -505,7 +510,7 @@ const preparePartSize = 512
 // read with one range read in index order.
 func (s *Scanner) prepare(items []item) {
 	parts := (len(items) + preparePartSize - 1) / preparePartSize
-	w := min(s.opts.Workers, parts)
+	w := min(s.base.Workers, parts)
 	if w <= 1 {
 		s.preparePart(items)
 		return
@@ -535,7 +540,7 @@ func (s *Scanner) prepare(items []item) {
 // give (redacted, missing) falls back to log.Envelope, so its error is
 // the one a point read gives.
 func (s *Scanner) preparePart(part []item) {
-	if s.opts.reference {
+	if s.base.reference {
 		for i := range part {
 			if it := &part[i]; it.recErr == nil && !it.own {
 				raw, err := s.log.Envelope(it.rec.EnvelopeDigest)
@@ -548,8 +553,8 @@ func (s *Scanner) preparePart(part []item) {
 		return
 	}
 	ld, _ := s.leans.Get().(*leanDecoder)
-	if ld == nil || ld.base != s.opts.Limits {
-		ld = newLeanDecoder(s.opts.Limits)
+	if ld == nil || ld.base != s.base.Limits {
+		ld = newLeanDecoder(s.base.Limits)
 	}
 	defer s.leans.Put(ld)
 	done := make([]bool, len(part))
@@ -601,7 +606,7 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 		it.envErr = fmt.Errorf("envelope payload type %q differs from the record's %q", env.PayloadType, it.rec.PayloadType)
 		return
 	}
-	if !s.opts.Integrity.Disabled {
+	if !s.base.Integrity.Disabled {
 		it.sigErr = s.verifySignatures(it)
 	}
 	switch it.rec.PayloadType {
@@ -613,7 +618,7 @@ func (s *Scanner) prepareOne(it *item, raw []byte, err error, ld *leanDecoder) {
 			}
 		}
 		it.strict = true
-		it.parsed, it.parseErr = payload.Parse(it.rec.PayloadType, env.Payload, s.opts.Limits)
+		it.parsed, it.parseErr = payload.Parse(it.rec.PayloadType, env.Payload, s.base.Limits)
 	case TypePolicy:
 		it.policy, it.parseErr = ParsePolicy(env.Payload)
 	case TypeFinding:
@@ -641,10 +646,10 @@ func (s *Scanner) verifySignatures(it *item) error {
 		if err != nil || id != keys.KeyID(it.rec.Signers[i]) {
 			return fmt.Errorf("signature %d: keyid %q is not the record's signer %x", i, sg.KeyID, it.rec.Signers[i])
 		}
-		if !s.opts.Integrity.VerifySignatures {
+		if !s.base.Integrity.VerifySignatures {
 			continue
 		}
-		pub, ok := s.opts.Trust.Lookup(id)
+		pub, ok := s.base.Trust.Lookup(id)
 		var vs []signature.Verifier
 		if !ok {
 			pub, ok = s.pubs[id]
@@ -662,7 +667,7 @@ func (s *Scanner) verifySignatures(it *item) error {
 			good = keys.VerifyEd25519(ed, pae, sg.Sig)
 		} else {
 			if vs == nil {
-				vs, _ = s.opts.Trust.Verifiers(id)
+				vs, _ = s.base.Trust.Verifiers(id)
 			}
 			for _, v := range vs {
 				if v.VerifySignature(bytes.NewReader(sg.Sig), bytes.NewReader(pae)) == nil {

@@ -97,6 +97,26 @@ func TestPolicyThresholds(t *testing.T) {
 	}
 	one := payloads(t, p.Findings)
 
+	// The same pass with the background prefetch on (it is off while
+	// signatures are re-verified) and small chunks: a policy entry ends a
+	// chunk while the next one is read and prepared. Under -race this
+	// caught the prefetch reading the options a policy entry replaced.
+	l2 := openLogDir(t, filepath.Join(t.TempDir(), "ledger2"))
+	if _, err := l2.Apply(ledger.Batch{Time: t0, Entries: entries}, ledger.ApplyOptions{Sync: true}); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := newScanner(t, l2, nil, func(o *scanner.Options) {
+		only(o)
+		o.Integrity.VerifySignatures, o.ChunkSize = false, 3
+	})
+	p2, err := s2.Scan(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := skews(p2.Findings); !slices.Equal(got, want) {
+		t.Fatalf("with prefetch: skew findings\n got %v\nwant %v", got, want)
+	}
+
 	// Entry by entry, a new scanner from the stored state each time.
 	if err := l.DB().DeleteRange([]byte{'s'}, []byte{'t'}, nil); err != nil {
 		t.Fatal(err)
