@@ -329,14 +329,13 @@ type hashedIndex struct {
 func writeEntries(pb *pebble.Batch, indexed []IndexedEntry, digests, leaves []hashedIndex, touched map[tileID]*tileNodes) error {
 	var kb [33]byte
 	var vb [8]byte
-	set := func(k, v []byte) error { return pb.Set(k, v, nil) }
 	for i := range indexed {
-		if err := set(u64KeyTo(kb[:0], prefixEnvelopeAt, indexed[i].Index), indexed[i].Envelope); err != nil {
+		if err := pb.Set(u64KeyTo(kb[:0], prefixEnvelopeAt, indexed[i].Index), indexed[i].Envelope, nil); err != nil {
 			return err
 		}
 	}
 	for i := range indexed {
-		if err := set(u64KeyTo(kb[:0], prefixRecord, indexed[i].Index), indexed[i].RawRecord); err != nil {
+		if err := pb.Set(u64KeyTo(kb[:0], prefixRecord, indexed[i].Index), indexed[i].RawRecord, nil); err != nil {
 			return err
 		}
 	}
@@ -349,7 +348,7 @@ func writeEntries(pb *pebble.Batch, indexed []IndexedEntry, digests, leaves []ha
 			kb[0] = g.prefix
 			copy(kb[1:], h.hash[:])
 			binary.BigEndian.PutUint64(vb[:], h.index)
-			if err := set(kb[:33], vb[:]); err != nil {
+			if err := pb.Set(kb[:33], vb[:], nil); err != nil {
 				return err
 			}
 		}
@@ -365,7 +364,7 @@ func writeEntries(pb *pebble.Batch, indexed []IndexedEntry, digests, leaves []ha
 		return cmp.Compare(a.index, b.index)
 	})
 	for _, id := range ids {
-		if err := set(tileKey(id.level, id.index), touched[id].encode()); err != nil {
+		if err := pb.Set(tileKey(id.level, id.index), touched[id].encode(), nil); err != nil {
 			return err
 		}
 	}

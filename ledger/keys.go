@@ -24,12 +24,7 @@ var (
 	keyLayout = []byte("mlayout")
 )
 
-func u64Key(prefix byte, n uint64) []byte {
-	k := make([]byte, 9)
-	k[0] = prefix
-	binary.BigEndian.PutUint64(k[1:], n)
-	return k
-}
+func u64Key(prefix byte, n uint64) []byte { return u64KeyTo(make([]byte, 0, 9), prefix, n) }
 
 // u64KeyTo appends the key prefix<n> to b (u64Key without an allocation).
 func u64KeyTo(b []byte, prefix byte, n uint64) []byte {
