@@ -268,10 +268,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	info, err := f.log.Restore(br, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
-	if isRef && (err != nil || !info.Skipped) {
-		return fmt.Errorf("restore snapshot reference at raft index %d: %w (ledger applied index %d; %v): %s", index, ErrNotHeld, f.log.AppliedIndex(), err, notHeldRemedy)
+	if isRef {
+		if err := f.checkHeld(br, index); err != nil {
+			return fmt.Errorf("restore %w", err)
+		}
+		return f.loadMembers()
 	}
+	info, err := f.log.Restore(br, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

@@ -102,12 +102,27 @@ func (f *FSM) CheckNewestSnapshot(store raft.SnapshotStore) error {
 	if !isRef {
 		return nil
 	}
+	if err := f.checkHeld(br, index); err != nil {
+		return fmt.Errorf("raft snapshot %s: %w", metas[0].ID, err)
+	}
+	return nil
+}
+
+// checkHeld finishes reading a reference at raft index index (its prefix
+// already read from br): nil when the ledger holds it (it then reads only
+// the ledger's snapshot header and changes nothing), else an error
+// wrapping ErrNotHeld that says what to do.
+func (f *FSM) checkHeld(br *bufio.Reader, index uint64) error {
 	info, err := f.log.Restore(br, ledger.RestoreOptions{ScratchDir: f.opts.ScratchDir, SkipIfCovered: true})
 	if err == nil && info.Skipped {
 		return nil
 	}
-	return fmt.Errorf("%w: raft snapshot %s (raft index %d) stands for this node's ledger, which is at raft index %d (its data was lost or replaced while the raft directory was kept): %s",
-		ErrNotHeld, metas[0].ID, index, f.log.AppliedIndex(), notHeldRemedy)
+	why := "its data was lost or replaced while the raft directory was kept"
+	if err != nil {
+		why += "; " + err.Error()
+	}
+	return fmt.Errorf("snapshot reference at raft index %d: %w: the ledger is at raft index %d (%s): %s",
+		index, ErrNotHeld, f.log.AppliedIndex(), why, notHeldRemedy)
 }
 
 // notHeldRemedy is what an ErrNotHeld message tells the operator to do.
