@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +106,11 @@ type Store struct {
 
 	// wmu serializes writes, so that first and last follow them exactly.
 	wmu sync.Mutex
+	// dir is the store's directory as /proc/self/maps names it; written
+	// counts the bytes stored since its mappings were last advised
+	// (readahead.go). Both under wmu.
+	dir     string
+	written int64
 	// idxMu guards first, last, staged and failed.
 	idxMu  sync.RWMutex
 	first  uint64
@@ -148,6 +154,13 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
 	}
 	s.db = db
+	if abs, err := filepath.Abs(dir); err == nil {
+		s.dir = abs
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			s.dir = real
+		}
+	}
+	s.advise()
 	if s.first, s.last, s.has, err = s.bounds(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
@@ -171,6 +184,23 @@ func (s *Store) Close() error {
 		err = s.db.Close()
 	})
 	return err
+}
+
+// advise turns read-around off on Badger's value log and memtable
+// mappings (readahead.go). It only changes how much disk a commit writes,
+// so a failure is logged, not returned. Called under wmu, or before the
+// store is shared.
+func (s *Store) advise() {
+	s.written = 0
+	if s.dir == "" {
+		return
+	}
+	n, err := adviseRandom(s.dir)
+	if err != nil {
+		s.log.Warn("raft log store: advising Badger's mappings failed; synced commits may write back more than they wrote", "dir", s.dir, "err", err)
+		return
+	}
+	s.log.Debug("raft log store: advised Badger's mappings", "dir", s.dir, "mappings", n)
 }
 
 func (s *Store) gcLoop() {
@@ -388,6 +418,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if err := s.check(); err != nil {
 		// Badger only logs a failed value log sync (see badgerLogger).
 		return err
+	}
+	if s.written += size + vlog; s.written >= adviseEvery {
+		s.advise()
 	}
 	s.idxMu.Lock()
 	if !s.has {
