@@ -63,6 +63,9 @@ type ClusterConfig struct {
 	Out          string        `json:"out,omitempty"`
 	DurationS    float64       `json:"duration_s"`
 	WarmupS      float64       `json:"warmup_s"`
+	// CPUProfile, if set, is where a CPU profile of the load generator
+	// over the measured window is written (--cpuprofile).
+	CPUProfile string `json:"-"`
 }
 
 // Targets of the cluster scenario (issue 3).
@@ -116,6 +119,7 @@ func ParseCluster(args []string, lookupEnv func(string) (string, bool), stderr i
 	fs.DurationVar(&c.RaftTimeout, "raft-timeout", c.RaftTimeout, "provd --raft-timeout of every node (heartbeat and election timeout)")
 	fs.IntVar(&c.VerifyEvery, "verify-every", c.VerifyEvery, "verify every Nth receipt with the log key (0: none)")
 	fs.StringVar(&c.Out, "out", "", "JSON result path (default bench/results/cluster-<UTC timestamp>.json)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the load generator over the measured window to this file (go tool pprof bin/provbench FILE)")
 	fs.Usage = func() { fmt.Fprint(stderr, clusterUsage); fs.PrintDefaults() }
 	if err := parseWithEnv(fs, args, "PROVLEDGER_BENCH_CLUSTER_", lookupEnv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -376,7 +380,15 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, progress io.Writer) (*Cl
 	l.start(ctx)
 	fmt.Fprintf(progress, "provbench cluster: %d clients, warmup %v, window %v\n", cfg.Clients, cfg.Warmup, cfg.Duration)
 	sleepCtx(ctx, cfg.Warmup)
+	var onWindow func(bool)
+	if cfg.CPUProfile != "" {
+		onWindow = ProfileWindow(cfg.CPUProfile, progress)
+		onWindow(true)
+	}
 	rep.Steady = l.phase(ctx, cfg.Duration)
+	if onWindow != nil {
+		onWindow(false)
+	}
 	if cfg.Failover && ctx.Err() == nil {
 		fr := &FailoverResult{Killed: leader.id}
 		var phase PhaseResult
