@@ -244,30 +244,37 @@ func TestAppendStream(t *testing.T) {
 func TestAppendBatch(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
 	ctx := context.Background()
+	// 20 requests: the checkers take them in jobs of 8 (service.checkChunk),
+	// so the bad items sit inside the first job, first in the second and
+	// last in the third.
+	const n = 20
+	bad := map[int]bool{4: true, 8: true, 19: true}
 	req := &provledgerpb.AppendBatchRequest{}
-	for i := range 9 {
+	for i := range n {
 		req.Requests = append(req.Requests, apitest.Request(i))
+		if bad[i] {
+			req.Requests[i] = &provledgerpb.AppendRequest{Namespace: "ns", RequestId: uint64(i), Body: &provledgerpb.AppendRequest_Envelope{Envelope: apitest.Sign("text/plain", []byte(fmt.Sprint("x", i)), apitest.TrustedKey)}}
+		}
 	}
-	req.Requests[4] = &provledgerpb.AppendRequest{Namespace: "ns", RequestId: 4, Body: &provledgerpb.AppendRequest_Envelope{Envelope: apitest.Sign("text/plain", []byte("x"), apitest.TrustedKey)}}
 	req.Requests[7] = apitest.Request(2) // duplicate within the batch
 	req.Requests[7].RequestId = 7
 	resp, err := env.Client.AppendBatch(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Responses) != 9 {
-		t.Fatalf("%d responses, want 9", len(resp.Responses))
+	if len(resp.Responses) != n {
+		t.Fatalf("%d responses, want %d", len(resp.Responses), n)
 	}
 	for i, r := range resp.Responses {
 		if r.RequestId != uint64(i) {
 			t.Fatalf("responses[%d] answers request %d", i, r.RequestId)
 		}
-		switch i {
-		case 4:
+		switch {
+		case bad[i]:
 			if r.Error == nil || codes.Code(r.Error.Code) != codes.InvalidArgument || !strings.Contains(r.Error.Message, "not accepted") {
-				t.Fatalf("bad item: %+v", r)
+				t.Fatalf("bad item %d: %+v", i, r)
 			}
-		case 7:
+		case i == 7:
 			if r.Error != nil || !r.Duplicate || r.Index != resp.Responses[2].Index {
 				t.Fatalf("duplicate item: %+v", r)
 			}
@@ -278,11 +285,11 @@ func TestAppendBatch(t *testing.T) {
 			verifyReceipt(t, r)
 		}
 	}
-	if size := env.Log.Latest().Size; size != 7 {
-		t.Fatalf("log size %d, want 7", size)
+	if size, want := env.Log.Latest().Size, uint64(n-len(bad)-1); size != want {
+		t.Fatalf("log size %d, want %d", size, want)
 	}
 	// One batch, one checkpoint: every receipt names the same one.
-	if !bytes.Equal(resp.Responses[0].Checkpoint, resp.Responses[8].Checkpoint) {
+	if !bytes.Equal(resp.Responses[0].Checkpoint, resp.Responses[n-2].Checkpoint) {
 		t.Fatal("one AppendBatch produced several checkpoints")
 	}
 	// Over the limit.
