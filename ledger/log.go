@@ -82,7 +82,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	popts := &pebble.Options{
 		Cache:              cache,
 		Logger:             pebbleLogger{opts.Logger},
-		MemTableSize:       32 << 20,
+		MemTableSize:       randomMemTableSize(), // memtable.go
 		FormatMajorVersion: pebble.FormatValueSeparation,
 	}
 	// Envelopes are large and never rewritten: keep them in blob files so
