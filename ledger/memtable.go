@@ -14,7 +14,7 @@ import "math/rand/v2"
 // nodes' flushes drift apart (docs/ledger.md, "Memtable size").
 const (
 	memTableBase   = 32 << 20
-	memTableJitter = 4 << 20
+	memTableJitter = 8 << 20
 )
 
 // memTableSize returns a memtable size in [memTableBase−memTableJitter,

@@ -12,9 +12,9 @@ func TestMemTableSize(t *testing.T) {
 		intN func(int) int
 		want uint64
 	}{
-		{"lowest", func(int) int { return 0 }, 28 * mib},
+		{"lowest", func(int) int { return 0 }, 24 * mib},
 		{"middle", func(n int) int { return n / 2 }, 32 * mib},
-		{"highest", func(n int) int { return n - 1 }, 36 * mib},
+		{"highest", func(n int) int { return n - 1 }, 40 * mib},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -28,12 +28,12 @@ func TestMemTableSize(t *testing.T) {
 	seen := map[uint64]bool{}
 	for range 1000 {
 		s := memTableSize(r.IntN)
-		if s < 28*mib || s > 36*mib || s%mib != 0 {
-			t.Fatalf("memTableSize = %d, want a whole number of MiB in [28, 36] MiB", s)
+		if s < 24*mib || s > 40*mib || s%mib != 0 {
+			t.Fatalf("memTableSize = %d, want a whole number of MiB in [24, 40] MiB", s)
 		}
 		seen[s] = true
 	}
-	if len(seen) != 9 {
-		t.Errorf("1000 draws gave %d distinct sizes, want all 9 of 28..36 MiB", len(seen))
+	if len(seen) != 17 {
+		t.Errorf("1000 draws gave %d distinct sizes, want all 17 of 24..40 MiB", len(seen))
 	}
 }

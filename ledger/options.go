@@ -41,7 +41,7 @@ type Options struct {
 	Now func() time.Time
 	// Observer, if set, is told about every applied batch (metrics).
 	Observer Observer
-	// PebbleCacheSize is the Pebble block cache size in bytes; Pebble charges its memtables (28–36 MiB each, memtable.go) to it. Default 256 MiB.
+	// PebbleCacheSize is the Pebble block cache size in bytes; Pebble charges its memtables (24–40 MiB each, memtable.go) to it. Default 256 MiB.
 	PebbleCacheSize int64
 }
 
