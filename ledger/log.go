@@ -124,7 +124,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		db.Close()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l.log.Info("log open", "dir", dir, "size", cp.Size, "applied_index", l.applied.Load())
+	l.log.Info("log open", "dir", dir, "size", cp.Size, "applied_index", l.applied.Load(), "memtable_mib", popts.MemTableSize>>20)
 	return l, nil
 }
 
