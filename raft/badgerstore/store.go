@@ -109,8 +109,9 @@ type Store struct {
 	// dir is the store's directory as /proc/self/maps names it; written
 	// counts the bytes stored since its mappings were last advised
 	// (readahead.go). Both under wmu.
-	dir     string
-	written int64
+	dir          string
+	written      int64
+	adviseWarned bool
 	// idxMu guards first, last, staged and failed.
 	idxMu  sync.RWMutex
 	first  uint64
@@ -197,7 +198,10 @@ func (s *Store) advise() {
 	}
 	n, err := adviseRandom(s.dir)
 	if err != nil {
-		s.log.Warn("raft log store: advising Badger's mappings failed; synced commits may write back more than they wrote", "dir", s.dir, "err", err)
+		if !s.adviseWarned {
+			s.adviseWarned = true
+			s.log.Warn("raft log store: advising Badger's mappings failed; synced commits may write back more than they wrote (logged once)", "dir", s.dir, "err", err)
+		}
 		return
 	}
 	s.log.Debug("raft log store: advised Badger's mappings", "dir", s.dir, "mappings", n)
