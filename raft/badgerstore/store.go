@@ -108,7 +108,8 @@ type Store struct {
 	wmu sync.Mutex
 	// dir is the store's directory as /proc/self/maps names it; written
 	// counts the bytes stored since its mappings were last advised
-	// (readahead.go). Both under wmu.
+	// (readahead.go); adviseWarned: a failed advice was logged. All under
+	// wmu.
 	dir          string
 	written      int64
 	adviseWarned bool
