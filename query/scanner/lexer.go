@@ -79,6 +79,29 @@ func (x *lexer) ws() {
 	}
 }
 
+// more reads what follows a member or element of an object or array
+// closed by end: a ',' (and the white space after it) reports true, end
+// is consumed and reports false, anything else fails the lexer and
+// reports false.
+func (x *lexer) more(end byte) bool {
+	x.ws()
+	if x.i >= len(x.b) {
+		x.fail()
+		return false
+	}
+	switch x.b[x.i] {
+	case ',':
+		x.i++
+		x.ws()
+		return true
+	case end:
+		x.i++
+	default:
+		x.fail()
+	}
+	return false
+}
+
 // kindOf is jsontext's Kind of the token starting with c, or 0.
 func kindOf(c byte) byte {
 	switch c {
@@ -522,23 +545,7 @@ func (x *lexer) value(depth int) {
 				x.fail()
 				return
 			}
-			if x.value(depth + 1); x.err != nil {
-				return
-			}
-			x.ws()
-			if x.i >= len(b) {
-				x.fail()
-				return
-			}
-			switch b[x.i] {
-			case ',':
-				x.i++
-				x.ws()
-			case '}':
-				x.i++
-				return
-			default:
-				x.fail()
+			if x.value(depth + 1); x.err != nil || !x.more('}') {
 				return
 			}
 		}
@@ -558,23 +565,7 @@ func (x *lexer) value(depth int) {
 				x.fail()
 				return
 			}
-			if x.value(depth + 1); x.err != nil {
-				return
-			}
-			x.ws()
-			if x.i >= len(b) {
-				x.fail()
-				return
-			}
-			switch b[x.i] {
-			case ',':
-				x.i++
-				x.ws()
-			case ']':
-				x.i++
-				return
-			default:
-				x.fail()
+			if x.value(depth + 1); x.err != nil || !x.more(']') {
 				return
 			}
 		}
