@@ -195,12 +195,23 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // num checks the number starting at p.i.
 func (p *checker) num() bool {
-	b, i := p.b, p.i
-	if b[i] == '-' {
+	end, ok := NumberEnd(p.b, p.i)
+	if ok {
+		p.i = end
+	}
+	return ok
+}
+
+// NumberEnd reports where the JSON number starting at b[i] ends: the
+// longest prefix of b[i:] matching -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// (RFC 8259), and ok = false when b[i:] does not start with one. What
+// follows the number is the caller's to check.
+func NumberEnd(b []byte, i int) (end int, ok bool) {
+	if i < len(b) && b[i] == '-' {
 		i++
-		if i >= len(b) {
-			return false
-		}
+	}
+	if i >= len(b) {
+		return 0, false
 	}
 	switch {
 	case b[i] == '0':
@@ -211,12 +222,12 @@ func (p *checker) num() bool {
 			i++
 		}
 	default:
-		return false
+		return 0, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if i >= len(b) || !isDigit(b[i]) {
-			return false
+			return 0, false
 		}
 		for i < len(b) && isDigit(b[i]) {
 			i++
@@ -228,14 +239,13 @@ func (p *checker) num() bool {
 			i++
 		}
 		if i >= len(b) || !isDigit(b[i]) {
-			return false
+			return 0, false
 		}
 		for i < len(b) && isDigit(b[i]) {
 			i++
 		}
 	}
-	p.i = i
-	return true
+	return i, true
 }
 
 func (p *checker) lit(s string) bool {

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/provledger/provledger/query/jsonscan"
 )
 
 // errLex: the lexer met something that is not valid JSON as jsontext
@@ -406,44 +408,14 @@ func (x *lexer) literal(lit string) {
 	x.i += len(lit)
 }
 
-// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+// number reads the JSON number at x.i.
 func (x *lexer) number() {
-	b, i := x.b, x.i
-	digits := func() bool {
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i > j
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
+	end, ok := jsonscan.NumberEnd(x.b, x.i)
+	if !ok {
 		x.fail()
 		return
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			x.fail()
-			return
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			x.fail()
-			return
-		}
-	}
-	x.i = i
+	x.i = end
 }
 
 // ReadValue reads the next value whole and returns its bytes.
