@@ -469,19 +469,29 @@ func (x *lexer) eof() bool {
 	return x.i == len(x.b)
 }
 
+// open consumes the bracket at x.i that end closes, and the white space
+// after it. It reports whether members or elements follow: false when the
+// container closes right away (consumed) or is one too deep (x fails).
+func (x *lexer) open(end byte, depth int) bool {
+	if depth >= maxLexDepth {
+		x.fail()
+		return false
+	}
+	x.i++
+	x.ws()
+	if x.i < len(x.b) && x.b[x.i] == end {
+		x.i++
+		return false
+	}
+	return true
+}
+
 // value reads a whole value at x.i inside depth open containers.
 func (x *lexer) value(depth int) {
 	b := x.b
 	switch b[x.i] {
 	case '{':
-		if depth >= maxLexDepth {
-			x.fail()
-			return
-		}
-		x.i++
-		x.ws()
-		if x.i < len(b) && b[x.i] == '}' {
-			x.i++
+		if !x.open('}', depth) {
 			return
 		}
 		mark := len(x.names)
@@ -522,14 +532,7 @@ func (x *lexer) value(depth int) {
 			}
 		}
 	case '[':
-		if depth >= maxLexDepth {
-			x.fail()
-			return
-		}
-		x.i++
-		x.ws()
-		if x.i < len(b) && b[x.i] == ']' {
-			x.i++
+		if !x.open(']', depth) {
 			return
 		}
 		for {
